@@ -1,0 +1,73 @@
+"""Configuration through miniwdl's own loader: cfg file + MINIWDL__SECTION__KEY + our defaults.
+
+Our sections (`[jupyter]`, and each backend's) live in ``defaults.cfg`` beside this module and are
+merged under miniwdl's defaults, so `%wdl config` and `miniwdl run` see one configuration.
+"""
+
+from __future__ import annotations
+
+import configparser
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from WDL.runtime.config import Loader, _env_var_name
+
+_DEFAULTS_FILE = Path(__file__).with_name("defaults.cfg")
+_logger = logging.getLogger("miniwdl_jupyter.config")
+
+
+def project_defaults() -> Dict[str, Dict[str, str]]:
+    parser = configparser.ConfigParser()
+    parser.read(_DEFAULTS_FILE)
+    return {section: dict(parser[section]) for section in parser.sections()}
+
+
+def apply_defaults(cfg: Loader) -> Loader:
+    """Add our sections' defaults to a miniwdl Loader (also used by backends under `miniwdl run`)."""
+    missing: Dict[str, Dict[str, str]] = {}
+    for section, options in project_defaults().items():
+        for key, value in options.items():
+            if not cfg._defaults.has_option(section, key):  # idempotent: don't warn on a 2nd call
+                missing.setdefault(section, {})[key] = value
+    if missing:
+        cfg.plugin_defaults(missing)
+    return cfg
+
+
+def load(cfg_file: Optional[os.PathLike | str] = None, overrides: Optional[Dict[str, Dict[str, Any]]] = None) -> Loader:
+    """The effective configuration: overrides > environment > cfg file > our defaults > miniwdl's."""
+    filenames = [str(cfg_file)] if cfg_file else None
+    if cfg_file and not Path(cfg_file).is_file():
+        from .errors import ConfigError
+
+        raise ConfigError(f"configuration file not found: {cfg_file}")
+    cfg = Loader(_logger, filenames, overrides)
+    return apply_defaults(cfg)
+
+
+def origin(cfg: Loader, section: str, key: str) -> str:
+    """Where a value came from: override, environment variable, cfg file, or a defaults file."""
+    section, key = section.lower(), key.lower()
+    if cfg._overrides.has_option(section, key):
+        return "override"
+    env_key = _env_var_name(section, key)
+    if env_key in os.environ:
+        return f"env {env_key}"
+    if cfg._options.has_option(section, key):
+        return f"file {cfg.cfg_filename}"
+    if section in project_defaults():
+        return "miniwdl-jupyter default"
+    return "miniwdl default"
+
+
+def describe(cfg: Loader, sections: Optional[List[str]] = None) -> List[Tuple[str, str, str, str]]:
+    """(section, key, value, origin) for every effective option, optionally of some sections."""
+    rows = []
+    for section, options in sorted(cfg.get_all().items()):
+        if sections and section not in sections:
+            continue
+        for key, value in sorted(options.items()):
+            rows.append((section, key, value, origin(cfg, section, key)))
+    return rows
