@@ -1,0 +1,249 @@
+"""Load WDL (cell text, a file or a URL), typecheck it, and bind Python values to its inputs.
+
+Everything here happens in the caller's process before a run starts, so a syntax error, a missing
+input or a type mismatch is reported at once, naming the line or the input, and nothing is created.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import WDL
+from WDL import Env, Error, Tree, Type, Value
+
+from .errors import InputError, WDLSourceError
+
+PACKAGE_WDL_DIR = Path(__file__).with_name("wdl")  # WDL libraries shipped with the package
+_URL_PREFIXES = ("http://", "https://", "s3://", "gs://", "file://")
+
+
+@dataclass
+class LoadedWDL:
+    doc: Tree.Document
+    target: Union[Tree.Workflow, Tree.Task]
+    source_path: str  # what `miniwdl run` is given: a local file or a URL
+    display_name: str  # how errors name the source ("cell" or the path the user gave)
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+
+def is_wdl_text(wdl: str) -> bool:
+    """Source text rather than a path/URL: text has a newline or a WDL keyword."""
+    return "\n" in wdl or wdl.lstrip().startswith(("version", "workflow", "task", "import", "struct"))
+
+
+def stage_cell_source(text: str, root: Path) -> Path:
+    """Keep cell text as a content-addressed file, so `miniwdl run` (and its call cache) see it."""
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = root / ".cells" / f"{digest}.wdl"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path
+
+
+def search_path(cwd: Path) -> List[str]:
+    """Where `import` looks besides the importing file's folder: the notebook's folder, our library."""
+    return [str(cwd), str(PACKAGE_WDL_DIR)]
+
+
+def load(source_path: str, *, cwd: Path, display_name: str, task: Optional[str] = None, text: Optional[str] = None) -> LoadedWDL:
+    """Parse, resolve imports and typecheck. Raises WDLSourceError with file:line:col and a caret."""
+
+    def _load() -> Tree.Document:
+        # WDL.load runs its own asyncio loop: in a kernel (which has a running loop) do it in a
+        # worker thread.
+        return WDL.load(source_path, search_path(cwd))
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            doc = pool.submit(_load).result()
+    except (Error.SyntaxError, Error.ValidationError, Error.MultipleValidationErrors, Error.ImportError) as exn:
+        raise _source_error(exn, source_path, display_name, text) from None
+    except FileNotFoundError:
+        raise WDLSourceError(f"WDL file not found: {display_name}") from None
+    return LoadedWDL(doc, _target(doc, task, display_name), source_path, display_name)
+
+
+def workflow_cache_prefixes(doc: Tree.Document) -> List[str]:
+    """Call-cache key prefixes of every workflow in the document and its imports (see call_cache)."""
+    prefixes, stack, seen = [], [doc], set()
+    while stack:
+        d = stack.pop()
+        if id(d) in seen:
+            continue
+        seen.add(id(d))
+        if d.workflow:
+            prefixes.append(f"{d.workflow.name}/{d.workflow.digest}/")
+        stack.extend(imp.doc for imp in d.imports if imp.doc)
+    return prefixes
+
+
+def _target(doc: Tree.Document, task: Optional[str], display_name: str) -> Union[Tree.Workflow, Tree.Task]:
+    if task:
+        found = next((t for t in doc.tasks if t.name == task), None)
+        if not found:
+            names = ", ".join(t.name for t in doc.tasks) or "none"
+            raise InputError(f"no task named {task!r} in {display_name} (tasks: {names})")
+        return found
+    if doc.workflow:
+        return doc.workflow
+    if len(doc.tasks) == 1:
+        return doc.tasks[0]
+    names = ", ".join(t.name for t in doc.tasks) or "none"
+    raise InputError(f"{display_name} has no workflow; choose a task with --task NAME (tasks: {names})")
+
+
+def _source_error(exn: Exception, source_path: str, display_name: str, text: Optional[str]) -> WDLSourceError:
+    if isinstance(exn, Error.MultipleValidationErrors):
+        first = exn.exceptions[0]
+        more = len(exn.exceptions) - 1
+        err = _source_error(first, source_path, display_name, text)
+        if more:
+            err.details.append(f"(and {more} more error{'s' if more > 1 else ''})")
+        return err
+    pos = getattr(exn, "pos", None)
+    message = str(exn).splitlines()[0] if str(exn) else type(exn).__name__
+    if isinstance(exn, Error.ImportError):
+        message = f"cannot import {exn.args[0] if exn.args else ''}: {exn.__cause__ or message}"
+    if pos is None:
+        return WDLSourceError(message, source=display_name)
+    is_main = pos.abspath in (source_path, os.path.abspath(source_path)) or pos.uri == source_path
+    name = display_name if is_main else pos.uri
+    lines = text.splitlines() if (text is not None and is_main) else _read_lines(pos.abspath)
+    source_line = lines[pos.line - 1] if 0 < pos.line <= len(lines) else ""
+    return WDLSourceError(message, source=name, line=pos.line, column=pos.column, source_line=source_line)
+
+
+def _read_lines(path: str) -> List[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def read_inputs_file(path: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """A JSON or YAML inputs file (JSON is YAML, so one parser reads both)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"inputs file not found: {path}") from None
+    except yaml.YAMLError as exn:
+        raise InputError(f"inputs file {path} is not valid JSON or YAML: {exn}") from None
+    return _require_mapping(data, f"inputs file {path}")
+
+
+def parse_inputs_text(text: str) -> Dict[str, Any]:
+    """Inputs given as JSON/YAML text (the cell body of `%%wdl -f FILE`)."""
+    import yaml
+
+    if not text.strip():
+        return {}
+    try:
+        return _require_mapping(yaml.safe_load(text), "the cell's inputs")
+    except yaml.YAMLError as exn:
+        raise InputError(f"the cell's inputs are not valid JSON or YAML: {exn}") from None
+
+
+def _require_mapping(data: Any, what: str) -> Dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(f"{what} must be a mapping of input names to values, not {type(data).__name__}")
+    return data
+
+
+def bind_inputs(loaded: LoadedWDL, inputs: Dict[str, Any], *, cwd: Path) -> Dict[str, Any]:
+    """Typecheck Python values against the target's inputs; return miniwdl's namespaced input JSON.
+
+    Keys may be plain (`x`), namespaced by the workflow (`hello.x`) or address a call's input
+    (`call.input`), as in `miniwdl run`. Relative File/Directory paths resolve against `cwd`.
+    """
+    target = loaded.target
+    available = target.available_inputs
+    env: Env.Bindings[Value.Base] = Env.Bindings()
+    for key, value in inputs.items():
+        name = key[len(target.name) + 1 :] if key.startswith(target.name + ".") else key
+        decl = available.get(name)
+        if decl is None:
+            known = ", ".join(sorted(b.name for b in available)) or "none"
+            raise InputError(f"{target.name} has no input {key!r} (inputs: {known})")
+        env = env.bind(name, _to_value(name, decl.type, value, cwd), decl)
+    missing = target.required_inputs.subtract(env)
+    if missing:
+        described = ", ".join(f"{b.name} ({b.value.type})" for b in missing)
+        raise InputError(f"missing required input{'s' if len(list(missing)) > 1 else ''} for {target.name}: {described}")
+    return WDL.values_to_json(env, namespace=target.name)
+
+
+def _to_value(name: str, ty: Type.Base, value: Any, cwd: Path) -> Value.Base:
+    try:
+        v = Value.from_json(ty, to_json(value))
+    except Error.InputError as exn:
+        raise InputError(
+            f"input {name} should be {ty}, but was given {type(value).__name__} {_preview(value)}",
+            details=[f"({exn})"],
+        ) from None
+    except Exception as exn:  # miniwdl raises assorted errors for values it can't coerce
+        raise InputError(f"input {name} should be {ty}, but was given {type(value).__name__} {_preview(value)}") from exn
+
+    def resolve(path_value: Union[Value.File, Value.Directory]) -> str:
+        path = path_value.value
+        if path.startswith(_URL_PREFIXES):
+            return path
+        resolved = (cwd / os.path.expanduser(path)).resolve()
+        directory = isinstance(path_value, Value.Directory)
+        if not (resolved.is_dir() if directory else resolved.is_file()):
+            kind = "directory" if directory else "file"
+            raise InputError(f"input {name}: {kind} not found: {path} (relative paths start at {cwd})")
+        return str(resolved)
+
+    return Value.rewrite_paths(v, resolve)
+
+
+def to_json(value: Any) -> Any:
+    """Python values -> JSON-able values: Paths become strings, tuples lists."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_json(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy arrays, pandas Series
+        return value.tolist()
+    return value
+
+
+def _preview(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def input_summary(loaded: LoadedWDL) -> List[str]:
+    """One line per input: name, type, required or default (for error help)."""
+    lines = []
+    required = {b.name for b in loaded.target.required_inputs}
+    for b in loaded.target.available_inputs:
+        lines.append(f"  {b.value.type} {b.name}{'  (required)' if b.name in required else ''}")
+    return lines
+
+
+def dump_inputs(inputs_json: Dict[str, Any]) -> str:
+    return json.dumps(inputs_json, indent=2)
