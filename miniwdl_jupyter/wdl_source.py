@@ -191,9 +191,29 @@ def bind_inputs(loaded: LoadedWDL, inputs: Dict[str, Any], *, cwd: Path) -> Dict
     return WDL.values_to_json(env, namespace=target.name)
 
 
+class Literal(str):
+    """A value typed on a command line (`name=value`): its meaning depends on the input's type."""
+
+
+def _from_literal(ty: Type.Base, value: Any) -> Any:
+    """Literals -> JSON values by declared type; repeated `name=a name=b` pairs fill an Array."""
+    if isinstance(value, list) and isinstance(ty, Type.Array):
+        return [_from_literal(ty.item_type, v) for v in value]
+    if not isinstance(value, Literal):
+        return value
+    if isinstance(ty, (Type.String, Type.File, Type.Directory)):
+        return str(value)
+    if isinstance(ty, Type.Array) and not value.lstrip().startswith("["):
+        return [_from_literal(ty.item_type, value)]
+    try:
+        return json.loads(value)
+    except ValueError:
+        return str(value)
+
+
 def _to_value(name: str, ty: Type.Base, value: Any, cwd: Path) -> Value.Base:
     try:
-        v = Value.from_json(ty, to_json(value))
+        v = Value.from_json(ty, to_json(_from_literal(ty, value)))
     except Error.InputError as exn:
         raise InputError(
             f"input {name} should be {ty}, but was given {type(value).__name__} {_preview(value)}",
