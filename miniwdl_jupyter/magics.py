@@ -1,0 +1,262 @@
+"""`%%wdl` and `%wdl SUBCOMMAND`: parse arguments, call the runs API, display. Nothing else.
+
+Values in `name=value` pairs are taken from the notebook's namespace (`$var`, `{expression}`), so
+the magic is marked `no_var_expand`: IPython would otherwise turn `$samples` into its str().
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+from typing import Any, Dict, List, Optional
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from . import config, runs, wdl_source
+from .display import progress_view, render_outputs
+from .display.tables import config_table, runs_table
+from .errors import ConfigError, RunNotFound
+
+SUBCOMMANDS = ("run", "runs", "attach", "wait", "cancel", "logs", "check", "config", "show", "build")
+
+
+@magics_class
+class WDLMagics(Magics):
+    @no_var_expand
+    @magic_arguments()
+    @argument("inputs", nargs="*", metavar="name=value",
+              help="an input: name=literal, name=$var (a Python variable) or name={expression}; "
+                   "repeat a name to fill an Array; namespaced names (wf.x, call.x) work as in miniwdl run")
+    @argument("-f", "--file", metavar="WDL", help="run this .wdl file or URL; the cell body then holds inputs as JSON/YAML")
+    @argument("-i", "--inputs", dest="inputs_from", metavar="FILE|$dict", help="inputs from a JSON/YAML file or a dict variable; name=value pairs override it")
+    @argument("-o", "--out", default="wdl_run", metavar="VAR", help="variable that receives the Run handle, also when the run fails (default: wdl_run)")
+    @argument("--task", metavar="NAME", help="run one task of the document instead of its workflow")
+    @argument("--backend", metavar="NAME", help="container backend (default: [jupyter] backend, auto = docker_run if Docker answers, else local)")
+    @argument("--dir", metavar="DIR", help="run directory for this run (default: a new one under [jupyter] root)")
+    @argument("--no-cache", action="store_true", help="do not reuse cached task results for this cell")
+    @argument("--no-wait", action="store_true", help="return at once with the handle; progress keeps updating")
+    @argument("--progress", choices=("auto", "widget", "html", "text", "none"), help="progress display (default: [jupyter] progress)")
+    @argument("--cfg", metavar="FILE", help="miniwdl configuration file")
+    @line_cell_magic
+    def wdl(self, line: str, cell: Optional[str] = None) -> Any:
+        """Run WDL workflows with miniwdl.
+
+        %%wdl [options] [name=value ...]     run the WDL in the cell body
+        %wdl run -f main.wdl [name=value ...] run a WDL file
+        %wdl runs [--root DIR] [-n N]        table of runs, newest first
+        %wdl attach RUN [-o VAR]             a handle on a run (name, path or "last"); follows it live
+        %wdl wait RUN                        wait for a run, showing progress
+        %wdl cancel RUN                      cancel a run (its containers stop)
+        %wdl logs RUN [CALL] [-n N]          the tail of a run's log, or of one call's
+        %wdl show RUN                        render a run's outputs
+        %%wdl check / %wdl check -f FILE     lint and typecheck, as `miniwdl check`
+        %wdl config [SECTION ...]            the effective configuration and where each value came from
+        %wdl build [-r FILE] [--base IMAGE] [--push REGISTRY] [REQUIREMENT ...]
+                                             build a notebook-step image
+        """
+        if cell is not None:
+            if line.strip().split(" ", 1)[0] == "check":
+                return self._check(_split(line)[1:], cell)
+            return self._run(line, cell)
+        words = _split(line)
+        if not words:
+            raise UsageError("%wdl needs a subcommand: " + ", ".join(SUBCOMMANDS) + " (see %wdl?)")
+        sub, rest = words[0], words[1:]
+        if sub not in SUBCOMMANDS:
+            raise UsageError(f"unknown %wdl subcommand {sub!r}; use one of: {', '.join(SUBCOMMANDS)} (see %wdl?)")
+        if sub == "run":
+            return self._run(line.split(None, 1)[1] if len(words) > 1 else "", None)
+        if sub == "check":
+            return self._check(rest, None)
+        return getattr(self, f"_{sub}")(rest)
+
+    # -- running -----------------------------------------------------------------------------
+    def _run(self, line: str, cell: Optional[str]) -> None:
+        args = parse_argstring(self.wdl, line)
+        if args.file:
+            wdl: str = args.file
+            inputs = wdl_source.parse_inputs_text(cell or "")
+        elif cell is not None and cell.strip():
+            wdl = cell
+            inputs = {}
+        else:
+            raise UsageError("give the WDL in the cell body, or a file with -f FILE")
+        if args.inputs_from:
+            inputs.update(self._inputs_from(args.inputs_from))
+        inputs.update(self._pairs(args.inputs))
+        try:
+            handle = runs.run(
+                wdl,
+                inputs,
+                backend=args.backend,
+                dir=args.dir,
+                cache=not args.no_cache,
+                wait=False,
+                task=args.task,
+                cfg=args.cfg,
+            )
+        except ConfigError as exn:
+            raise UsageError(str(exn)) from None
+        self.shell.user_ns[args.out] = handle
+        self._follow(handle, args.progress, wait=not args.no_wait)
+
+    def _follow(self, handle: runs.Run, progress: Optional[str], *, wait: bool) -> None:
+        """Show progress; block until the run ends (or follow it in the background); raise its error."""
+        view = progress_view(handle, progress or config.load()["jupyter"].get("progress"))
+        if not wait:
+            view.follow()
+            return
+        try:
+            handle.wait(on_poll=view.update, raise_on_failure=False)
+        finally:
+            view.finish(handle.poll())
+        if handle.error is not None:
+            raise handle.error
+        render_outputs(handle)
+
+    def _inputs_from(self, spec: str) -> Dict[str, Any]:
+        if spec.startswith("$"):
+            value = self._lookup(spec[1:])
+            if not isinstance(value, dict):
+                raise UsageError(f"-i {spec}: expected a dict of inputs, got {type(value).__name__}")
+            return dict(value)
+        return wdl_source.read_inputs_file(spec)
+
+    def _pairs(self, pairs: List[str]) -> Dict[str, Any]:
+        inputs: Dict[str, Any] = {}
+        repeated: Dict[str, List[Any]] = {}
+        for pair in pairs:
+            name, sep, raw = pair.partition("=")
+            if not sep or not name:
+                raise UsageError(f"inputs are name=value pairs; got {pair!r}")
+            value = self._value(raw)
+            if name in inputs:  # `names=a names=b` fills an Array, as in `miniwdl run`
+                repeated.setdefault(name, [inputs[name]]).append(value)
+                inputs[name] = repeated[name]
+            else:
+                inputs[name] = value
+        return inputs
+
+    def _value(self, raw: str) -> Any:
+        if raw.startswith("$") and raw[1:].isidentifier():
+            return self._lookup(raw[1:])
+        if raw.startswith("{") and raw.endswith("}") and not raw.startswith("{\""):
+            try:
+                return eval(raw[1:-1], self.shell.user_global_ns, self.shell.user_ns)  # noqa: S307 - the user's own expression
+            except Exception as exn:
+                raise UsageError(f"could not evaluate {raw}: {type(exn).__name__}: {exn}") from None
+        return wdl_source.Literal(raw)
+
+    def _lookup(self, name: str) -> Any:
+        try:
+            return self.shell.user_ns[name]
+        except KeyError:
+            raise UsageError(f"${name}: no such variable in the notebook") from None
+
+    # -- subcommands -------------------------------------------------------------------------
+    def _resolve_run(self, spec: str) -> runs.Run:
+        if spec.startswith("$"):
+            value = self._lookup(spec[1:])
+            if isinstance(value, runs.Run):
+                return value
+            spec = os.fspath(value)
+        if spec == "last":
+            found = runs.list_runs()
+            if not found:
+                raise UsageError("there are no runs yet under " + str(runs.run_root()))
+            return found[0]
+        try:
+            return runs.attach(spec)
+        except RunNotFound as exn:
+            raise UsageError(str(exn)) from None
+
+    def _runs(self, argv: List[str]) -> None:
+        args = _parse(argv, "runs", [(("--root",), {}), (("-n",), {"type": int, "default": 20})])
+        display(runs_table(runs.list_runs(args.root)[: args.n]))
+
+    def _attach(self, argv: List[str]) -> None:
+        args = _parse(argv, "attach", [(("run",), {}), (("-o", "--out"), {"default": "wdl_run"}), (("--progress",), {})])
+        handle = self._resolve_run(args.run)
+        self.shell.user_ns[args.out] = handle
+        if handle.done:
+            self._follow(handle, args.progress, wait=True)
+        else:
+            self._follow(handle, args.progress, wait=False)
+
+    def _wait(self, argv: List[str]) -> None:
+        args = _parse(argv, "wait", [(("run",), {}), (("--progress",), {})])
+        self._follow(self._resolve_run(args.run), args.progress, wait=True)
+
+    def _cancel(self, argv: List[str]) -> None:
+        args = _parse(argv, "cancel", [(("run",), {})])
+        handle = self._resolve_run(args.run)
+        handle.cancel()
+        print(f"{handle.name}: {handle.status}")
+
+    def _logs(self, argv: List[str]) -> None:
+        args = _parse(argv, "logs", [(("run",), {}), (("call",), {"nargs": "?"}), (("-n",), {"type": int, "default": 50})])
+        handle = self._resolve_run(args.run)
+        try:
+            print(handle.log(args.call, tail=args.n))
+        except RunNotFound as exn:
+            raise UsageError(str(exn)) from None
+
+    def _show(self, argv: List[str]) -> None:
+        args = _parse(argv, "show", [(("run",), {})])
+        render_outputs(self._resolve_run(args.run))
+
+    def _config(self, argv: List[str]) -> None:
+        args = _parse(argv, "config", [(("sections",), {"nargs": "*"}), (("--cfg",), {})])
+        display(config_table(config.describe(config.load(args.cfg), args.sections or None)))
+
+    def _check(self, argv: List[str], cell: Optional[str]) -> None:
+        from .check import check
+
+        args = _parse(argv, "check", [(("-f", "--file"), {})])
+        if not args.file and not (cell and cell.strip()):
+            raise UsageError("%wdl check needs -f FILE, or use %%wdl check with WDL in the cell")
+        print(check(args.file or cell))
+
+    def _build(self, argv: List[str]) -> None:
+        from . import images
+
+        args = _parse(
+            argv,
+            "build",
+            [
+                (("requirements",), {"nargs": "*"}),
+                (("-r", "--requirements-file"), {}),
+                (("--base",), {}),
+                (("--push",), {}),
+            ],
+        )
+        tag = images.build_from_magic_args(args.requirements, args.requirements_file, args.base, args.push)
+        print(tag)
+
+
+def _split(line: str) -> List[str]:
+    try:
+        return shlex.split(line)
+    except ValueError as exn:
+        raise UsageError(f"could not parse the arguments: {exn}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would exit the kernel's process
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _parse(argv: List[str], sub: str, spec: list) -> argparse.Namespace:
+    parser = _Parser(prog=f"%wdl {sub}", add_help=False)
+    for flags, kwargs in spec:
+        parser.add_argument(*flags, **kwargs)
+    return parser.parse_args(argv)
+
+
+def register(ipython) -> None:  # type: ignore[no-untyped-def]
+    ipython.register_magics(WDLMagics)
+    runs.set_show_hook(render_outputs)
