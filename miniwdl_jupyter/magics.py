@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 from typing import Any, Dict, List, Optional
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
 from . import config, runs, wdl_source
@@ -69,14 +70,14 @@ class WDLMagics(Magics):
         if sub not in SUBCOMMANDS:
             raise UsageError(f"unknown %wdl subcommand {sub!r}; use one of: {', '.join(SUBCOMMANDS)} (see %wdl?)")
         if sub == "run":
-            return self._run(line.split(None, 1)[1] if len(words) > 1 else "", None)
+            return self._run(line.strip()[len("run"):], None)
         if sub == "check":
             return self._check(rest, None)
         return getattr(self, f"_{sub}")(rest)
 
     # -- running -----------------------------------------------------------------------------
     def _run(self, line: str, cell: Optional[str]) -> None:
-        args = parse_argstring(self.wdl, line)
+        args = self.wdl.parser.parse_args(_split(line))
         if args.file:
             wdl: str = args.file
             inputs = wdl_source.parse_inputs_text(cell or "")
@@ -144,7 +145,7 @@ class WDLMagics(Magics):
     def _value(self, raw: str) -> Any:
         if raw.startswith("$") and raw[1:].isidentifier():
             return self._lookup(raw[1:])
-        if raw.startswith("{") and raw.endswith("}") and not raw.startswith("{\""):
+        if raw.startswith("{") and raw.endswith("}"):
             try:
                 return eval(raw[1:-1], self.shell.user_global_ns, self.shell.user_ns)  # noqa: S307 - the user's own expression
             except Exception as exn:
@@ -239,10 +240,28 @@ class WDLMagics(Magics):
 
 
 def _split(line: str) -> List[str]:
+    """shlex.split, except that a `{python expression}` stays one piece, spaces and quotes included."""
+    expressions: List[str] = []
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(line):
+        if ch == "{":
+            if depth == 0:
+                start = i
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                expressions.append(line[start : i + 1])
+                out.append(f"\x00{len(expressions) - 1}\x00")
+        elif depth == 0:
+            out.append(ch)
+    if depth:
+        raise UsageError("unbalanced { in the arguments")
     try:
-        return shlex.split(line)
+        words = shlex.split("".join(out))
     except ValueError as exn:
         raise UsageError(f"could not parse the arguments: {exn}") from None
+    return [re.sub("\x00(\\d+)\x00", lambda m: expressions[int(m.group(1))], w) for w in words]
 
 
 class _Parser(argparse.ArgumentParser):
