@@ -6,6 +6,7 @@ import concurrent.futures
 from pathlib import Path
 
 import WDL
+import WDL.Lint
 
 from . import wdl_source
 from .runs import run_root

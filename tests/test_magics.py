@@ -100,7 +100,7 @@ def test_subcommands(docker, shell, capsys, workdir):
     assert shell.run_cell("%%wdl check\n" + wdl("scatter.wdl", docker)).success
     assert "hello:" in capsys.readouterr().out
 
-    result = shell.run_cell("%%wdl check\nversion 1.1\nworkflow w { Int x = \"a\" }\n")
+    result = shell.run_cell("%%wdl check\nversion 1.1\nworkflow w { Int x = [1, 2] }\n")
     assert isinstance(result.error_in_exec, WDLSourceError)
 
 
