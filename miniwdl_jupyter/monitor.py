@@ -346,6 +346,8 @@ class RunMonitor:
         if call.state in group.counts:
             group.counts[call.state] += delta
             self.state.counts[call.state] += delta
+        if not group.call_ids:  # a "ready" job that turned out to be a sub-workflow
+            del self.state.groups[call.name]
 
     def _set_call_state(self, call: CallState, new_state: str) -> None:
         if call.state == new_state:
