@@ -95,7 +95,7 @@ class WDLMagics(Magics):
                 inputs,
                 backend=args.backend,
                 dir=args.dir,
-                cache=not args.no_cache,
+                cache=False if args.no_cache else None,
                 wait=False,
                 task=args.task,
                 cfg=args.cfg,

@@ -184,7 +184,7 @@ def run(
     *,
     backend: Optional[str] = None,
     dir: Union[None, str, os.PathLike] = None,
-    cache: bool = True,
+    cache: Optional[bool] = None,
     wait: bool = True,
     task: Optional[str] = None,
     cfg: CfgArg = None,
@@ -193,8 +193,11 @@ def run(
 
     `wdl` is WDL source text, a path, or a URL. Inputs are Python values keyed by input name
     (namespaced keys work as in `miniwdl run`). Everything is checked before anything starts.
+    `cache=None` follows `[jupyter] cache` (on by default): re-running reuses every finished task.
     """
     loader = _config(cfg)
+    if cache is None:
+        cache = loader["jupyter"].get_bool("cache")
     cwd = Path.cwd()
     root = run_root(loader)
     source = os.fspath(wdl)
