@@ -49,6 +49,28 @@ def resolve_backend(name: Optional[str], cfg: Loader) -> str:
     return name
 
 
-def cleanup_orphans(run_dir: Union[None, str, Path] = None) -> int:
-    """Remove containers left by runs whose miniwdl process is gone (docker_run labels them)."""
-    return 0
+def cleanup_orphans(run_dir: Union[None, str, Path] = None, cfg: Optional[Loader] = None) -> int:
+    """Remove docker_run containers of `run_dir`, or (without it) of every run whose miniwdl
+    process is gone: its log is no longer locked. Returns how many were removed."""
+    from .. import config
+    from ..monitor import is_locked, log_files
+    from .docker_run import LABEL_RUN_DIR
+
+    if not docker_answers():
+        return 0
+    exe = (cfg or config.load())["docker_run"].get_list("exe")
+    label = f"{LABEL_RUN_DIR}={Path(run_dir).absolute()}" if run_dir else LABEL_RUN_DIR
+    listed = subprocess.run(
+        exe + ["ps", "-a", "--filter", f"label={label}", "--format", f'{{{{.ID}}}} {{{{.Label "{LABEL_RUN_DIR}"}}}}'],
+        capture_output=True,
+        text=True,
+    )
+    doomed = []
+    for line in listed.stdout.splitlines():
+        container, _, owner = line.partition(" ")
+        if run_dir or not is_locked(log_files(Path(owner))[0]):
+            doomed.append(container)
+    if doomed:
+        subprocess.run(exe + ["rm", "-f", *doomed], capture_output=True)
+        _logger.info("removed %d container(s) of finished runs", len(doomed))
+    return len(doomed)

@@ -1,0 +1,128 @@
+"""`local`: run task commands directly on this machine, with no container.
+
+For machines without Docker (Binder, SageMaker Studio without Docker, laptops). Like the
+shared-filesystem backends (miniwdl-aws), the "container" paths are host paths: `container_dir` is
+the call directory, and each input is symlinked where miniwdl says the command will find it. cpu and
+memory are scheduled across concurrent tasks with miniwdl's own subprocess scheduler; cancelling
+kills the task's whole process group. The `docker` runtime image is ignored, with one notice a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import time
+from typing import Callable, Dict
+
+from WDL._util import StructuredLogMessage as _
+from WDL.runtime import config
+from WDL.runtime.backend.cli_subprocess import SubprocessBase, _SubprocessScheduler
+from WDL.runtime.error import Terminated
+
+from .. import config as jupyter_config
+
+
+class LocalContainer(SubprocessBase):
+    _image_notice_given = False  # once per process, i.e. once per run
+
+    @classmethod
+    def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
+        jupyter_config.apply_defaults(cfg)
+        logger.notice(_("local backend initialized: task commands run on this machine, without containers"))
+
+    def __init__(self, cfg: config.Loader, run_id: str, host_dir: str) -> None:
+        super().__init__(cfg, run_id, host_dir)
+        self.container_dir = self.host_dir  # commands see host paths
+
+    @property
+    def cli_name(self) -> str:
+        return "local"
+
+    def _run_invocation(self, logger, cleanup, image):  # type: ignore[no-untyped-def]
+        raise NotImplementedError("the local backend starts no container")  # _run below replaces it
+
+    def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
+        self._notice_ignored_image(logger)
+        scheduler = _SubprocessScheduler(self.runtime_values.get("cpu", 0), self.runtime_values.get("memory_reservation", 0))
+        with scheduler, self.poll_stderr_context(logger) as poll_stderr:
+            self._link_inputs()
+            command_file = os.path.join(self.host_dir, "command")
+            with open(command_file, "w") as f:
+                for key, value in self.runtime_values.get("env", {}).items():
+                    f.write(f"export {key}={shlex.quote(value)}\n")
+                f.write(command)
+            shell = self.cfg.get("task_runtime", "command_shell")
+            with open(self.host_stdout_txt(), "ab") as stdout, open(self.host_stderr_txt(), "ab") as stderr:
+                proc = subprocess.Popen(
+                    [shell, command_file],
+                    cwd=self.host_work_dir(),
+                    stdin=subprocess.DEVNULL,
+                    stdout=stdout,
+                    stderr=stderr,
+                    env=self._environment(),
+                    start_new_session=True,  # its own process group: cancel kills all of it
+                )
+            logger.notice(_("local task running", pid=proc.pid))
+            with self.task_running_context():
+                exit_code = self._wait(proc, terminating, poll_stderr)
+        logger.notice(_("local task exit", exit_code=exit_code))
+        return exit_code
+
+    def _wait(self, proc: subprocess.Popen, terminating: Callable[[], bool], poll_stderr: Callable[[], None]) -> int:
+        while True:
+            try:
+                exit_code = proc.wait(0.5)
+                poll_stderr()
+                return exit_code
+            except subprocess.TimeoutExpired:
+                poll_stderr()
+            if terminating():
+                self._kill_group(proc)
+                raise Terminated()
+
+    def _kill_group(self, proc: subprocess.Popen) -> None:
+        grace = self.cfg.get_float("local", "kill_grace_seconds")
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if proc.poll() is not None:
+                # the shell is gone; its children may linger in the group
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                return
+
+    def _link_inputs(self) -> None:
+        """Make each input visible where miniwdl told the command it is (unless copied there)."""
+        for host_path, container_path in self.input_path_map.items():
+            link = self.host_work_path(container_path.rstrip("/"))
+            if os.path.lexists(link):
+                continue
+            os.makedirs(os.path.dirname(link), exist_ok=True)
+            os.symlink(host_path.rstrip("/"), link)
+
+    def _environment(self) -> Dict[str, str]:
+        env = dict(os.environ)
+        env["HOME"] = env.get("HOME", self.host_work_dir())
+        env["TMPDIR"] = env.get("TMPDIR", "/tmp")
+        return env
+
+    def _notice_ignored_image(self, logger: logging.Logger) -> None:
+        cls = type(self)
+        if not cls._image_notice_given and "docker" in self.runtime_values:
+            cls._image_notice_given = True
+            logger.notice(
+                _(
+                    "local backend ignores runtime.docker: commands run on this machine with its own tools",
+                    image=self.runtime_values["docker"],
+                )
+            )
