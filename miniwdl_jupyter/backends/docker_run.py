@@ -21,16 +21,16 @@ from typing import Callable, List, Set
 from WDL._util import StructuredLogMessage as _
 from WDL.Error import InputError
 from WDL.runtime import config
-from WDL.runtime.backend.cli_subprocess import SubprocessBase
 
 from .. import config as jupyter_config
 from ..errors import BackendError
+from .subprocess_base import ScheduledSubprocessBase
 
 LABEL_RUN_DIR = "miniwdl_jupyter.run_dir"
 LABEL_CALL = "miniwdl_jupyter.call"
 
 
-class DockerRunContainer(SubprocessBase):
+class DockerRunContainer(ScheduledSubprocessBase):
     _present_images: Set[str] = set()
     _images_lock = threading.Lock()
 

@@ -19,13 +19,14 @@ from typing import Callable, Dict
 
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime import config
-from WDL.runtime.backend.cli_subprocess import SubprocessBase, _SubprocessScheduler
+from WDL.runtime.backend.cli_subprocess import _SubprocessScheduler
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
+from .subprocess_base import ScheduledSubprocessBase
 
 
-class LocalContainer(SubprocessBase):
+class LocalContainer(ScheduledSubprocessBase):
     _image_notice_given = False  # once per process, i.e. once per run
 
     @classmethod
