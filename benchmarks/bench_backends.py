@@ -1,0 +1,86 @@
+"""Container backends head to head, in one run on one machine: a 100-way scatter of trivial tasks
+and a 20-way scatter of 2-second tasks, on docker_run, docker_swarm and local, plus the floor: a
+plain loop of `docker run --rm IMAGE true` at the same concurrency.
+
+    python benchmarks/bench_backends.py [--echo 100] [--sleepers 20] [--concurrency N]
+
+Each workflow goes through `miniwdl run` (the call cache off), as a user would run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+IMAGE = os.environ.get("MINIWDL_JUPYTER_TEST_IMAGE", "debian:bookworm-slim")
+WDL = """
+version 1.1
+workflow bench {{
+  input {{ Int n  Int seconds }}
+  scatter (i in range(n)) {{ call work {{ input: i = i, seconds = seconds }} }}
+}}
+task work {{
+  input {{ Int i  Int seconds }}
+  command <<< echo ~{{i}}; sleep ~{{seconds}} >>>
+  runtime {{ docker: "{image}" cpu: 1 }}
+}}
+"""
+
+
+def time_backend(wdl: Path, backend: str, n: int, seconds: int, concurrency: int, workdir: Path) -> float:
+    env = dict(
+        os.environ,
+        MINIWDL__SCHEDULER__CONTAINER_BACKEND=backend,
+        MINIWDL__SCHEDULER__TASK_CONCURRENCY=str(concurrency),
+        MINIWDL__CALL_CACHE__GET="false",
+        MINIWDL__CALL_CACHE__PUT="false",
+    )
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "WDL", "run", str(wdl), f"n={n}", f"seconds={seconds}", "--dir", str(workdir / "runs")],
+        env=env, capture_output=True, text=True,
+    )
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{backend} failed:\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def time_floor(n: int, seconds: int, concurrency: int) -> float:
+    command = ["docker", "run", "--rm", IMAGE, "sleep", str(seconds)] if seconds else ["docker", "run", "--rm", IMAGE, "true"]
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda _: subprocess.run(command, check=True, capture_output=True), range(n)))
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--echo", type=int, default=100)
+    parser.add_argument("--sleepers", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        os.environ["MINIWDL_CFG"] = str(workdir / "none.cfg")
+        wdl = workdir / "bench.wdl"
+        wdl.write_text(WDL.format(image=IMAGE))
+        print(f"concurrency={args.concurrency} image={IMAGE} (wall seconds)")
+        for label, n, seconds in ((f"{args.echo}-way echo", args.echo, 0), (f"{args.sleepers}-way sleep 2", args.sleepers, 2)):
+            floor = time_floor(n, seconds, args.concurrency)
+            times = {b: time_backend(wdl, b, n, seconds, args.concurrency, workdir) for b in ("docker_run", "docker_swarm", "local")}
+            print(f"{label}: floor {floor:.1f}  " + "  ".join(f"{b} {t:.1f}" for b, t in times.items()))
+            print(
+                f"  docker_swarm/docker_run = {times['docker_swarm'] / times['docker_run']:.2f}x   "
+                f"docker_run/floor = {times['docker_run'] / floor:.2f}x   local/floor = {times['local'] / floor:.2f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
