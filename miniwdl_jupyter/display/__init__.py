@@ -1,6 +1,12 @@
-"""Notebook display of runs: progress views and output renderers."""
+"""Notebook display of runs: live progress views and output renderers (the notebook layer).
 
-from .progress import progress_view
-from .outputs import render_outputs
+    view = progress_view(run, mode)   # auto | widget | html | text | none; displays itself
+    run.wait(on_poll=view.update)
+    view.finish(run.state)
+    render_outputs(run)
+"""
 
-__all__ = ["progress_view", "render_outputs"]
+from .progress import ProgressView, progress_view
+from .renderers import render_outputs
+
+__all__ = ["ProgressView", "progress_view", "render_outputs"]

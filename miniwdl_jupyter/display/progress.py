@@ -1,95 +1,121 @@
-"""Progress of a run, drawn from its RunState: an HTML board updated in place (display_id), or a
-text line. The final summary is ordinary output, so a saved notebook shows how the run ended."""
+"""The progress view's common part: absorbing RunStates at a bounded rate, and the factory.
+
+A view is fed RunStates (by `Run.wait(on_poll=view.update)` on the cell's thread, or by its own
+`follow()` thread) and keeps, from each poll's `state.changed`, the few calls it shows one by one:
+failed calls and running ones. So a refresh costs O(call groups + changed calls), never O(calls).
+"""
 
 from __future__ import annotations
 
-import html
-import sys
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Dict, List, Optional
 
-from ..monitor import CALL_STATES, RunState
+from ..monitor import FAILED, RETRYING, RUNNING, CallState, RunState
+from . import summary
+from .modes import resolve_mode
 
-_MIN_INTERVAL = 0.2  # at most 5 refreshes a second
-
-
-def _summary_text(state: RunState) -> str:
-    counts = ", ".join(f"{state.counts[s]} {s}" for s in CALL_STATES if state.counts[s])
-    elapsed = f"{state.duration:.1f}s" if state.duration is not None else "-"
-    return f"{state.name or state.run_dir.name} [{state.backend or '-'}] {state.status} {elapsed}: {state.finished_calls}/{state.task_calls} calls ({counts or 'none yet'})"
-
-
-def _board_html(state: RunState) -> str:
-    total = max(state.task_calls, 1)
-    pct = int(100 * state.finished_calls / total)
-    rows = "".join(
-        f"<tr><td>{html.escape(g.name)}</td><td>{g.finished}/{g.total}</td>"
-        f"<td>{html.escape(', '.join(f'{n} {s}' for s, n in g.counts.items() if n))}</td></tr>"
-        for g in list(state.groups.values())[:50]
-    )
-    return (
-        f"<div class='miniwdl-run'><b>{html.escape(state.name or state.run_dir.name)}</b> "
-        f"<code>{html.escape(state.backend or '-')}</code> <b>{html.escape(state.status)}</b> "
-        f"<progress max='100' value='{pct}'></progress> {state.finished_calls}/{state.task_calls}"
-        f"<table>{rows}</table><div><code>{html.escape(str(state.run_dir))}</code></div></div>"
-    )
-
-
-class _Bundle:
-    def __init__(self, state: RunState):
-        self.state = state
-
-    def _repr_html_(self) -> str:
-        return _board_html(self.state)
-
-    def __repr__(self) -> str:
-        return _summary_text(self.state)
+MIN_INTERVAL = 0.2  # seconds between refreshes: at most 5 a second
 
 
 class ProgressView:
-    def __init__(self, run: Any, mode: str):
+    """Base of the views. Subclasses draw in `_render(state, final)`."""
+
+    def __init__(self, run: Any):
         self.run = run
-        self.mode = mode
-        self._handle = None
-        self._last = 0.0
-        self._version = -1
-        self._thread: Optional[threading.Thread] = None
-        if mode in ("html", "auto", "widget"):
-            from IPython.display import display
+        self.failed: Dict[str, CallState] = {}  # insertion order = order they failed in
+        self.active: Dict[str, CallState] = {}  # running or retrying
+        self._stderr_tails: Dict[str, List[str]] = {}
+        self._last_render = 0.0
+        self._rendered_version = -1
+        self._lock = threading.Lock()  # update() may come from the cell and from follow()'s thread
+        self._absorb(run.state)
 
-            self._handle = display(_Bundle(run.state), display_id=True)
-
+    # -- the API the magic uses ------------------------------------------------------------------
     def update(self, state: RunState) -> None:
-        now = time.monotonic()
-        if state.version == self._version or now - self._last < _MIN_INTERVAL:
-            return
-        self._last, self._version = now, state.version
-        if self._handle is not None:
-            self._handle.update(_Bundle(state))
-        elif self.mode == "text":
-            sys.stdout.write("\r" + _summary_text(state)[:160])
-            sys.stdout.flush()
+        """Absorb one poll's changes; redraw if the last redraw is older than MIN_INTERVAL."""
+        with self._lock:
+            self._absorb(state)
+            now = time.monotonic()
+            if now - self._last_render < MIN_INTERVAL:
+                return
+            if state.version == self._rendered_version and state.done:
+                return  # while running, redraw anyway: the elapsed time moves
+            self._last_render, self._rendered_version = now, state.version
+            self._render(state, final=False)
 
     def finish(self, state: RunState) -> None:
-        if self._handle is not None:
-            self._handle.update(_Bundle(state))
-        elif self.mode == "text":
-            sys.stdout.write("\r" + _summary_text(state) + "\n")
+        """Draw the final state; views add an ordinary (non-widget) summary output."""
+        with self._lock:
+            self._absorb(state)
+            self._render(state, final=True)
+            self._final_output(state)
 
     def follow(self) -> None:
-        def loop() -> None:
-            while True:
-                state = self.run.poll()
-                if self._handle is not None:
-                    self._handle.update(_Bundle(state))
-                if state.done:
-                    return
-                time.sleep(_MIN_INTERVAL)
+        """Keep updating after the cell returns (--no-wait). Only the widget can: other views would
+        have to display() from a thread, which lands in whatever cell runs then."""
 
-        self._thread = threading.Thread(target=loop, daemon=True)
-        self._thread.start()
+    # -- for subclasses --------------------------------------------------------------------------
+    def _render(self, state: RunState, final: bool) -> None:
+        raise NotImplementedError
+
+    def _final_output(self, state: RunState) -> None:
+        """Ordinary output after the run ends (the in-place views already are ordinary output)."""
+
+    def first_failure(self) -> Optional[CallState]:
+        return next(iter(self.failed.values()), None)
+
+    def stderr_tail(self, call: CallState) -> List[str]:
+        """The failed call's stderr tail, read once per call (not on every refresh)."""
+        if call.id not in self._stderr_tails:
+            self._stderr_tails[call.id] = summary.stderr_tail(call)
+        return self._stderr_tails[call.id]
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+    def _absorb(self, state: RunState) -> None:
+        for call_id in state.changed:
+            call = state.calls.get(call_id)
+            if call is not None:
+                self._track(call)
+        # A poll made elsewhere (run.status, another view) consumes `changed`: rescan, rarely.
+        if state.counts[FAILED] != len(self.failed) or state.counts[RUNNING] + state.counts[RETRYING] != len(self.active):
+            self.failed.clear()
+            self.active.clear()
+            for call in list(state.calls.values()):
+                self._track(call)
+
+    def _track(self, call: CallState) -> None:
+        if call.kind != "task":
+            return
+        for table, states in ((self.failed, (FAILED,)), (self.active, (RUNNING, RETRYING))):
+            if call.state in states:
+                table[call.id] = call
+            else:
+                table.pop(call.id, None)
 
 
-def progress_view(run: Any, mode: str = "auto") -> ProgressView:
-    return ProgressView(run, mode)
+class NoView(ProgressView):
+    """--progress none: nothing at all (a failed run still raises in the magic)."""
+
+    def _render(self, state: RunState, final: bool) -> None:
+        pass
+
+
+def progress_view(run: Any, mode: Optional[str] = None) -> ProgressView:
+    """A view of `run` that has displayed itself. `mode`: auto, widget, html, text or none
+    (None: `[jupyter] progress`). `run` is a `Run` or anything with .state, .poll(), .cancel(),
+    .run_dir, .outputs and .status."""
+    resolved = resolve_mode(mode)
+    if resolved == "widget":
+        from .widget import WidgetView
+
+        return WidgetView(run)
+    if resolved == "html":
+        from .html_board import HtmlBoard
+
+        return HtmlBoard(run)
+    if resolved == "text":
+        from .text import TextLine
+
+        return TextLine(run)
+    return NoView(run)

@@ -1,0 +1,62 @@
+"""--progress html (and headless kernels): a status board updated in place through one display_id.
+
+The board is ordinary display_data: papermill/nbclient replace it on every update_display_data, so
+the saved notebook holds exactly one board, with the final state, however long the run took.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from ..monitor import RunState
+from . import summary
+from .progress import ProgressView
+
+LOG_TAIL_LINES = 12
+MORE_FAILURES_LISTED = 5
+
+
+def board_bundle(state: RunState, view: ProgressView, final: bool, with_groups: bool = True) -> Dict[str, str]:
+    """{'text/html', 'text/plain'} of the board. The live log tail is left out of the final board:
+    the log is in the run directory, and the notebook should stay small."""
+    groups = list(state.groups.values()) if with_groups else []
+    html_parts = [
+        "<div class='miniwdl-run' style='font-size:90%;line-height:1.4'>",
+        summary.header_html(state),
+        f"<div>{summary.html_bar(state.finished_calls, state.task_calls, state.counts['failed'], '24em')} "
+        f"{state.finished_calls:,}/{state.task_calls:,} calls &middot; {summary.counts_html(state.counts)}</div>",
+        summary.groups_html(groups) if groups else "",
+    ]
+    text_parts = [summary.summary_text(state)] + ["  " + summary.group_text(g) for g in groups[: summary.MAX_GROUP_ROWS]]
+    failed = view.first_failure()
+    if failed is not None:
+        tail = view.stderr_tail(failed)
+        html_parts.append(summary.failure_html(failed, tail))
+        text_parts.append(summary.failure_text(failed, tail))
+        others = [c.id for c in list(view.failed.values())[1 : 1 + MORE_FAILURES_LISTED]]
+        if others:
+            more = len(view.failed) - 1 - len(others)
+            listed = ", ".join(others) + (f" and {more:,} more" if more > 0 else "")
+            html_parts.append(f"<div>also failed: <code>{summary.esc(listed)}</code></div>")
+            text_parts.append(f"also failed: {listed}")
+    elif state.error and state.done:
+        message = summary.run_error_text(state)
+        html_parts.append(f"<div style='color:{summary.STATE_COLOURS['failed']}'>{summary.esc(message)}</div>")
+        text_parts.append(message)
+    if not final and state.log_tail:
+        tail = list(state.log_tail)[-LOG_TAIL_LINES:]
+        html_parts.append(summary.log_tail_html(tail))
+    html_parts.append(f"<div style='color:#757575'>run directory: <code>{summary.esc(state.run_dir)}</code></div></div>")
+    text_parts.append(f"run directory: {state.run_dir}")
+    return {"text/html": "".join(html_parts), "text/plain": "\n".join(text_parts)}
+
+
+class HtmlBoard(ProgressView):
+    def __init__(self, run: Any):
+        super().__init__(run)
+        from IPython.display import display
+
+        self._handle = display(board_bundle(run.state, self, final=False), raw=True, display_id=True)
+
+    def _render(self, state: RunState, final: bool) -> None:
+        self._handle.update(board_bundle(state, self, final), raw=True)
