@@ -295,7 +295,11 @@ class RunMonitor:
             self._set_call_state(call, RUNNING)
 
     def _call_path(self, source: str) -> Optional[tuple[str, bool, str]]:
-        """Logger name -> (parent path, is_task, call id path), or None for the run's own logger."""
+        """Logger name -> (parent path, is_task, call id path), or None for the run's own logger.
+        A single-task run (`--task`) is its own one call, named after the task."""
+        if self._root_logger and self._root_logger.startswith("wdl.t:"):
+            if source == self._root_logger or source == self._root_logger + ".stderr":
+                return "", True, self._root_logger.split(":", 1)[1]
         if not self._root_logger or not source.startswith(self._root_logger + "."):
             return None
         rest = source[len(self._root_logger) + 1:]

@@ -108,3 +108,13 @@ def test_help_shows_the_argument_spec(shell):
     doc = shell.find_line_magic("wdl").__doc__
     for text in ("--no-wait", "--backend", "--no-cache", "%wdl runs", "%wdl cancel", "name=value"):
         assert text in doc
+
+
+def test_no_wait_then_wait_and_cancel(docker, shell):
+    assert shell.run_cell("%%wdl --no-wait -o bg --progress none n=2 seconds=600\n" + wdl("sleep_scatter.wdl", docker)).success
+    bg = shell.user_ns["bg"]
+    assert bg.status in ("queued", "running")
+    assert shell.run_cell("%wdl cancel $bg").success
+    assert bg.status == "cancelled"
+    result = shell.run_cell(f"%wdl wait {bg.run_dir}")
+    assert type(result.error_in_exec).__name__ == "Cancelled"

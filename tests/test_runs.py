@@ -168,3 +168,11 @@ def test_list_runs_newest_first_and_attach_by_name(docker, workdir):
     assert mj.attach(older.run_dir.name).outputs["files"][0].read_text() == "hello a\n"
     assert "done" in older.log(tail=3)
     assert "task setup" in older.log("greet", tail=None)
+
+
+def test_one_task_of_a_document(docker, workdir):
+    run = mj.run(wdl("scatter.wdl", docker), {"name": "solo", "greeting": "yo"}, task="greet")
+    assert run.outputs["out"].read_text() == "yo solo\n"
+    assert [c.state for c in run.calls] == ["succeeded"]
+    with pytest.raises(InputError, match="no task named 'nope'"):
+        mj.run(wdl("scatter.wdl", docker), task="nope")
