@@ -126,3 +126,17 @@ def test_auto_backend_and_unknown_names(docker, monkeypatch, tmp_path):
     assert {"docker_run", "local", "docker_swarm"} <= set(backends.installed_backends(cfg))
     with pytest.raises(Exception, match="installed backends: .*docker_run.*local"):
         backends.resolve_backend("nosuch", cfg)
+
+
+def test_podman_through_docker_run(docker, workdir, monkeypatch):
+    import shutil
+
+    from conftest import require
+
+    require("podman", shutil.which("podman") is not None, "podman is not installed (.ci/provision installs it)")
+    monkeypatch.setenv("MINIWDL__DOCKER_RUN__EXE", '["podman"]')
+    # Root's hard open-files limit here is below podman's default; see docs/backends.md.
+    monkeypatch.setenv("MINIWDL__DOCKER_RUN__EXTRA_ARGS", '["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]')
+    run = mj.run(wdl("scatter.wdl", docker), {"names": ["pod"]}, backend="docker_run")
+    assert run.outputs["files"][0].read_text() == "hello pod\n"
+    assert "docker_run invocation :: args: \"podman run" in (run.calls[0].dir / "task.log").read_text()

@@ -138,6 +138,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
         memory_limit = self.runtime_values.get("memory_limit", 0)
         if memory_limit > 0:
             args += ["--memory", str(memory_limit)]
+        args += self.cfg.get_list("docker_run", "extra_args")
         if not self.cfg.get_bool("docker_run", "as_root"):
             args += ["--user", f"{os.geteuid()}:{os.getegid()}"]
         if self.runtime_values.get("gpu", False):
