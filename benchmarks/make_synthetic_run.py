@@ -8,7 +8,8 @@ start, and ends with `outputs.json` or `error.json`.
 
     python benchmarks/make_synthetic_run.py DIR --calls 10000 --finished 9900 [--failed 2]
 
-writes a finished run (the lock is released when the script exits).
+writes a finished run (the lock is released when the script exits); with `--seconds S` the calls
+finish one by one over S seconds, a live run to watch (tests and demos).
 """
 
 from __future__ import annotations
@@ -182,14 +183,30 @@ def main() -> None:
     parser.add_argument("--finished", type=int, default=None, help="default: all")
     parser.add_argument("--failed", type=int, default=0)
     parser.add_argument("--no-call-dirs", action="store_true", help="skip the per-call directories (faster)")
+    parser.add_argument("--seconds", type=float, default=0, help="finish the remaining calls over this many seconds")
+    parser.add_argument("--output", action="append", default=[], metavar="NAME=JSON", help="an output of the finished run")
     args = parser.parse_args()
     finished = args.calls if args.finished is None else args.finished
+    if args.seconds:
+        finished = args.finished or 0
     run = make_run(args.run_dir, args.calls, finished, args.failed, call_dirs=not args.no_call_dirs)
+    if args.seconds:
+        ids = scatter_ids("align", args.calls)
+        for call_id in ids[finished:]:
+            time.sleep(args.seconds / max(args.calls - finished, 1))
+            run.start_call(call_id)
+            run.finish_call(call_id, stderr=f"{call_id} aligned")
+            run.flush()
+        finished = args.calls
     if finished == args.calls:
+        outputs = {"n": args.calls}
+        for pair in args.output:
+            name, _, value = pair.partition("=")
+            outputs[name] = json.loads(value)
         if args.failed:
             run.fail(scatter_ids("align", args.calls)[0])
         else:
-            run.succeed({"n": args.calls})
+            run.succeed(outputs)
     run.close()
 
 

@@ -31,17 +31,18 @@ class KernelSession:
     def __init__(self, km: Any, kc: Any):
         self.km, self.kc = km, kc
 
-    def run(self, code: str, timeout: float = 60) -> List[Dict[str, Any]]:
-        """Execute `code`; return its iopub messages (minus status/execute_input). Fails on error."""
+    def run(self, code: str, timeout: float = 60, allow_stdin: bool = False) -> List[Dict[str, Any]]:
+        """Execute `code`; return its iopub messages (minus status/execute_input). Fails on error.
+        allow_stdin=False is how nbclient/papermill execute; interactive frontends allow it."""
         messages: List[Dict[str, Any]] = []
-        reply = self.kc.execute_interactive(code, timeout=timeout, output_hook=messages.append)
+        reply = self.kc.execute_interactive(code, timeout=timeout, output_hook=messages.append, allow_stdin=allow_stdin)
         errors = [m["content"] for m in messages if m["msg_type"] == "error"]
         assert reply["content"]["status"] == "ok", errors or reply["content"]
         return [m for m in messages if m["msg_type"] not in ("status", "execute_input")]
 
-    def value(self, expression: str) -> str:
+    def value(self, expression: str, allow_stdin: bool = False) -> str:
         """The text/plain repr of an expression evaluated in the kernel."""
-        out = [m for m in self.run(expression) if m["msg_type"] == "execute_result"]
+        out = [m for m in self.run(expression, allow_stdin=allow_stdin) if m["msg_type"] == "execute_result"]
         return out[0]["content"]["data"]["text/plain"]
 
     def open_widget_control_comm(self) -> None:
@@ -49,7 +50,7 @@ class KernelSession:
         msg = self.kc.session.msg(
             "comm_open",
             {"comm_id": uuid.uuid4().hex, "target_name": "jupyter.widget.control", "data": {}},
-            metadata={"version": "2.1.0"},
+            metadata={"version": "1.0.0"},  # the control protocol version ipywidgets 8 speaks
         )
         self.kc.shell_channel.send(msg)
 

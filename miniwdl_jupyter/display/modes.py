@@ -2,12 +2,14 @@
 
 `auto` resolves, in this order:
 - no IPython kernel (plain `python`, a terminal IPython): `text`, a line per step of progress;
-- a kernel whose frontend has opened the ipywidgets control comm (`jupyter.widget.control`, which
-  JupyterLab's and Notebook 7's widget manager open when they connect to a kernel): `widget`;
-- any other kernel (papermill, nbclient, nbconvert, a frontend without the widget extension): `html`,
-  a board updated in place through a display_id.
-The kernel can't see its frontend otherwise, and papermill/nbclient set nothing it could read; a
-headless client never opens the control comm, so this test is what tells them apart.
+- a kernel whose frontend opened the ipywidgets control comm (`jupyter.widget.control`; JupyterLab's
+  and Notebook 7's widget manager open it on connecting, when ipywidgets is already imported): `widget`;
+- a cell executed without stdin (`allow_stdin` false in its execute_request: how nbclient, hence
+  papermill and nbconvert, execute): `html`, a board updated in place through a display_id;
+- any other kernel (an interactive frontend): `widget`. Its display bundle also carries the board as
+  HTML and text, and `finish()` adds an ordinary summary, so a frontend without the widget
+  extension (SageMaker Studio's mismatches) still shows a readable, final record.
+papermill and nbclient set nothing else the kernel could read (no environment variable).
 """
 
 from __future__ import annotations
@@ -39,6 +41,19 @@ def widget_frontend_connected() -> bool:
     return any(getattr(c, "target_name", None) == WIDGET_CONTROL_TARGET for c in list(manager.comms.values()))
 
 
+def headless_client() -> bool:
+    """Was the running cell sent by a client that cannot answer input() (nbclient/papermill)?"""
+    kernel = ipython_kernel()
+    if kernel is None:
+        return True
+    try:
+        parent = kernel.get_parent("shell")
+    except (AttributeError, TypeError):  # ipykernel < 6
+        parent = getattr(kernel, "_parent_header", {})
+    content = (parent or {}).get("content") or {}
+    return not content.get("allow_stdin", False)
+
+
 def configured_mode() -> str:
     from .. import config
 
@@ -56,7 +71,7 @@ def resolve_mode(mode: Optional[str]) -> str:
     if not in_kernel:
         return "text"  # display() outside a kernel would print every refresh
     if chosen == "auto":
-        return "widget" if widget_frontend_connected() else "html"
+        return "widget" if widget_frontend_connected() or not headless_client() else "html"
     if chosen == "widget":
         try:
             import ipywidgets  # noqa: F401

@@ -73,16 +73,18 @@ class ProgressView:
 
     # -- bookkeeping -----------------------------------------------------------------------------
     def _absorb(self, state: RunState) -> None:
-        for call_id in state.changed:
-            call = state.calls.get(call_id)
-            if call is not None:
-                self._track(call)
+        changed = [state.calls[c] for c in list(state.changed) if c in state.calls]
+        self._track_in_time_order(changed)
         # A poll made elsewhere (run.status, another view) consumes `changed`: rescan, rarely.
         if state.counts[FAILED] != len(self.failed) or state.counts[RUNNING] + state.counts[RETRYING] != len(self.active):
             self.failed.clear()
             self.active.clear()
-            for call in list(state.calls.values()):
-                self._track(call)
+            self._track_in_time_order(list(state.calls.values()))
+
+    def _track_in_time_order(self, calls: List[CallState]) -> None:
+        # `changed` is a set: order it, so the "first failure" is the one that failed first.
+        for call in sorted(calls, key=lambda c: c.end_time or c.start_time or 0.0):
+            self._track(call)
 
     def _track(self, call: CallState) -> None:
         if call.kind != "task":
