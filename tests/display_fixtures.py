@@ -22,7 +22,7 @@ from make_synthetic_run import SyntheticRun, make_run, scatter_ids  # noqa: E402
 TINY_PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAIAAACQkWg2AAAAG0lEQVR4nGM4ISdHEmIY1UATDSSqPzGqgSYaADpiBBBGOHCLAAAAAElFTkSuQmCC"
 TINY_PNG = base64.b64decode(TINY_PNG_BASE64)
 
-__all__ = ["SyntheticRun", "make_run", "scatter_ids", "TINY_PNG", "TINY_PNG_BASE64", "kernel", "KernelSession"]
+__all__ = ["SyntheticRun", "make_run", "scatter_ids", "TINY_PNG", "TINY_PNG_BASE64", "kernel", "KernelSession", "report_wdl"]
 
 
 class KernelSession:
@@ -66,3 +66,45 @@ def kernel(tmp_path: Path):
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def report_wdl(image: str, n: int = 20) -> str:
+    """A workflow whose outputs exercise the renderers: an n-way scatter of text files, a PNG, an
+    HTML page carrying a script that must not run, a TSV table, a scalar."""
+    return f"""version 1.1
+workflow report {{
+  input {{ Int n = {n} }}
+  scatter (i in range(n)) {{
+    call count {{ input: i = i }}
+  }}
+  call plot
+  output {{
+    Array[File] counts = count.out
+    File png = plot.png
+    File page = plot.page
+    File table = plot.table
+    Int total = n
+  }}
+}}
+task count {{
+  input {{ Int i }}
+  command <<<
+    seq 0 ~{{i}} > counts_~{{i}}.txt
+  >>>
+  output {{ File out = "counts_~{{i}}.txt" }}
+  runtime {{ docker: "{image}" }}
+}}
+task plot {{
+  command <<<
+    echo '{TINY_PNG_BASE64}' | base64 -d > plot.png
+    printf '<h1>report</h1><script>parent.document.title="pwned"; top.document.title="pwned"; window.top.pwned = 1;</script>\\n' > page.html
+    printf 'sample\\treads\\ns1\\t10\\ns2\\t20\\n' > table.tsv
+  >>>
+  output {{
+    File png = "plot.png"
+    File page = "page.html"
+    File table = "table.tsv"
+  }}
+  runtime {{ docker: "{image}" }}
+}}
+"""

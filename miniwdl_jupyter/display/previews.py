@@ -118,7 +118,7 @@ def count_lines(path: Path, size: int) -> str:
         return f"over {count:,} lines"
     if size and last != b"\n":
         count += 1  # a last line without its newline
-    return f"{count:,} lines"
+    return "1 line" if count == 1 else f"{count:,} lines"
 
 
 def _text(path: Path, head: bytes, size: int) -> Fragment:

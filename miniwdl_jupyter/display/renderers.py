@@ -8,11 +8,12 @@ are embedded in the HTML, up to a budget, then linked.
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 from typing import Any, Dict, List
 
-from .previews import Fragment, file_label, human_size, image_bytes, preview_file
+from .previews import IMAGE_TYPES, Fragment, file_label, human_size, image_bytes, preview_file
 from .summary import esc
 
 ITEMS_SHOWN = 50  # per array/map; the rest is counted
@@ -23,7 +24,7 @@ NESTED_IMAGES = 12  # embedded images per output
 
 def render_outputs(run: Any) -> None:
     """Display each of `run.outputs` by type (after a run succeeds, and for `%wdl show`)."""
-    from IPython.display import Image, display
+    from IPython.display import display
 
     outputs: Dict[str, Any] = run.outputs
     if not outputs:
@@ -33,7 +34,8 @@ def render_outputs(run: Any) -> None:
         if isinstance(value, Path) and (data := image_bytes(value)) is not None:
             label = file_label(value, len(data))
             display({"text/html": f"<b>{esc(name)}</b> {label.html}", "text/plain": f"{name}: {label.text}"}, raw=True)
-            display(Image(data=data, format=value.suffix.lstrip(".").lower().replace("jpg", "jpeg")))
+            mime = IMAGE_TYPES[value.suffix.lower()]
+            display({mime: base64.b64encode(data).decode("ascii"), "text/plain": f"[{mime} {value.name}]"}, raw=True)
             continue
         fragment = render_value(value)
         display(
