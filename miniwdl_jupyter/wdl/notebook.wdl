@@ -127,7 +127,8 @@ task notebook_step {
     try:
         papermill.execute_notebook(
             notebook, executed, parameters=parameters, kernel_name=kernel or choose_kernel(),
-            cwd=".", progress_bar=False, log_output=True,
+            # the notebook's own output streams become the task's stdout and stderr
+            cwd=".", progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr,
         )
     except Exception as exn:
         failure = failure_summary(exn)

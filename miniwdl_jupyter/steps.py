@@ -1,0 +1,237 @@
+"""Notebook steps from Python: run one notebook with papermill in a step image as a one-task WDL run.
+
+`run_notebook()` builds the step image when needed (images.build_image: a content-addressed cache,
+so an unchanged step never rebuilds) and runs the `notebook_step` task of the package's
+`wdl/notebook.wdl` through the runs API, so it runs on every backend, is call-cached, and leaves a
+run directory like any other run. The same task is importable from a `%%wdl` cell:
+`import "notebook.wdl" as nb` (the package's wdl/ folder is on the import search path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from . import images
+from .errors import RunFailed, TaskFailed
+from .runs import Run, run, run_root
+
+NOTEBOOK_WDL = Path(__file__).with_name("wdl") / "notebook.wdl"
+# How a %%wdl cell imports the task (resolved through wdl_source.search_path).
+IMPORT_PATH = "notebook.wdl"
+TASK = "notebook_step"
+TAIL_LINES = 20
+
+PathLike = Union[str, os.PathLike]
+
+
+class NotebookFailed(TaskFailed):
+    """A notebook step's notebook raised: names the cell and its exception, and says where the
+    executed notebook and its HTML rendering were kept."""
+
+    title = "Notebook failed"
+
+    def __init__(self, task_failed: TaskFailed, summary: Dict[str, Any], executed_notebook: Optional[Path], html: Optional[Path]):
+        super().__init__(
+            task_failed.call,
+            exit_code=task_failed.exit_code,
+            stderr_file=task_failed.stderr_file,
+            log_file=task_failed.log_file,
+            run_dir=task_failed.run_dir,
+            error=task_failed.error,
+        )
+        self.stderr_tail = task_failed.stderr_tail
+        self.message = summary.get("message") or self.message
+        self.args = (self.message,)
+        self.cell_index: Optional[int] = summary.get("cell_index")
+        self.execution_count: Optional[int] = summary.get("execution_count")
+        self.ename: str = summary.get("ename", "")
+        self.evalue: str = summary.get("evalue", "")
+        self.executed_notebook, self.html = executed_notebook, html
+        source = (summary.get("source") or "").splitlines()
+        self.details = (
+            ([f"  {line}" for line in source[:6]] + (["  ..."] if len(source) > 6 else []))
+            + [f"executed notebook: {executed_notebook}" if executed_notebook else "no executed notebook was written"]
+            + ([f"html: {html}"] if html else [])
+            + self.details
+        )
+
+
+class NotebookStep:
+    """A notebook step's run and what it produced (the seed's ExecResult shape plus the files).
+
+    Every property reads the run directory, so a failed step still gives its executed notebook
+    and HTML, and `exception` says why it failed instead of raising.
+    """
+
+    def __init__(self, run_handle: Run, image: str, notebook_name: str):
+        self.run = run_handle
+        self.image = image
+        self._stem = Path(notebook_name).stem
+
+    def __repr__(self) -> str:
+        return f"<NotebookStep {self._stem} {self.status} {self.run.run_dir}>"
+
+    @property
+    def status(self) -> str:
+        return self.run.status
+
+    def wait(self, timeout: Optional[float] = None, *, raise_on_failure: bool = True) -> "NotebookStep":
+        """Block until the step ends; raise NotebookFailed (or the run's error) if it failed."""
+        self.run.wait(timeout, raise_on_failure=False)
+        if raise_on_failure and self.exception is not None:
+            raise self.exception
+        return self
+
+    @property
+    def exception(self) -> Optional[RunFailed]:
+        error = self.run.error
+        if isinstance(error, TaskFailed):
+            summary = self._failure_summary()
+            if summary is not None:
+                return NotebookFailed(error, summary, self.executed_notebook, self.html)
+        return error
+
+    @property
+    def returncode(self) -> Optional[int]:
+        """0 on success, the task's exit status on failure, None while running or if it never ran."""
+        if not self.run.done:
+            return None
+        error = self.run.error
+        if error is None:
+            return 0
+        return error.exit_code if isinstance(error, TaskFailed) else None
+
+    @property
+    def executed_notebook(self) -> Optional[Path]:
+        return self._product("executed_notebook", f"{self._stem}.ipynb")
+
+    @property
+    def html(self) -> Optional[Path]:
+        return self._product("html", f"{self._stem}.html")
+
+    @property
+    def outputs(self) -> Dict[str, Path]:
+        """The files the step collected (its outputs/ folder), by file name."""
+        files = self.run.outputs.get("outputs")
+        if files is None:  # failed or running: read what the notebook left in its work dir
+            work = self._work_dir()
+            files = sorted((work / "outputs").iterdir()) if work and (work / "outputs").is_dir() else []
+        return {Path(f).name: Path(f) for f in files}
+
+    @property
+    def stdout_tail(self) -> List[str]:
+        return _tail(self._attempt_file("stdout"))
+
+    @property
+    def stderr_tail(self) -> List[str]:
+        return _tail(self._attempt_file("stderr"))
+
+    # -- where the task's files are ----------------------------------------------------------------
+    def _product(self, output: str, file_name: str) -> Optional[Path]:
+        value = self.run.outputs.get(output)
+        if value is not None:
+            return Path(value)
+        work = self._work_dir()
+        return work / file_name if work and (work / file_name).exists() else None
+
+    def _attempt(self) -> int:
+        """The latest attempt: miniwdl numbers retries' files work2/, stderr2.txt..."""
+        numbers = [int(m.group(1) or 1) for p in self.run.run_dir.glob("work*") if (m := re.fullmatch(r"work(\d*)", p.name))]
+        return max(numbers, default=1)
+
+    def _work_dir(self) -> Optional[Path]:
+        n = self._attempt()
+        work = self.run.run_dir / ("work" if n == 1 else f"work{n}")
+        return work if work.is_dir() else None
+
+    def _attempt_file(self, stream: str) -> Path:
+        n = self._attempt()
+        return self.run.run_dir / (f"{stream}.txt" if n == 1 else f"{stream}{n}.txt")
+
+    def _failure_summary(self) -> Optional[Dict[str, Any]]:
+        work = self._work_dir()
+        try:
+            return json.loads((work / "notebook_error.json").read_text()) if work else None
+        except (OSError, ValueError):
+            return None
+
+
+def run_notebook(
+    notebook: PathLike,
+    parameters: Union[None, Dict[str, Any], PathLike] = None,
+    *,
+    requirements: Sequence[str] = (),
+    base_image: Optional[str] = None,
+    image: Optional[str] = None,
+    backend: Optional[str] = None,
+    outputs: Sequence[str] = (),
+    input_files: Sequence[PathLike] = (),
+    kernel: Optional[str] = None,
+    push: Optional[str] = None,
+    cache: Optional[bool] = None,
+    dir: Optional[PathLike] = None,
+    wait: bool = True,
+    raise_on_failure: bool = True,
+    log: Optional[images.LogCallback] = None,
+) -> NotebookStep:
+    """Execute `notebook` with papermill in a step image, as a one-task WDL run.
+
+    `parameters`: a dict, or a YAML/JSON file, of papermill parameters. The image is `image` if
+    given, else built from `requirements` on `base_image` (a cache hit when nothing changed;
+    `push=REGISTRY` pushes it for remote backends; build output goes to `log`). `outputs`: glob
+    patterns of files to collect besides the notebook's outputs/ folder; `input_files` are linked
+    into the notebook's working directory. With `wait=True` a failing notebook raises
+    NotebookFailed unless `raise_on_failure=False`; either way the executed notebook and HTML stay.
+    """
+    notebook_path = Path(notebook).expanduser().resolve()
+    if image is None:
+        image = images.build_image(requirements, base_image=base_image, push=push, log=log)
+    inputs: Dict[str, Any] = {
+        "notebook": str(notebook_path),
+        "image": image,
+        "input_files": [str(Path(f).expanduser().resolve()) for f in input_files],
+        "output_patterns": list(outputs),
+    }
+    if parameters is not None:
+        inputs["parameters"] = str(_parameters_file(parameters))
+    if kernel:
+        inputs["kernel"] = kernel
+    step = NotebookStep(
+        run(NOTEBOOK_WDL, inputs, backend=backend, dir=dir, cache=cache, wait=False, task=TASK),
+        image,
+        notebook_path.name,
+    )
+    if wait:
+        step.wait(raise_on_failure=raise_on_failure)
+    return step
+
+
+def _parameters_file(parameters: Union[Dict[str, Any], PathLike]) -> Path:
+    """A dict of parameters as a JSON file named by its content, so an unchanged step's inputs are
+    unchanged and the call cache can reuse it; a path is used as it is."""
+    if not isinstance(parameters, dict):
+        return Path(parameters).expanduser().resolve()
+    text = json.dumps(parameters, sort_keys=True, indent=1, default=str)
+    folder = run_root() / ".steps"
+    path = folder / f"parameters-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not path.exists():  # rewriting would make the file newer than a cache entry that uses it
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return path
+
+
+def _tail(path: Path, n: int = TAIL_LINES) -> List[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))  # a notebook can print gigabytes
+            return f.read().decode(errors="replace").splitlines()[-n:]
+    except OSError:
+        return []
