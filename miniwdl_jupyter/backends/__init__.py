@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import time
 from pathlib import Path
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from WDL.runtime.config import Loader, load_all_plugins
 
@@ -14,7 +15,7 @@ from ..errors import ConfigError
 
 _logger = logging.getLogger("miniwdl_jupyter.backends")
 _DOCKER_CHECK_TTL = 30.0
-_docker_checked: tuple = (0.0, False)
+_docker_checks: Dict[Tuple[str, ...], Tuple[float, bool]] = {}
 
 
 def installed_backends(cfg: Optional[Loader] = None) -> List[str]:
@@ -25,24 +26,28 @@ def installed_backends(cfg: Optional[Loader] = None) -> List[str]:
     return sorted({plugin.name for enabled, plugin in load_all_plugins(cfg, "container_backend") if enabled})
 
 
-def docker_answers() -> bool:
-    """Does a Docker daemon answer? (cached briefly: `auto` asks it for every run)"""
-    global _docker_checked
-    checked_at, answer = _docker_checked
+def docker_answers(exe: Sequence[str] = ("docker",)) -> bool:
+    """Does the daemon behind this docker-compatible CLI answer? Cached briefly: `auto` asks for
+    every run, and a daemon that is down would otherwise cost the timeout each time."""
+    key = tuple(exe)
+    checked_at, answer = _docker_checks.get(key, (0.0, False))
     if time.monotonic() - checked_at < _DOCKER_CHECK_TTL:
         return answer
     try:
-        answer = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, timeout=5).returncode == 0
+        answer = subprocess.run([*exe, "info"], capture_output=True, timeout=5).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         answer = False
-    _docker_checked = (time.monotonic(), answer)
+    _docker_checks[key] = (time.monotonic(), answer)
     return answer
 
 
 def resolve_backend(name: Optional[str], cfg: Loader) -> str:
     """`auto` -> docker_run when a Docker daemon answers, else local; unknown names are errors."""
+    from .. import config
+
     if not name or name == "auto":
-        return "docker_run" if docker_answers() else "local"
+        config.apply_defaults(cfg)
+        return "docker_run" if docker_answers(cfg.get_list("docker_run", "exe")) else "local"
     installed = installed_backends(cfg)
     if name not in installed:
         raise ConfigError(f"unknown backend {name!r}; installed backends: {', '.join(installed)}")
@@ -56,17 +61,22 @@ def cleanup_orphans(run_dir: Union[None, str, Path] = None, cfg: Optional[Loader
     from ..monitor import is_locked, log_files
     from .docker_run import LABEL_RUN_DIR
 
-    if not docker_answers():
+    exe = config.apply_defaults(cfg or config.load()).get_list("docker_run", "exe")
+    if not docker_answers(exe):
         return 0
-    exe = (cfg or config.load())["docker_run"].get_list("exe")
-    label = f"{LABEL_RUN_DIR}={Path(run_dir).absolute()}" if run_dir else LABEL_RUN_DIR
-    listed = subprocess.run(
-        exe + ["ps", "-a", "--filter", f"label={label}", "--format", f'{{{{.ID}}}} {{{{.Label "{LABEL_RUN_DIR}"}}}}'],
+    # abspath, like the label docker_run writes (see docker_run._run_dir_of)
+    label = f"{LABEL_RUN_DIR}={os.path.abspath(run_dir)}" if run_dir else LABEL_RUN_DIR
+    ids = subprocess.run(exe + ["ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True).stdout.split()
+    if not ids:
+        return 0
+    # `inspect` templates read labels the same way in docker and podman (`ps --format` does not)
+    owners = subprocess.run(
+        exe + ["inspect", "--format", f'{{{{.Id}}}} {{{{index .Config.Labels "{LABEL_RUN_DIR}"}}}}', *ids],
         capture_output=True,
         text=True,
-    )
+    ).stdout.splitlines()
     doomed = []
-    for line in listed.stdout.splitlines():
+    for line in owners:
         container, _, owner = line.partition(" ")
         if run_dir or not is_locked(log_files(Path(owner))[0]):
             doomed.append(container)

@@ -2,14 +2,15 @@
 
 Built on miniwdl's `SubprocessBase` (the same base as its podman backend), which gives in-situ
 mounts exactly as miniwdl maps them (inputs read-only, work dir read-write, retry-aware stdout/
-stderr files), the env-exporting command file, and cpu/memory scheduling across concurrent tasks.
-What this adds: no swarm and no fixed polling on the critical path (we wait on the process), runs
-as the invoking user (no chown container), labels for finding a run's containers, cancel that
-removes the container, images pulled only when missing, and short BackendErrors.
+stderr files) and honours `copy_input_files`. What this adds: no swarm and no fixed polling on the
+critical path (we wait on the `docker run` process), runs as the invoking user (no chown
+container), labels for finding a run's containers, cancel that removes the container, images
+pulled only when missing, cpu/memory scheduling across a run's tasks, and short BackendErrors.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shlex
@@ -21,13 +22,17 @@ from typing import Callable, List, Set
 from WDL._util import StructuredLogMessage as _
 from WDL.Error import InputError
 from WDL.runtime import config
+from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
 from ..errors import BackendError
-from .subprocess_base import ScheduledSubprocessBase
+from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 
 LABEL_RUN_DIR = "miniwdl_jupyter.run_dir"
 LABEL_CALL = "miniwdl_jupyter.call"
+# `docker run` (and `podman run`) exit with 125 when the CLI or daemon failed, before or instead of
+# running the container; the container's own status is passed through otherwise.
+CLI_FAILED = 125
 
 
 class DockerRunContainer(ScheduledSubprocessBase):
@@ -39,22 +44,22 @@ class DockerRunContainer(ScheduledSubprocessBase):
         jupyter_config.apply_defaults(cfg)
         exe = cfg.get_list("docker_run", "exe")
         try:
-            proc = subprocess.run(
-                exe + ["version", "--format", "{{.Server.Version}}"], capture_output=True, text=True, timeout=30
-            )
+            proc = subprocess.run(exe + ["info"], capture_output=True, text=True, timeout=30)
         except FileNotFoundError:
             raise BackendError(
-                f"{exe[0]} not found: install Docker (or set [docker_run] exe), or use --backend local"
+                f"{exe[0]} not found: install Docker (or set [docker_run] exe), or use the local backend"
             ) from None
         except subprocess.TimeoutExpired:
             proc = None
         if proc is None or proc.returncode != 0:
-            why = (proc.stderr.strip().splitlines() or ["no answer"])[-1] if proc else "no answer in 30 s"
+            why = _last_line(proc.stderr if proc else "", "no answer in 30 s")
             raise BackendError(
-                f"the Docker daemon is not answering `{' '.join(exe)}`: {why}. "
-                "Start it (e.g. `sudo systemctl start docker`) or use --backend local"
+                f"the Docker daemon is not answering `{' '.join(exe)} info`: {why}. "
+                "Start it (e.g. `sudo systemctl start docker`), point [docker_run] exe at one that "
+                "runs, or use the local backend"
             )
-        logger.notice(_("docker_run initialized", exe=" ".join(exe), server_version=proc.stdout.strip()))
+        version = subprocess.run(exe + ["--version"], capture_output=True, text=True).stdout.strip()
+        logger.notice(_("docker_run initialized", exe=" ".join(exe), version=version))
 
     @property
     def cli_name(self) -> str:
@@ -66,26 +71,62 @@ class DockerRunContainer(ScheduledSubprocessBase):
 
     @property
     def container_name(self) -> str:
-        # Unique per attempt; docker names allow [a-zA-Z0-9_.-].
-        run = os.path.basename(os.path.dirname(self.host_dir.rstrip("/")))
-        raw = f"wdl-{run}-{self.run_id}-{self.try_counter}-{os.getpid()}"
-        return "".join(c if c.isalnum() or c in "_.-" else "-" for c in raw)[:200]
+        """Unique per attempt and process. The call id alone repeats in nested scatters and
+        sub-workflows, so a digest of the call directory tells them apart."""
+        digest = hashlib.sha1(f"{self.host_dir}\0{os.getpid()}".encode()).hexdigest()[:12]
+        name = f"wdl-{self.run_id}-{self.try_counter}-{digest}"
+        return "".join(c if c.isalnum() or c in "_.-" else "-" for c in name)[-200:]
 
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
-        try:
-            exit_code = super()._run(logger, terminating, command)
-        except BaseException:
-            # Cancelled or failed mid-way: the CLI is gone (--sig-proxy=false), the container may
-            # still run. Remove it so nothing is left behind.
-            self._remove_container(logger)
-            raise
-        logger.notice(_("docker_run exit", exit_code=exit_code))
+        with ExitStack() as cleanup:
+            cleanup.enter_context(self.reserved_resources(logger))
+            image = self._pull(logger, cleanup)
+            cli_log_path = self.host_cli_log_txt("docker_run")
+            cli_log = cleanup.enter_context(open(cli_log_path, "wb"))
+            poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
+            self.write_command_file(command)
+            shell = self.cfg.get("task_runtime", "command_shell")
+            invocation = self._run_invocation(logger, cleanup, image) + [
+                "/bin/sh",
+                "-c",
+                f"{shell} ../command >> ../stdout.txt 2>> ../stderr.txt",
+            ]
+            proc = subprocess.Popen(invocation, stdout=cli_log, stderr=subprocess.STDOUT, cwd=self.host_dir)
+            try:
+                logger.notice(_("docker_run task running", container=self.container_name, pid=proc.pid))
+                with self.task_running_context():
+                    exit_code = wait_unless_terminating(proc, terminating, poll_stderr)
+            except BaseException:
+                self._stop(logger, proc)
+                raise
+            if exit_code is None:
+                self._stop(logger, proc)
+                raise Terminated()
+        if exit_code == CLI_FAILED and os.path.getsize(cli_log_path):
+            raise BackendError(
+                f"`{self.cli_exe[0]} run` failed for image {image}: {_first_line(open(cli_log_path).read())}",
+                details=[f"full output: {cli_log_path}"],
+            )
+        logger.notice(_("docker_run task exit", exit_code=exit_code))
         return exit_code
 
+    def _stop(self, logger: logging.Logger, proc: subprocess.Popen) -> None:
+        """Cancel: remove the container, which ends the attached CLI. The docker CLI does not exit
+        on one SIGTERM while it runs a container, so it is killed only if it outlives the removal
+        (e.g. it was still creating the container); a second removal then catches a container
+        created meanwhile. cleanup_orphans() is the last resort for anything left."""
+        self._remove_container(logger)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            self._remove_container(logger)
+
     def _remove_container(self, logger: logging.Logger) -> None:
-        proc = subprocess.run(self.cli_exe + ["rm", "-f", self.container_name], capture_output=True, text=True)
-        if proc.returncode == 0:
-            logger.notice(_("docker_run removed container", name=self.container_name))
+        removed = subprocess.run(self.cli_exe + ["rm", "-f", self.container_name], capture_output=True, text=True)
+        if removed.returncode == 0:
+            logger.notice(_("docker_run removed container", container=self.container_name))
 
     def _pull(self, logger: logging.Logger, cleanup: ExitStack) -> str:
         """Pull only when the image is missing locally; a failure says which image and what to do."""
@@ -93,15 +134,15 @@ class DockerRunContainer(ScheduledSubprocessBase):
         with self._images_lock:
             if image in self._present_images:
                 return image
-            inspect = subprocess.run(self.cli_exe + ["image", "inspect", "--format", "{{.Id}}", image], capture_output=True, text=True)
+            inspect = subprocess.run(self.cli_exe + ["image", "inspect", image], capture_output=True, text=True)
             if inspect.returncode != 0:
                 logger.notice(_("docker_run pull", image=image))
                 pull = subprocess.run(self.cli_exe + ["pull", image], capture_output=True, text=True)
                 if pull.returncode != 0:
-                    why = (pull.stderr.strip().splitlines() or ["unknown error"])[-1]
                     raise BackendError(
-                        f"image {image} is not on this machine and could not be pulled: {why}. "
-                        f"Build or load it (`docker build -t {image} ...` / `docker load`), or log in to its registry"
+                        f"image {image} is not on this machine and could not be pulled: "
+                        f"{_last_line(pull.stderr, 'unknown error')}. Build or load it "
+                        f"(`docker build -t {image} ...` / `docker load`), or log in to its registry"
                     )
             self._present_images.add(image)
         return image
@@ -120,9 +161,8 @@ class DockerRunContainer(ScheduledSubprocessBase):
         """`docker run` options for this attempt, from its runtime values and [docker_run] config."""
         args = self.cli_exe + [
             "run",
-            "--rm",
-            "--init",  # a real PID 1 that forwards signals and reaps, so `sleep` commands stop promptly
-            "--sig-proxy=false",  # SIGTERM ends the CLI only; we remove the container ourselves
+            "--rm",  # the CLI still returns the container's exit status
+            "--sig-proxy=false",  # a signal to the CLI must not reach the task; cancel removes the container
             "--name",
             self.container_name,
             "--label",
@@ -132,32 +172,41 @@ class DockerRunContainer(ScheduledSubprocessBase):
             "--workdir",
             os.path.join(self.container_dir, "work"),
         ]
+        if self.cfg.get_bool("docker_run", "init"):
+            args.append("--init")  # a PID 1 that forwards signals and reaps zombies
         cpu = self.runtime_values.get("cpu", 0)
         if cpu > 0:
             args += ["--cpus", str(cpu)]
         memory_limit = self.runtime_values.get("memory_limit", 0)
         if memory_limit > 0:
             args += ["--memory", str(memory_limit)]
-        args += self.cfg.get_list("docker_run", "extra_args")
         if not self.cfg.get_bool("docker_run", "as_root"):
             args += ["--user", f"{os.geteuid()}:{os.getegid()}"]
         if self.runtime_values.get("gpu", False):
             args += self.cfg.get_list("docker_run", "gpu_flags")
+        # miniwdl sets "privileged" only when [task_runtime] allow_privileged = true
         if self.runtime_values.get("privileged", False):
-            if self.cfg.get_bool("docker_run", "allow_privileged"):
-                logger.warning("runtime.privileged enabled (security & portability warning)")
-                args.append("--privileged")
-            else:
-                logger.warning("ignoring runtime.privileged: set [docker_run] allow_privileged = true to allow it")
-        return args
+            logger.warning("runtime.privileged enabled (security & portability warning)")
+            args.append("--privileged")
+        return args + self.cfg.get_list("docker_run", "extra_args")
 
 
 def _run_dir_of(host_dir: str) -> str:
     """The run directory a call directory belongs to: the highest ancestor holding workflow.log
     (a workflow run), else the call directory itself (a single-task run)."""
-    path, top = os.path.abspath(host_dir), os.path.abspath(host_dir)
+    path = top = os.path.abspath(host_dir)
     while os.path.dirname(path) != path:
         if os.path.exists(os.path.join(path, "workflow.log")):
             top = path
         path = os.path.dirname(path)
     return top
+
+
+def _last_line(text: str, default: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else default
+
+
+def _first_line(text: str) -> str:
+    """The CLI's own error comes first; usage hints follow it."""
+    return next((line for line in text.splitlines() if line.strip()), "?")

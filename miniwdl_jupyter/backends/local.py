@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
-import shlex
 import signal
 import subprocess
-import time
 from typing import Callable, Dict
 
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime import config
-from WDL.runtime.backend.cli_subprocess import _SubprocessScheduler
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
-from .subprocess_base import ScheduledSubprocessBase
+from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 
 
 class LocalContainer(ScheduledSubprocessBase):
@@ -47,14 +44,9 @@ class LocalContainer(ScheduledSubprocessBase):
 
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         self._notice_ignored_image(logger)
-        scheduler = _SubprocessScheduler(self.runtime_values.get("cpu", 0), self.runtime_values.get("memory_reservation", 0))
-        with scheduler, self.poll_stderr_context(logger) as poll_stderr:
+        with self.reserved_resources(logger), self.poll_stderr_context(logger) as poll_stderr:
             self._link_inputs()
-            command_file = os.path.join(self.host_dir, "command")
-            with open(command_file, "w") as f:
-                for key, value in self.runtime_values.get("env", {}).items():
-                    f.write(f"export {key}={shlex.quote(value)}\n")
-                f.write(command)
+            command_file = self.write_command_file(command)
             shell = self.cfg.get("task_runtime", "command_shell")
             with open(self.host_stdout_txt(), "ab") as stdout, open(self.host_stderr_txt(), "ab") as stderr:
                 proc = subprocess.Popen(
@@ -66,41 +58,32 @@ class LocalContainer(ScheduledSubprocessBase):
                     env=self._environment(),
                     start_new_session=True,  # its own process group: cancel kills all of it
                 )
-            logger.notice(_("local task running", pid=proc.pid))
-            with self.task_running_context():
-                exit_code = self._wait(proc, terminating, poll_stderr)
+            try:
+                logger.notice(_("local task running", pid=proc.pid))
+                with self.task_running_context():
+                    exit_code = wait_unless_terminating(proc, terminating, poll_stderr)
+            except BaseException:
+                self._kill_group(proc)
+                raise
+            if exit_code is None:
+                self._kill_group(proc)
+                raise Terminated()
+            # Background children the command left behind would outlive the task (a container's
+            # would not): end them too.
+            _signal_group(proc.pid, signal.SIGKILL)
         logger.notice(_("local task exit", exit_code=exit_code))
         return exit_code
 
-    def _wait(self, proc: subprocess.Popen, terminating: Callable[[], bool], poll_stderr: Callable[[], None]) -> int:
-        while True:
-            try:
-                exit_code = proc.wait(0.5)
-                poll_stderr()
-                return exit_code
-            except subprocess.TimeoutExpired:
-                poll_stderr()
-            if terminating():
-                self._kill_group(proc)
-                raise Terminated()
-
     def _kill_group(self, proc: subprocess.Popen) -> None:
+        """SIGTERM the task's process group, then SIGKILL whatever is left after the grace period."""
         grace = self.cfg.get_float("local", "kill_grace_seconds")
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if _signal_group(proc.pid, signal.SIGTERM):
             try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
-            deadline = time.monotonic() + wait
-            while proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if proc.poll() is not None:
-                # the shell is gone; its children may linger in the group
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                return
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        _signal_group(proc.pid, signal.SIGKILL)  # the shell may be gone while its children linger
+        proc.wait()
 
     def _link_inputs(self) -> None:
         """Make each input visible where miniwdl told the command it is (unless copied there)."""
@@ -127,3 +110,12 @@ class LocalContainer(ScheduledSubprocessBase):
                     image=self.runtime_values["docker"],
                 )
             )
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Signal a process group; False if it no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except ProcessLookupError:
+        return False

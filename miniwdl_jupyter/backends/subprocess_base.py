@@ -1,20 +1,32 @@
-"""The base our backends share: miniwdl's SubprocessBase with a thread-safe resource detection.
+"""What our two backends share, on top of miniwdl's `SubprocessBase` (the base of its podman backend).
 
-miniwdl memoizes the host's cpu/memory in `detect_resource_limits` *before* it initializes the
-scheduler those limits feed, so tasks starting together can reach the scheduler uninitialized
-(AttributeError '_cv'). A lock around the first detection closes that window.
+- A thread-safe resource detection: miniwdl memoizes the host's cpu/memory in
+  `detect_resource_limits` *before* it initializes the scheduler those limits feed, so tasks
+  starting together can reach the scheduler uninitialized (AttributeError '_cv'). A lock around
+  the first detection closes that window.
+- cpu/memory reservation through miniwdl's own `_SubprocessScheduler` (one per process, i.e. per
+  run), the env-exporting command file, and a wait loop that returns the moment the task process
+  exits (no fixed polling period on the critical path) while still noticing cancellation.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shlex
+import subprocess
 import threading
-from typing import Dict
+from contextlib import contextmanager
+from typing import Callable, Dict, Iterator, Optional
 
+from WDL._util import StructuredLogMessage as _
 from WDL.runtime import config
-from WDL.runtime.backend.cli_subprocess import SubprocessBase
+from WDL.runtime.backend.cli_subprocess import SubprocessBase, _SubprocessScheduler
 
 _detect_lock = threading.Lock()
+# How often a waiting task looks at the cancel flag and streams stderr. The task's exit itself is
+# seen at once: Popen.wait() returns as soon as the process ends.
+CANCEL_CHECK_SECONDS = 0.5
 
 
 class ScheduledSubprocessBase(SubprocessBase):
@@ -22,3 +34,42 @@ class ScheduledSubprocessBase(SubprocessBase):
     def detect_resource_limits(cls, cfg: config.Loader, logger: logging.Logger) -> Dict[str, int]:
         with _detect_lock:
             return super().detect_resource_limits(cfg, logger)
+
+    @contextmanager
+    def reserved_resources(self, logger: logging.Logger) -> Iterator[None]:
+        """Hold this task's cpu and memory reservation, waiting until the host has room for it."""
+        cpu = self.runtime_values.get("cpu", 0)
+        memory = self.runtime_values.get("memory_reservation", 0)
+        scheduler = _SubprocessScheduler(cpu, memory)
+        with scheduler:
+            logger.info(_("provisioned", seconds_waited=scheduler.delay, cpu=cpu, mem_bytes=memory))
+            yield
+
+    def write_command_file(self, command: str) -> str:
+        """Write `command` preceded by `export` lines for the task's environment (WDL 1.2 `env`
+        declarations and `[task_runtime] env`); returns the file's host path. Exports in the
+        script, as miniwdl's SubprocessBase does, because `--env` is subject to command-line length
+        limits and `--env-file` quoting differs between CLIs."""
+        path = os.path.join(self.host_dir, "command")
+        with open(path, "w") as outfile:
+            for key, value in self.runtime_values.get("env", {}).items():
+                outfile.write(f"export {key}={shlex.quote(value)}\n")
+            outfile.write(command)
+        return path
+
+
+def wait_unless_terminating(
+    proc: subprocess.Popen, terminating: Callable[[], bool], poll: Callable[[], None]
+) -> Optional[int]:
+    """The exit status of `proc`, or None if the run is being cancelled first. Calls `poll` (e.g.
+    stderr streaming) while waiting and once more at the end."""
+    while True:
+        try:
+            exit_code = proc.wait(CANCEL_CHECK_SECONDS)
+        except subprocess.TimeoutExpired:
+            poll()
+            if terminating():
+                return None
+            continue
+        poll()
+        return exit_code

@@ -1,10 +1,9 @@
 version 1.2
-# retries with max_retries, return codes, and WDL 1.2 env declarations
+# retries with max_retries, and return codes
 workflow retries {
   call flaky
   call odd_exit
-  call with_env { input: secret = "s3cr3t" }
-  output { String flaky_out = flaky.out  String odd = odd_exit.out  String env_seen = with_env.out }
+  output { String flaky_out = flaky.out  String odd = odd_exit.out }
 }
 task flaky {
   command <<<
@@ -18,10 +17,4 @@ task odd_exit {
   command <<< echo odd; exit 42 >>>
   output { String out = read_string(stdout()) }
   requirements { container: "IMAGE" return_codes: [0, 42] }
-}
-task with_env {
-  input { env String secret }
-  command <<< echo "secret=$secret" >>>
-  output { String out = read_string(stdout()) }
-  requirements { container: "IMAGE" }
 }

@@ -1,53 +1,50 @@
 """WDL conformance across container backends: every case runs through `miniwdl run` on docker_run,
-local and docker_swarm, and must give the expected outputs (file contents compared, not paths) or
-the expected error."""
+local and docker_swarm and must give the expected outputs (file contents compared, not paths) or
+the expected error.
+
+A case is `<name>.json` beside this module: {"inputs": {...}, "outputs": {...}} or
+{"inputs": {...}, "error": {...fields of the root cause in error.json}}, optionally with "wdl" (the
+WDL file's stem, default <name>) and "env" (MINIWDL__* settings for the run). Inputs written
+"@name" are files or folders staged next to the WDL.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import TEST_IMAGE
+from backend_fixtures import (  # noqa: F401 (fixtures)
+    TEST_IMAGE,
+    docker_image,
+    miniwdl_run,
+    requires_docker,
+    root_cause,
+    swarm,
+    write_wdl,
+)
 
-CASES_DIR = Path(__file__).with_name("conformance")
+CASES_DIR = Path(__file__).parent
 CASES = sorted(p.stem for p in CASES_DIR.glob("*.json"))
 BACKENDS = ["docker_run", "local", "docker_swarm"]
 
 
-def stage(case: str, workdir: Path) -> Path:
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    requires_docker(request, request.param)
+    return request.param
+
+
+def stage(workdir: Path) -> None:
+    """Every case's WDL (imports find each other) and the input files the cases name."""
     for wdl in CASES_DIR.glob("*.wdl"):
-        (workdir / wdl.name).write_text(wdl.read_text().replace("IMAGE", TEST_IMAGE))
+        write_wdl(workdir, wdl.name, wdl.read_text())
     (workdir / "greeting.txt").write_text("hello file\n")
     (workdir / "folder").mkdir(exist_ok=True)
     for name in ("x.txt", "y.txt"):
         (workdir / "folder" / name).write_text(name)
-    return workdir / f"{case}.wdl"
-
-
-def miniwdl_run(wdl: Path, inputs: dict, backend: str, run_dir: Path, cache: bool = False) -> subprocess.CompletedProcess:
-    inputs_file = run_dir.with_suffix(".inputs.json")
-    inputs_file.write_text(json.dumps(inputs))
-    env = dict(
-        os.environ,
-        MINIWDL__SCHEDULER__CONTAINER_BACKEND=backend,
-        MINIWDL__CALL_CACHE__GET=str(cache).lower(),
-        MINIWDL__CALL_CACHE__PUT=str(cache).lower(),
-        MINIWDL__CALL_CACHE__DIR=str(run_dir.parent / "cache"),
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "WDL", "run", str(wdl), "-i", str(inputs_file), "--dir", f"{run_dir}/.", "--log-json", "--error-json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=wdl.parent,
-        timeout=300,
-    )
 
 
 def materialize(value):
@@ -64,44 +61,55 @@ def materialize(value):
     return value
 
 
-def root_cause(error: dict) -> dict:
-    while isinstance(error.get("cause"), dict):
-        error = error["cause"]
-    return error
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request, docker):
-    if request.param == "docker_swarm" and subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True).stdout.strip() != "active":
-        pytest.fail("docker_swarm needs swarm mode (docker swarm init; .ci/provision does it)")
-    return request.param
-
-
 @pytest.mark.parametrize("case", CASES)
-def test_case(case, backend, tmp_path):
+def test_case(case: str, backend: str, tmp_path: Path) -> None:
     spec = json.loads((CASES_DIR / f"{case}.json").read_text())
-    wdl = stage(case, tmp_path)
+    stage(tmp_path)
     inputs = {k: str(tmp_path / v[1:]) if isinstance(v, str) and v.startswith("@") else v for k, v in spec["inputs"].items()}
     run_dir = tmp_path / "run"
-    proc = miniwdl_run(wdl, inputs, backend, run_dir)
+    proc = miniwdl_run(tmp_path / f"{spec.get('wdl', case)}.wdl", backend, run_dir, inputs, env=spec.get("env"))
     if "outputs" in spec:
-        assert proc.returncode == 0, (proc.stderr[-3000:])
+        assert proc.returncode == 0, proc.stderr[-3000:]
         outputs = json.loads((run_dir / "outputs.json").read_text())
-        got = {k.split(".", 1)[1]: materialize(v) for k, v in outputs.items()}
-        assert got == spec["outputs"]
+        assert {k.split(".", 1)[1]: materialize(v) for k, v in outputs.items()} == spec["outputs"]
     else:
-        assert proc.returncode != 0
-        cause = root_cause(json.loads((run_dir / "error.json").read_text()))
+        assert proc.returncode != 0, "this case must fail"
+        cause = root_cause(run_dir)
         assert {k: cause.get(k) for k in spec["error"]} == spec["error"]
 
 
-def test_call_cache(backend, tmp_path):
-    wdl = stage("control_flow", tmp_path)
-    first = miniwdl_run(wdl, {"bonus": 1}, backend, tmp_path / "run1", cache=True)
+def test_retry_attempts_keep_their_own_files(backend: str, tmp_path: Path) -> None:
+    stage(tmp_path)
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(tmp_path / "retries.wdl", backend, run_dir, {})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    flaky = run_dir / "call-flaky"
+    # task.attempt counts from 0; the host side of each attempt is numbered from the second on
+    assert (flaky / "stderr.txt").read_text() == "attempt 0 fails\n"
+    assert (flaky / "stderr2.txt").read_text() == "attempt 1 fails\n"
+    assert (flaky / "stdout3.txt").read_text() == "ok after 2\n"
+    assert (flaky / "work2").is_dir() and (flaky / "work3").is_dir()
+
+
+@pytest.mark.parametrize("backend", ["docker_run", "local"], indirect=True)  # our scheduler, not swarm's
+def test_cpu_reservations_keep_tasks_apart(backend: str, tmp_path: Path) -> None:
+    """Two tasks that each reserve every cpu of the host run one after the other."""
+    stage(tmp_path)
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(tmp_path / "busy.wdl", backend, run_dir, {"cpu": os.cpu_count()})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    spans = sorted(json.loads((run_dir / "outputs.json").read_text())["busy.spans"], key=lambda s: s[0])
+    assert len(spans) == 2 and spans[0][1] <= spans[1][0], f"tasks overlapped: {spans}"
+
+
+def test_call_cache(backend: str, tmp_path: Path) -> None:
+    stage(tmp_path)
+    cache = {"MINIWDL__CALL_CACHE__GET": "true", "MINIWDL__CALL_CACHE__PUT": "true"}
+    first = miniwdl_run(tmp_path / "control_flow.wdl", backend, tmp_path / "run1", {"bonus": 1}, env=cache)
     assert first.returncode == 0, first.stderr[-3000:]
     # Plain `miniwdl run` also reuses the whole workflow's entry: nothing runs again.
-    second = miniwdl_run(wdl, {"bonus": 1}, backend, tmp_path / "run2", cache=True)
-    assert second.returncode == 0
+    second = miniwdl_run(tmp_path / "control_flow.wdl", backend, tmp_path / "run2", {"bonus": 1}, env=cache)
+    assert second.returncode == 0, second.stderr[-3000:]
     log = (tmp_path / "run2" / "workflow.log").read_text()
     assert "done (cached)" in log and "task setup" not in log
     assert json.loads((tmp_path / "run2" / "outputs.json").read_text()) == json.loads((tmp_path / "run1" / "outputs.json").read_text())

@@ -1,0 +1,212 @@
+"""The docker_run backend on the real Docker daemon, through `miniwdl run`: selection by config,
+labels, cancel without leftovers, orphan cleanup, and short errors for a missing image, a daemon
+that does not answer and a failing `docker run`; plus the command lines it builds (GPU, users)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backend_fixtures import (  # noqa: F401 (fixtures)
+    HELLO_SCATTER_WDL,
+    SLEEP_SCATTER_WDL,
+    docker_image,
+    json_events,
+    labelled_containers,
+    miniwdl_env,
+    miniwdl_run,
+    miniwdl_start,
+    require,
+    root_cause,
+    wait_until,
+    write_wdl,
+)
+from miniwdl_jupyter import backends, config
+from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer
+
+FAILING_TASK_WDL = 'version 1.1\ntask t { command <<< echo hi >>> runtime { docker: "IMAGE" } }\n'
+
+
+def test_miniwdl_run_selects_docker_run_from_a_cfg_file(docker_image, tmp_path):
+    wdl = write_wdl(tmp_path, "hello.wdl", HELLO_SCATTER_WDL)
+    (tmp_path / "miniwdl.cfg").write_text("[scheduler]\ncontainer_backend = docker_run\n")
+    env = miniwdl_env(None, tmp_path)  # the backend comes from the cfg file alone
+    proc = subprocess.run(
+        [sys.executable, "-m", "WDL", "run", str(wdl), "--cfg", "miniwdl.cfg", "--dir", "out/.", "--log-json"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dir = tmp_path / "out"
+    outputs = json.loads((run_dir / "outputs.json").read_text())
+    assert [Path(f).read_text() for f in outputs["hello.files"]] == ["hello a\n", "hello b\n"]
+    assert outputs["hello.dirs"] == ["/mnt/miniwdl_task_container/work"] * 2, "commands run inside the container"
+    events = json_events(run_dir / "workflow.log.json")
+    messages = [e["message"] for e in events]
+    assert "docker_run initialized" in messages and messages.count("docker_run task running") == 2
+    assert [e["exit_code"] for e in events if e["message"] == "docker_run task exit"] == [0, 0]
+    assert "docker_run pull" not in messages, "the image is present: no pull"
+    # outputs are owned by the invoking user, with no chown pass
+    assert (run_dir / "call-greet-0-a" / "work" / "out.txt").stat().st_uid == os.geteuid()
+
+
+@pytest.mark.slow
+def test_labels_and_cancel_of_a_10_way_scatter_leave_no_container(docker_image, tmp_path):
+    wdl = write_wdl(tmp_path, "sleepers.wdl", SLEEP_SCATTER_WDL)
+    run_dir = tmp_path / "run"
+    proc = miniwdl_start(wdl, "docker_run", run_dir, {"n": 10, "seconds": 600})
+    try:
+        running = wait_until(lambda: len(labelled_containers(run_dir)) >= 2 and labelled_containers(run_dir), 120, "2 containers")
+        labels = subprocess.run(
+            ["docker", "inspect", "--format", f'{{{{index .Config.Labels "{LABEL_CALL}"}}}}', *running],
+            capture_output=True, text=True,
+        ).stdout.split()
+        assert labels and all(label.startswith("call-nap-") for label in labels)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 2, proc.stderr.read()[-2000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert labelled_containers(run_dir) == []
+    assert root_cause(run_dir)["error"] == "Terminated"
+
+
+@pytest.mark.slow
+def test_containers_of_a_killed_run_are_removed_by_cleanup_orphans(docker_image, tmp_path):
+    wdl = write_wdl(tmp_path, "sleepers.wdl", SLEEP_SCATTER_WDL)
+    run_dir = tmp_path / "run"
+    proc = miniwdl_start(wdl, "docker_run", run_dir, {"n": 2, "seconds": 600})
+    try:
+        wait_until(lambda: len(labelled_containers(run_dir)) == 2, 120, "2 containers")
+        backends.cleanup_orphans()
+        assert len(labelled_containers(run_dir)) == 2, "a live run's containers are not orphans"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # miniwdl and its docker CLIs, with no chance to clean up
+        proc.wait()
+    assert len(labelled_containers(run_dir)) == 2, "the hard kill left its containers"
+    assert backends.cleanup_orphans() >= 2
+    assert labelled_containers(run_dir) == []
+
+
+def test_cleanup_orphans_of_one_run_dir_removes_all_its_containers(docker_image, tmp_path):
+    run_dir = tmp_path / "run"
+    for i in range(2):
+        subprocess.run(
+            ["docker", "create", "--label", f"miniwdl_jupyter.run_dir={run_dir}", docker_image, "true"],
+            check=True, capture_output=True,
+        )
+    assert len(labelled_containers(run_dir)) == 2
+    assert backends.cleanup_orphans(run_dir) == 2
+    assert labelled_containers(run_dir) == []
+
+
+def test_missing_image_is_a_backend_error_naming_it(docker_image, tmp_path):
+    wdl = write_wdl(tmp_path, "t.wdl", FAILING_TASK_WDL.replace("IMAGE", "no-such/image:0.1"))
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "docker_run", run_dir)
+    assert proc.returncode != 0
+    cause = root_cause(run_dir)
+    assert cause["error"] == "BackendError"
+    assert "image no-such/image:0.1 is not on this machine and could not be pulled" in cause["message"]
+
+
+def test_daemon_not_answering_is_a_backend_error_naming_it(docker_image, tmp_path):
+    wdl = write_wdl(tmp_path, "t.wdl", FAILING_TASK_WDL)
+    run_dir = tmp_path / "run"
+    exe = '["docker", "-H", "unix:///nonexistent/docker.sock"]'
+    proc = miniwdl_run(wdl, "docker_run", run_dir, env={"MINIWDL__DOCKER_RUN__EXE": exe})
+    assert proc.returncode != 0
+    cause = root_cause(run_dir)
+    assert cause["error"] == "BackendError"
+    assert "Docker daemon is not answering `docker -H unix:///nonexistent/docker.sock info`" in cause["message"]
+    assert "/nonexistent/docker.sock" in cause["message"].split("info`:", 1)[1], "the daemon's own error is shown"
+
+
+def test_a_failing_docker_run_is_a_backend_error_not_an_exit_status(docker_image, tmp_path):
+    wdl = write_wdl(tmp_path, "t.wdl", FAILING_TASK_WDL)
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "docker_run", run_dir, env={"MINIWDL__DOCKER_RUN__EXTRA_ARGS": '["--memory", "bogus"]'})
+    assert proc.returncode != 0
+    cause = root_cause(run_dir)
+    assert cause["error"] == "BackendError" and "`docker run` failed" in cause["message"] and "bogus" in cause["message"]
+
+
+def container(tmp_path: Path, runtime_values: dict, **docker_run_cfg) -> DockerRunContainer:
+    cfg = config.load(overrides={"docker_run": docker_run_cfg} if docker_run_cfg else None)
+    made = DockerRunContainer(cfg, "call-t", str(tmp_path / f"call-{len(list(tmp_path.iterdir()))}"))
+    made.runtime_values = runtime_values
+    return made
+
+
+def option(args: list, flag: str) -> list:
+    return args[args.index(flag): args.index(flag) + 2]
+
+
+def test_run_arguments_follow_runtime_values(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIWDL_CFG", str(tmp_path / "none.cfg"))
+    args = container(tmp_path, {"cpu": 2, "memory_limit": 2**30, "gpu": True}).run_arguments(logging.getLogger("test"))
+    assert args[:2] == ["docker", "run"] and "--rm" in args and "--init" in args
+    assert option(args, "--cpus") == ["--cpus", "2"]
+    assert option(args, "--memory") == ["--memory", str(2**30)]
+    assert option(args, "--gpus") == ["--gpus", "all"]
+    assert option(args, "--user") == ["--user", f"{os.geteuid()}:{os.getegid()}"]
+    assert "--privileged" not in args
+    assert option(args, "--label")[1].startswith("miniwdl_jupyter.run_dir=")
+
+    # miniwdl puts "privileged" in runtime_values only under [task_runtime] allow_privileged = true
+    assert "--privileged" in container(tmp_path, {"privileged": True}).run_arguments(logging.getLogger("test"))
+    plain = container(tmp_path, {"cpu": 0, "gpu": False}).run_arguments(logging.getLogger("test"))
+    assert not {"--cpus", "--memory", "--gpus"} & set(plain)
+
+
+def test_run_arguments_for_podman_root_and_cdi_gpus(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIWDL_CFG", str(tmp_path / "none.cfg"))
+    made = container(
+        tmp_path, {"gpu": True},
+        exe=["podman"], as_root=True, init=False, gpu_flags=["--device", "nvidia.com/gpu=all"], extra_args=["--network", "none"],
+    )
+    args = made.run_arguments(logging.getLogger("test"))
+    assert args[:2] == ["podman", "run"] and "--user" not in args and "--init" not in args
+    assert option(args, "--device") == ["--device", "nvidia.com/gpu=all"]
+    assert args[-2:] == ["--network", "none"]
+
+
+def test_container_names_differ_between_nested_calls_with_one_call_id(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIWDL_CFG", str(tmp_path / "none.cfg"))
+    cfg = config.load()
+    names = {
+        DockerRunContainer(cfg, "call-upper", str(tmp_path / sub / "call-upper")).container_name
+        for sub in ("call-shout-0/call-x", "call-shout-1/call-x")
+    }
+    assert len(names) == 2
+
+
+def test_auto_picks_docker_run_when_the_daemon_answers(docker_image, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIWDL_CFG", str(tmp_path / "none.cfg"))
+    assert backends.resolve_backend("auto", config.load()) == "docker_run"
+    assert backends.resolve_backend(None, config.load()) == "docker_run"
+
+
+PODMAN_ARGS = '["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]'
+
+
+@pytest.mark.slow
+def test_podman_through_docker_run_exe(docker_image, tmp_path):
+    require("podman", shutil.which("podman") is not None, "podman is not installed (.ci/provision installs it)")
+    wdl = write_wdl(tmp_path, "hello.wdl", HELLO_SCATTER_WDL)
+    run_dir = tmp_path / "run"
+    # Root's hard open-files limit here is below podman's default; see docs/backends.md.
+    env = {"MINIWDL__DOCKER_RUN__EXE": '["podman"]', "MINIWDL__DOCKER_RUN__EXTRA_ARGS": PODMAN_ARGS}
+    proc = miniwdl_run(wdl, "docker_run", run_dir, {"names": ["pod"]}, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outputs = json.loads((run_dir / "outputs.json").read_text())
+    assert Path(outputs["hello.files"][0]).read_text() == "hello pod\n"
+    initialized = [e for e in json_events(run_dir / "workflow.log.json") if e["message"] == "docker_run initialized"]
+    assert initialized[0]["exe"] == "podman" and "podman version" in initialized[0]["version"]

@@ -1,0 +1,109 @@
+"""The local backend (no container), through `miniwdl run`: selection by config, host paths,
+one notice for the ignored image, cancel and leftovers killed with the process group, and `auto`
+falling back to it when no Docker daemon answers. None of these need Docker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backend_fixtures import (
+    HELLO_SCATTER_WDL,
+    SLEEP_SCATTER_WDL,
+    json_events,
+    miniwdl_env,
+    miniwdl_run,
+    miniwdl_start,
+    processes_under,
+    root_cause,
+    wait_until,
+    write_wdl,
+)
+from miniwdl_jupyter import backends, config
+from miniwdl_jupyter.errors import ConfigError
+
+IGNORED_IMAGE_NOTICE = "local backend ignores runtime.docker: commands run on this machine with its own tools"
+
+
+def test_miniwdl_run_selects_local_from_a_cfg_file(tmp_path):
+    wdl = write_wdl(tmp_path, "hello.wdl", HELLO_SCATTER_WDL)
+    (tmp_path / "miniwdl.cfg").write_text("[scheduler]\ncontainer_backend = local\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "WDL", "run", str(wdl), "--cfg", "miniwdl.cfg", "--dir", "out/.", "--log-json"],
+        capture_output=True, text=True, cwd=tmp_path, env=miniwdl_env(None, tmp_path), timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_dir = tmp_path / "out"
+    outputs = json.loads((run_dir / "outputs.json").read_text())
+    assert [Path(f).read_text() for f in outputs["hello.files"]] == ["hello a\n", "hello b\n"]
+    # container paths are host paths: each command ran in its own call's work dir
+    assert outputs["hello.dirs"] == [str(run_dir / "call-greet-0-a" / "work"), str(run_dir / "call-greet-1-b" / "work")]
+    messages = [e["message"] for e in json_events(run_dir / "workflow.log.json")]
+    assert messages.count(IGNORED_IMAGE_NOTICE) == 1, "one notice per run, not per task"
+    assert messages.count("local task running") == 2
+
+
+def test_inputs_are_at_the_paths_the_command_is_given(tmp_path):
+    source = tmp_path / "data.txt"
+    source.write_text("payload\n")
+    wdl = write_wdl(tmp_path, "t.wdl", """
+version 1.1
+task t {
+  input { File f }
+  command <<< cat "~{f}"; echo "~{f}" >&2 >>>
+  output { String content = read_string(stdout())  String path = read_string(stderr()) }
+}
+""")
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "local", run_dir, {"f": str(source)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outputs = json.loads((run_dir / "outputs.json").read_text())
+    assert outputs["t.content"] == "payload"
+    assert outputs["t.path"].startswith(str(run_dir / "work" / "_miniwdl_inputs"))
+    assert Path(outputs["t.path"]).resolve() == source, "a link to the input, not a copy"
+
+
+@pytest.mark.slow
+def test_cancel_of_a_10_way_scatter_leaves_no_process(tmp_path):
+    wdl = write_wdl(tmp_path, "sleepers.wdl", SLEEP_SCATTER_WDL)
+    run_dir = tmp_path / "run"
+    proc = miniwdl_start(wdl, "local", run_dir, {"n": 10, "seconds": 600})
+    try:
+        wait_until(lambda: len(processes_under(run_dir)) >= 2, 60, "2 task processes")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 2, proc.stderr.read()[-2000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert processes_under(run_dir) == []
+    assert root_cause(run_dir)["error"] == "Terminated"
+
+
+def test_background_children_do_not_outlive_their_task(tmp_path):
+    wdl = write_wdl(tmp_path, "t.wdl", "version 1.1\ntask t { command <<< sleep 300 & echo started >>> }\n")
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "local", run_dir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (run_dir / "stdout.txt").read_text() == "started\n"
+    assert processes_under(run_dir) == []
+
+
+def test_auto_falls_back_to_local_when_no_daemon_answers(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIWDL_CFG", str(tmp_path / "none.cfg"))
+    monkeypatch.setenv("MINIWDL__DOCKER_RUN__EXE", '["docker", "-H", "unix:///nonexistent/docker.sock"]')
+    assert backends.resolve_backend("auto", config.load()) == "local"
+
+
+def test_unknown_backend_names_list_the_installed_ones(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIWDL_CFG", str(tmp_path / "none.cfg"))
+    cfg = config.load()
+    assert {"docker_run", "local", "docker_swarm"} <= set(backends.installed_backends(cfg))
+    assert backends.resolve_backend("local", cfg) == "local"
+    with pytest.raises(ConfigError, match=r"unknown backend 'nosuch'; installed backends: .*docker_run.*local"):
+        backends.resolve_backend("nosuch", cfg)
