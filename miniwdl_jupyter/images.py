@@ -77,6 +77,8 @@ _PLAIN_OPTIONS = ("trusted-host", "proxy", "timeout", "retries")
 _OPTION_ALIASES = {"default-timeout": "timeout"}
 
 LogCallback = Callable[[str], None]
+# Docker colours a build step's stderr; the log file and the error lines want plain text.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def build_image(
@@ -283,8 +285,8 @@ def _build(client, tag: str, base_image: str, base_id: str, requirements: List[s
             emit(f"# built {tag} in {elapsed:.1f} s")
             return
     raise BackendError(
-        f"building the notebook-step image failed after {elapsed:.0f} s: {failure}",
-        details=[*error_lines[-6:], f"build log: {log_path}"],
+        f"building the notebook-step image {tag} failed after {elapsed:.0f} s",
+        details=[*error_lines[-6:], failure, f"build log: {log_path}"],
     )
 
 
@@ -305,14 +307,14 @@ def _stream_build(client, context: str, tag: str, base_image: str, requirements:
         )
         for chunk in stream:
             if "stream" in chunk:
-                for line in chunk["stream"].splitlines():
+                for line in _ANSI_ESCAPE.sub("", chunk["stream"]).splitlines():
                     if line.strip():
                         emit(line.rstrip())
                         if re.match(r"^\s*(ERROR:|E: |/bin/sh: )", line):
                             error_lines.append(line.strip())
             elif "error" in chunk:
                 emit(chunk["error"].rstrip())
-                return chunk["error"].strip(), error_lines or [chunk["error"].strip()]
+                return chunk["error"].strip(), error_lines
     except docker.errors.DockerException as exn:
         emit(str(exn))
         return str(exn), error_lines
