@@ -17,6 +17,7 @@ import shlex
 import subprocess
 import threading
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Callable, List, Set
 
 from WDL._util import StructuredLogMessage as _
@@ -30,9 +31,11 @@ from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 
 LABEL_RUN_DIR = "miniwdl_jupyter.run_dir"
 LABEL_CALL = "miniwdl_jupyter.call"
-# `docker run` (and `podman run`) exit with 125 when the CLI or daemon failed, before or instead of
-# running the container; the container's own status is passed through otherwise.
-CLI_FAILED = 125
+# `docker run` and `podman run` exit with 125 when the CLI or daemon failed, 126/127 when the
+# container's command could not be started (podman also for OCI runtime errors); the task's own
+# status is passed through otherwise. The task's output goes to files, so whatever the CLI printed
+# is the CLI's own complaint: that tells the cases apart.
+CLI_FAILURES = (125, 126, 127)
 
 
 class DockerRunContainer(ScheduledSubprocessBase):
@@ -102,9 +105,9 @@ class DockerRunContainer(ScheduledSubprocessBase):
             if exit_code is None:
                 self._stop(logger, proc)
                 raise Terminated()
-        if exit_code == CLI_FAILED and os.path.getsize(cli_log_path):
+        if exit_code in CLI_FAILURES and os.path.getsize(cli_log_path):
             raise BackendError(
-                f"`{self.cli_exe[0]} run` failed for image {image}: {_first_line(open(cli_log_path).read())}",
+                f"`{self.cli_exe[0]} run` failed for image {image}: {_first_line(Path(cli_log_path).read_text())}",
                 details=[f"full output: {cli_log_path}"],
             )
         logger.notice(_("docker_run task exit", exit_code=exit_code))

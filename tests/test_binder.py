@@ -1,0 +1,93 @@
+"""binder/ as mybinder.org would use it: build its environment in a fresh virtual environment from
+a clean copy of the repository (requirements.txt, then postBuild), hide Docker as Binder does, and
+execute every notebook in notebooks/ with papermill.
+
+The virtual environment is made with --system-site-packages: the heavy third-party packages
+(Jupyter, papermill, miniwdl) come from the test machine's environment instead of a full download,
+while the package itself is installed fresh from the copy by postBuild, exactly as on Binder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted(p.relative_to(REPO) for p in (REPO / "notebooks").glob("*.ipynb"))
+NO_DOCKER = '#!/bin/sh\necho "Cannot connect to the Docker daemon at unix:///var/run/docker.sock" >&2\nexit 1\n'
+
+
+def run(command: list, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=600, **kwargs)
+    assert proc.returncode == 0, f"{command} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def binder_env(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A clean copy of the repository and a virtual environment built as binder/ says."""
+    root = tmp_path_factory.mktemp("binder")
+    repo = root / "repo"
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO).stdout.split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, repo / name)
+    venv = root / "venv"
+    run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)])
+    fake_bin = root / "no-docker-bin"
+    fake_bin.mkdir()
+    (fake_bin / "docker").write_text(NO_DOCKER)
+    (fake_bin / "docker").chmod(0o755)
+    home = root / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINIWDL", "XDG_", "JUPYTER", "PYTHONPATH"))}
+    env.update(PATH=f"{fake_bin}:{venv / 'bin'}:{env['PATH']}", HOME=str(home), VIRTUAL_ENV=str(venv))
+    python = str(venv / "bin" / "python")
+    run([python, "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"], cwd=repo, env=env)
+    run(["bash", "binder/postBuild"], cwd=repo, env=env)
+    # The notebooks' kernel must be this environment's Python: jupyter_client runs a kernelspec
+    # whose command is plain "python" with the Python that runs papermill.
+    specs = json.loads(run([python, "-m", "jupyter", "kernelspec", "list", "--json"], env=env).stdout)["kernelspecs"]
+    argv0 = specs["python3"]["spec"]["argv"][0]
+    assert argv0 == "python" or argv0.startswith(str(venv)), f"python3 kernel runs {argv0}"
+    return {"python": python, "env": env, "repo": repo, "root": root}
+
+
+@pytest.mark.slow
+def test_postbuild_installs_the_package_with_local_as_default(binder_env):
+    probe = run(
+        [binder_env["python"], "-c", "import json, miniwdl_jupyter, miniwdl_jupyter.config as c; cfg = c.load(); "
+         "print(json.dumps([miniwdl_jupyter.__file__, cfg['jupyter']['backend'], cfg['scheduler']['container_backend']]))"],
+        env=binder_env["env"], cwd=binder_env["root"],
+    )
+    module_file, jupyter_backend, miniwdl_backend = json.loads(probe.stdout)
+    assert module_file.startswith(str(binder_env["root"] / "venv")), "installed into the fresh environment, not the checkout"
+    assert (jupyter_backend, miniwdl_backend) == ("local", "local")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=str)
+def test_notebook_runs_under_papermill_without_docker(binder_env, notebook):
+    workdir = binder_env["root"] / f"run-{notebook.stem}"
+    workdir.mkdir()
+    executed = workdir / notebook.name
+    run(
+        [binder_env["python"], "-m", "papermill", str(binder_env["repo"] / notebook), str(executed), "--cwd", str(workdir), "-k", "python3"],
+        env=binder_env["env"],
+    )
+    cells = json.loads(executed.read_text())["cells"]
+    assert not [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    logs = list(workdir.glob("wdl_runs/*/workflow.log")) + list(workdir.glob("wdl_runs/*/task.log"))
+    assert logs, "the notebook started no run"
+    assert all("local backend initialized" in log.read_text() for log in logs), "runs used the local backend"
+
+
+def test_there_are_notebooks_to_run():
+    assert NOTEBOOKS, "notebooks/ has no notebook for Binder to open"
