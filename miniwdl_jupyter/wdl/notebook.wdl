@@ -102,16 +102,27 @@ task notebook_step {
             f.write(body)
 
 
+    def failing_cell_index(exn):
+        # Where the failing cell is in the executed notebook as saved (papermill puts an error
+        # banner above the cells, so its own cell_index is off by one there).
+        try:
+            cells = nbformat.read(executed, as_version=4).cells
+            return next(i for i, c in enumerate(cells) if any(o.get("output_type") == "error" for o in c.get("outputs", [])))
+        except Exception:
+            return exn.cell_index
+
+
     def failure_summary(exn):
         # Name the failing cell and its exception: that is what the user needs in a short error.
         if isinstance(exn, papermill.PapermillExecutionError):
+            index = failing_cell_index(exn)
             return {
-                "cell_index": exn.cell_index,
+                "cell_index": index,
                 "execution_count": exn.exec_count,
                 "ename": exn.ename,
                 "evalue": exn.evalue,
                 "source": exn.source,
-                "message": f"notebook {stem} failed in cell In [{exn.exec_count}] (cell {exn.cell_index + 1} of {executed}): {exn.ename}: {exn.evalue}",
+                "message": f"notebook {stem} failed in cell In [{exn.exec_count}] (cell {index + 1} of {executed}): {exn.ename}: {exn.evalue}",
             }
         return {"ename": type(exn).__name__, "evalue": str(exn), "message": f"notebook {stem} failed: {type(exn).__name__}: {exn}"}
 
