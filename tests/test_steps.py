@@ -124,7 +124,7 @@ def test_failing_step_in_a_workflow_names_the_cell(step_image, workdir):
         )
     assert "ZeroDivisionError" not in info.value.stderr_tail[-1], "a string divisor raises a TypeError"
     assert "TypeError: unsupported operand type(s) for /: 'int' and 'str'" in info.value.stderr_tail[-1]
-    assert "failed in cell In [" in info.value.stderr_tail[-1]
+    assert "failed at cell In [" in info.value.stderr_tail[-1]
 
 
 def test_papermill_parameter_reaches_a_step_in_a_wdl_cell(step_image, workdir):
@@ -162,5 +162,5 @@ def test_papermill_fails_with_the_short_error_when_a_step_fails(step_image, work
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert len(errors) == 1 and errors[0]["ename"] == "TaskFailed"
     traceback = "\n".join(errors[0]["traceback"])
-    assert "failed in cell In [" in traceback and "TypeError" in traceback
+    assert "failed at cell In [" in traceback and "TypeError" in traceback
     assert len(errors[0]["traceback"]) < 40, "a short error, not a Python traceback"

@@ -51,7 +51,8 @@ task notebook_step {
 
     notebook, stem, parameters_file, inputs_list, patterns_list, kernel = sys.argv[1:7]
     executed, rendered = stem + ".ipynb", stem + ".html"
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # papermill's INFO lines would crowd the stderr tail that a failure shows
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr)
 
 
     def lines(path):
@@ -103,8 +104,8 @@ task notebook_step {
 
 
     def failing_cell_index(exn):
-        # Where the failing cell is in the executed notebook as saved (papermill puts an error
-        # banner above the cells, so its own cell_index is off by one there).
+        # Where the failing cell is in the executed notebook as saved: papermill adds error
+        # banners (at the top and above the failing cell), so its own cell_index is off there.
         try:
             cells = nbformat.read(executed, as_version=4).cells
             return next(i for i, c in enumerate(cells) if any(o.get("output_type") == "error" for o in c.get("outputs", [])))
@@ -122,7 +123,7 @@ task notebook_step {
                 "ename": exn.ename,
                 "evalue": exn.evalue,
                 "source": exn.source,
-                "message": f"notebook {stem} failed in cell In [{exn.exec_count}] (cell {index + 1} of {executed}): {exn.ename}: {exn.evalue}",
+                "message": f"notebook {stem} failed at cell In [{exn.exec_count}]: {exn.ename}: {exn.evalue}",
             }
         return {"ename": type(exn).__name__, "evalue": str(exn), "message": f"notebook {stem} failed: {type(exn).__name__}: {exn}"}
 
@@ -135,9 +136,11 @@ task notebook_step {
             sys.exit(f"notebook step: parameters must be a mapping of name to value, not {type(parameters).__name__}")
     link_inputs()
     failure = None
+    kernel = kernel or choose_kernel()
+    print(f"notebook step: executing {stem} on kernel {kernel}", file=sys.stderr, flush=True)
     try:
         papermill.execute_notebook(
-            notebook, executed, parameters=parameters, kernel_name=kernel or choose_kernel(),
+            notebook, executed, parameters=parameters, kernel_name=kernel,
             # the notebook's own output streams become the task's stdout and stderr
             cwd=".", progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr,
         )
