@@ -71,11 +71,14 @@ def main() -> None:
         os.environ["MINIWDL_CFG"] = str(workdir / "none.cfg")
         wdl = workdir / "bench.wdl"
         wdl.write_text(WDL.format(image=IMAGE))
-        print(f"concurrency={args.concurrency} image={IMAGE} (wall seconds)")
+        docker = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True).stdout.strip()
+        print(f"concurrency={args.concurrency} image={IMAGE} docker={docker} (wall seconds)")
         for label, n, seconds in ((f"{args.echo}-way echo", args.echo, 0), (f"{args.sleepers}-way sleep 2", args.sleepers, 2)):
             floor = time_floor(n, seconds, args.concurrency)
             times = {b: time_backend(wdl, b, n, seconds, args.concurrency, workdir) for b in ("docker_run", "docker_swarm", "local")}
-            print(f"{label}: floor {floor:.1f}  " + "  ".join(f"{b} {t:.1f}" for b, t in times.items()))
+            # the machine may be shared: the load average says how quiet it was
+            load = os.getloadavg()[0]
+            print(f"{label}: floor {floor:.1f}  " + "  ".join(f"{b} {t:.1f}" for b, t in times.items()) + f"  (load {load:.1f})")
             print(
                 f"  docker_swarm/docker_run = {times['docker_swarm'] / times['docker_run']:.2f}x   "
                 f"docker_run/floor = {times['docker_run'] / floor:.2f}x   local/floor = {times['local'] / floor:.2f}x"

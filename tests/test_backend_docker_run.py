@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,29 @@ def test_missing_image_is_a_backend_error_naming_it(docker_image, tmp_path):
     cause = root_cause(run_dir)
     assert cause["error"] == "BackendError"
     assert "image no-such/image:0.1 is not on this machine and could not be pulled" in cause["message"]
+
+
+@pytest.fixture
+def image_only_in_registry(docker_image):
+    """The test image pushed to the loopback registry under a fresh name that is then removed
+    locally: present in a registry, missing on the machine."""
+    registry = os.environ.get("MINIWDL_JUPYTER_TEST_REGISTRY", "127.0.0.1:5055")
+    answers = subprocess.run(["curl", "-sf", "-m", "5", f"http://{registry}/v2/"], capture_output=True).returncode == 0
+    require("a container registry", answers, f"no registry answers at {registry} (.ci/provision starts one)")
+    name = f"{registry}/miniwdl-jupyter/pull-test:{uuid.uuid4().hex[:8]}"
+    for command in (["tag", docker_image, name], ["push", name], ["rmi", name]):
+        subprocess.run(["docker", *command], check=True, capture_output=True)
+    yield name
+    subprocess.run(["docker", "rmi", name], capture_output=True)
+
+
+def test_a_missing_image_is_pulled_once_for_all_tasks(image_only_in_registry, tmp_path):
+    wdl = write_wdl(tmp_path, "hello.wdl", HELLO_SCATTER_WDL.replace("IMAGE", image_only_in_registry))
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "docker_run", run_dir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    pulls = [e for e in json_events(run_dir / "workflow.log.json") if e["message"] == "docker_run pull"]
+    assert [e["image"] for e in pulls] == [image_only_in_registry]
 
 
 def test_daemon_not_answering_is_a_backend_error_naming_it(docker_image, tmp_path):

@@ -92,13 +92,18 @@ def test_retry_attempts_keep_their_own_files(backend: str, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("backend", ["docker_run", "local"], indirect=True)  # our scheduler, not swarm's
-def test_cpu_reservations_keep_tasks_apart(backend: str, tmp_path: Path) -> None:
-    """Two tasks that each reserve every cpu of the host run one after the other."""
+@pytest.mark.parametrize(
+    "cpu, task_concurrency",
+    [(os.cpu_count(), None), (1, "1")],
+    ids=["each task reserves every cpu", "task_concurrency 1"],
+)
+def test_two_tasks_that_cannot_share_the_host_run_one_after_the_other(backend, cpu, task_concurrency, tmp_path):
     stage(tmp_path)
     run_dir = tmp_path / "run"
-    proc = miniwdl_run(tmp_path / "busy.wdl", backend, run_dir, {"cpu": os.cpu_count()})
+    env = {"MINIWDL__SCHEDULER__TASK_CONCURRENCY": task_concurrency} if task_concurrency else None
+    proc = miniwdl_run(tmp_path / "busy.wdl", backend, run_dir, {"cpu": cpu}, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    spans = sorted(json.loads((run_dir / "outputs.json").read_text())["busy.spans"], key=lambda s: s[0])
+    spans = sorted(([float(t) for t in span] for span in json.loads((run_dir / "outputs.json").read_text())["busy.spans"]))
     assert len(spans) == 2 and spans[0][1] <= spans[1][0], f"tasks overlapped: {spans}"
 
 
