@@ -27,9 +27,10 @@ from .monitor import CANCELLED, FAILED, SUCCEEDED, CallState, RunMonitor, RunSta
 
 _logger = logging.getLogger("miniwdl_jupyter.runs")
 STDERR_TAIL_LINES = 20
-# How often wait() polls the run directory: fast at first (short runs end quickly), then at most
-# 5 times a second, which bounds both the display's refresh rate and the filesystem load.
-_POLL_MIN, _POLL_MAX = 0.05, 0.2
+# How often wait() polls the run directory: fast at first (short runs end quickly), then 10 times
+# a second; a poll is a flock attempt and a read of what was appended. Views throttle their own
+# redraws.
+_POLL_MIN, _POLL_MAX = 0.05, 0.1
 
 CfgArg = Union[None, str, os.PathLike, Dict[str, Dict[str, Any]], Loader]
 
@@ -260,9 +261,11 @@ def _launch(loaded, inputs_json, run_dir: Path, backend_name: str, cache: bool, 
             "command": command,
         },
     )
+    proc = local_launcher.launch(command, run_dir=run_dir, env=env, cwd=cwd)
     if backend_name == "docker_run":
-        backends.cleanup_orphans()  # containers left by runs whose process was killed hard
-    return local_launcher.launch(command, run_dir=run_dir, env=env, cwd=cwd)
+        # Containers left by runs whose process was killed hard; off the critical path.
+        threading.Thread(target=backends.cleanup_orphans, daemon=True).start()
+    return proc
 
 
 def _config(cfg: CfgArg) -> Loader:

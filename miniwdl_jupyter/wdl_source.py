@@ -57,17 +57,55 @@ def search_path(cwd: Path) -> List[str]:
     return [str(cwd), str(PACKAGE_WDL_DIR)]
 
 
-def load(source_path: str, *, cwd: Path, display_name: str, task: Optional[str] = None, text: Optional[str] = None) -> LoadedWDL:
-    """Parse, resolve imports and typecheck. Raises WDLSourceError with file:line:col and a caret."""
+# Parsed documents by (source, search path), kept while none of their files changed: re-running
+# a cell is the common case, and parsing + typechecking is most of the magic's own overhead.
+_loaded_docs: Dict[tuple, tuple] = {}
+_LOADED_DOCS_MAX = 32
+
+
+def _files_of(doc: Tree.Document) -> Dict[str, float]:
+    files, stack = {}, [doc]
+    while stack:
+        d = stack.pop()
+        path = d.pos.abspath
+        if path not in files:
+            files[path] = _mtime(path)
+            stack.extend(imp.doc for imp in d.imports if imp.doc)
+    return files
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _parse(source_path: str, cwd: Path) -> Tree.Document:
+    key = (source_path, tuple(search_path(cwd)))
+    cached = _loaded_docs.get(key)
+    if cached and all(_mtime(p) == m for p, m in cached[1].items()):
+        return cached[0]
 
     def _load() -> Tree.Document:
         # WDL.load runs its own asyncio loop: in a kernel (which has a running loop) do it in a
         # worker thread.
         return WDL.load(source_path, search_path(cwd))
 
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        doc = pool.submit(_load).result()
+    if source_path.startswith(_URL_PREFIXES):
+        return doc  # a URL's content can change under the same name: never reuse it
+    if len(_loaded_docs) >= _LOADED_DOCS_MAX:
+        _loaded_docs.pop(next(iter(_loaded_docs)))
+    _loaded_docs[key] = (doc, _files_of(doc))
+    return doc
+
+
+def load(source_path: str, *, cwd: Path, display_name: str, task: Optional[str] = None, text: Optional[str] = None) -> LoadedWDL:
+    """Parse, resolve imports and typecheck. Raises WDLSourceError with file:line:col and a caret."""
     try:
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            doc = pool.submit(_load).result()
+        doc = _parse(source_path, cwd)
     except (Error.SyntaxError, Error.ValidationError, Error.MultipleValidationErrors, Error.ImportError) as exn:
         raise _source_error(exn, source_path, display_name, text) from None
     except FileNotFoundError:
