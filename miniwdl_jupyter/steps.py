@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from . import images
+from . import backends, config, images
 from .errors import RunFailed, TaskFailed
 from .runs import Run, run, run_root
 
@@ -25,6 +26,9 @@ NOTEBOOK_WDL = Path(__file__).with_name("wdl") / "notebook.wdl"
 IMPORT_PATH = "notebook.wdl"
 TASK = "notebook_step"
 TAIL_LINES = 20
+# The task's image input when the backend runs no containers (the local backend ignores it).
+LOCAL_IMAGE = "none:local-backend"
+_logger = logging.getLogger("miniwdl_jupyter.steps")
 
 PathLike = Union[str, os.PathLike]
 
@@ -190,7 +194,7 @@ def run_notebook(
     """
     notebook_path = Path(notebook).expanduser().resolve()
     if image is None:
-        image = images.build_image(requirements, base_image=base_image, push=push, log=log)
+        image = _step_image(requirements, base_image, push, backend, log)
     inputs: Dict[str, Any] = {
         "notebook": str(notebook_path),
         "image": image,
@@ -209,6 +213,17 @@ def run_notebook(
     if wait:
         step.wait(raise_on_failure=raise_on_failure)
     return step
+
+
+def _step_image(requirements: Sequence[str], base_image: Optional[str], push: Optional[str], backend: Optional[str], log: Optional[images.LogCallback]) -> str:
+    cfg = config.load()
+    if backends.resolve_backend(backend or cfg["jupyter"].get("backend"), cfg) != "local":
+        return images.build_image(requirements, base_image=base_image, push=push, log=log)
+    # No containers (e.g. Binder): the step runs on this machine's python3, so its environment
+    # must already hold papermill and the requirements; an image would not be used.
+    if requirements:
+        _logger.warning("local backend: not building an image; %s must be installed here", ", ".join(requirements))
+    return LOCAL_IMAGE
 
 
 def _parameters_file(parameters: Union[Dict[str, Any], PathLike]) -> Path:

@@ -12,7 +12,7 @@ import pytest
 
 import miniwdl_jupyter
 from miniwdl_jupyter.errors import TaskFailed
-from miniwdl_jupyter.steps import NotebookFailed, run_notebook
+from miniwdl_jupyter.steps import LOCAL_IMAGE, NotebookFailed, run_notebook
 from steps_fixtures import STEP_REQUIREMENTS, notebook, step_image  # noqa: F401 - fixtures
 from test_papermill import papermill, write_notebook
 
@@ -164,3 +164,12 @@ def test_papermill_fails_with_the_short_error_when_a_step_fails(step_image, work
     traceback = "\n".join(errors[0]["traceback"])
     assert "failed at cell In [" in traceback and "TypeError" in traceback
     assert len(errors[0]["traceback"]) < 40, "a short error, not a Python traceback"
+
+
+def test_local_backend_runs_the_step_without_an_image(workdir):
+    # No Docker needed: the task runs on this machine's python3, which has papermill (test extras).
+    step = run_notebook(notebook("other_kernel.ipynb"), {"sample": "here"}, backend="local")
+    assert step.image == LOCAL_IMAGE
+    assert step.returncode == 0
+    assert 'sample = "here"' in injected_parameters(step.executed_notebook)
+    assert step.html.exists()
