@@ -259,3 +259,21 @@ def test_plain_python_gets_text_lines_on_stderr(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert 2 <= len(lines) <= 13, lines
     assert "succeeded" in lines[-1] and "100/100 calls" in lines[-1]
+
+
+def test_final_board_of_a_failed_run_names_the_call_its_stderr_and_log(tmp_path):
+    from miniwdl_jupyter.display.html_board import board_bundle
+    from miniwdl_jupyter.display.progress import NoView
+
+    writer = make_run(tmp_path / "run", 10, 3, call_dirs=True)
+    writer.start_call("call-align-3")
+    writer.fail_call("call-align-3", stderr="reading sample 3\n<b>bad header</b>\n", exit_code=2)
+    writer.fail("call-align-3")
+    run = MonitoredRun(tmp_path / "run")
+    state = run.poll()
+    assert state.status == "failed"
+    bundle = board_bundle(state, NoView(run), final=True)
+    assert "call-align-3 failed (exit 2)" in bundle["text/plain"]
+    assert "| <b>bad header</b>" in bundle["text/plain"]
+    assert "&lt;b&gt;bad header&lt;/b&gt;" in bundle["text/html"] and "<b>bad header</b>" not in bundle["text/html"]
+    assert str(tmp_path / "run" / "call-align-3" / "task.log") in bundle["text/html"]

@@ -6,6 +6,7 @@ the saved notebook holds exactly one board, with the final state, however long t
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Dict
 
 from ..monitor import RunState
@@ -33,7 +34,8 @@ def board_bundle(state: RunState, view: ProgressView, final: bool, with_groups: 
         tail = view.stderr_tail(failed)
         html_parts.append(summary.failure_html(failed, tail))
         text_parts.append(summary.failure_text(failed, tail))
-        others = [c.id for c in list(view.failed.values())[1 : 1 + MORE_FAILURES_LISTED]]
+        others = [c.id for c in itertools.islice(view.failed.values(), MORE_FAILURES_LISTED + 1) if c is not failed]
+        others = others[:MORE_FAILURES_LISTED]
         if others:
             more = len(view.failed) - 1 - len(others)
             listed = ", ".join(others) + (f" and {more:,} more" if more > 0 else "")

@@ -63,6 +63,11 @@ class ProgressView:
         """Ordinary output after the run ends (the in-place views already are ordinary output)."""
 
     def first_failure(self) -> Optional[CallState]:
+        """The call that failed first by its own error (the monitor also marks calls still running
+        when the run failed as failed, without an error of their own)."""
+        for call in self.failed.values():
+            if call.error:
+                return call
         return next(iter(self.failed.values()), None)
 
     def stderr_tail(self, call: CallState) -> List[str]:
