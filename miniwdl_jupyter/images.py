@@ -58,7 +58,7 @@ RUN if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then \\
 FROM runtime AS builder
 COPY pip-settings/ /tmp/pip-settings/
 ENV PIP_CONFIG_FILE=/tmp/pip-settings/pip.conf PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python3 -m venv {venv} && {venv}/bin/pip install -q --upgrade pip
+RUN python3 -m venv {venv}
 COPY tools.txt /tmp/tools.txt
 RUN {venv}/bin/pip install --progress-bar off -r /tmp/tools.txt
 COPY requirements.txt /tmp/requirements.txt

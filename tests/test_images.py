@@ -105,6 +105,11 @@ def test_magic_arguments_read_a_requirements_file(step_image, tmp_path: Path):
         images.build_from_magic_args(None, str(tmp_path / "missing.txt"), None, None)
 
 
+def test_build_magic_prints_the_tag(step_image, shell, capsys):
+    shell.run_line_magic("wdl", f"build pypng --base {step_image.base}")
+    assert capsys.readouterr().out.strip().splitlines()[-1] == step_image.tag
+
+
 def test_no_daemon_is_a_backend_error(monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     with pytest.raises(BackendError, match="no Docker daemon answers"):

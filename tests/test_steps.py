@@ -144,6 +144,9 @@ def test_papermill_parameter_reaches_a_step_in_a_wdl_cell(step_image, workdir):
     nb = nbformat.read(workdir / "driver.out.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
     files = json.loads(printed)
+    wdl_cell = next(c for c in nb.cells if c.source.startswith("%%wdl"))
+    rendered = "".join(o.get("data", {}).get("text/html", "") for o in wdl_cell.outputs)
+    assert "compute.ipynb" in rendered and "compute.html" in rendered, "the outputs view lists the step's notebook and HTML"
     values = next(Path(f) for f in files if f.endswith("values.csv"))
     assert list(csv.reader(values.open()))[-1] == ["7", str(7 * len("zed"))]
 
