@@ -7,6 +7,7 @@ import json
 import subprocess
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,27 @@ def test_image_has_the_step_tools_and_no_pip_settings(step_image):
     assert "pip-settings" not in history and "pip.conf" not in history
     labels = json.loads(docker_cli("image", "inspect", "--format", "{{json .Config.Labels}}", step_image.tag).stdout)
     assert labels[f"{images.LABEL_PREFIX}.requirements"] == "pypng"
+
+
+def test_forwarded_pip_settings_leave_no_trace_in_the_image(step_image, monkeypatch, tmp_path):
+    marker = f"marker-{uuid.uuid4().hex[:12]}"
+    # Markers that are harmless to pip and easy to find in a layer: a trusted host, and a comment
+    # in a copy of the CA bundle pip uses here (PEM ignores text outside the certificates).
+    monkeypatch.setenv("PIP_TRUSTED_HOST", f"{marker}.invalid")
+    bundle = tmp_path / "ca-bundle.pem"
+    host_cert = images.host_pip_settings().get("cert")
+    bundle.write_text((Path(host_cert).read_text() if host_cert else "") + f"\n# {marker}-in-the-certificate\n")
+    monkeypatch.setenv("PIP_CERT", str(bundle))
+    settings = images.host_pip_settings()
+    assert settings["trusted-host"] == f"{marker}.invalid" and settings["cert"] == str(bundle)
+    # A requirement set of its own, so this really builds (index settings are not in the tag).
+    tag = images.build_image(["pypng==0.20220715.0"], base_image=step_image.base)
+    try:
+        saved = subprocess.run(["docker", "save", tag], capture_output=True, timeout=300)
+        assert saved.returncode == 0 and len(saved.stdout) > 10_000_000
+        assert marker.encode() not in saved.stdout, "neither pip.conf nor the CA bundle is in a layer"
+    finally:
+        docker_cli("image", "rm", tag)
 
 
 def test_nonexistent_requirement_fails_fast_with_the_pip_error(step_image):
