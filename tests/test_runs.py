@@ -118,36 +118,48 @@ def test_no_wait_run_survives_its_process_and_is_attached_later(docker, workdir)
     assert [p.read_text() for p in handle.outputs["files"]] == ["hello x\n", "hello y\n"]
 
 
+def _swarm_services() -> set:
+    return set(subprocess.run(["docker", "service", "ls", "-q"], capture_output=True, text=True).stdout.split())
+
+
 def test_cancel_stops_a_running_scatter_within_10_seconds(docker, workdir):
+    services_before = _swarm_services()
     handle = mj.run(wdl("sleep_scatter.wdl", docker), {"n": 4}, wait=False)
     deadline = time.monotonic() + 120
     while handle.poll().counts["running"] < 1 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert handle.state.counts["running"] >= 1, handle.log()
+    while not _swarm_services() - services_before and time.monotonic() < deadline:
+        time.sleep(0.2)  # "running" starts at task setup, a moment before swarm has the service
+    services = _swarm_services() - services_before
+    assert services, "the run's tasks are swarm services"
     started = time.monotonic()
     handle.cancel()
     assert handle.status == "cancelled"
     assert time.monotonic() - started < 10
     assert isinstance(handle.error, Cancelled)
-    services = subprocess.run(["docker", "service", "ls", "-q"], capture_output=True, text=True).stdout.split()
-    assert services == []
-    # Swarm removes a service's container asynchronously (`sleep` as PID 1 ignores SIGTERM, so
-    # docker waits its 10 s stop timeout): give it that long, no more.
+    assert _swarm_services() & services == set(), "no swarm service of this run is left"
+    # Swarm removes a service's container asynchronously (docker's stop timeout is 10 s): give it
+    # that long, no more.
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        leftovers = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", "label=miniwdl_run_id"], capture_output=True, text=True
-        ).stdout.split()
-        if not leftovers:
-            break
+    while _service_containers(services) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert leftovers == []
+    assert _service_containers(services) == []
     with pytest.raises(Cancelled):
         handle.wait()
 
 
+def _service_containers(services: set) -> list:
+    listed = subprocess.run(
+        ["docker", "ps", "-a", "--format", '{{.ID}} {{.Label "com.docker.swarm.service.id"}}'],
+        capture_output=True,
+        text=True,
+    ).stdout.splitlines()
+    return [line for line in listed if any(line.endswith(" " + full) or full.startswith(line.split(" ")[-1] or "-") for full in services)]
+
+
 def test_a_run_whose_process_died_is_failed_not_running_forever(docker, workdir):
-    handle = mj.run(wdl("sleep_scatter.wdl", docker), {"n": 1, "seconds": 30}, wait=False)
+    handle = mj.run(wdl("sleep_scatter.wdl", docker), {"n": 1, "seconds": 30}, backend="local", wait=False)
     deadline = time.monotonic() + 60
     while handle.poll().status != "running" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -156,7 +168,6 @@ def test_a_run_whose_process_died_is_failed_not_running_forever(docker, workdir)
     handle.wait(timeout=30, raise_on_failure=False)
     assert handle.status == "failed"
     assert "ended without writing" in str(handle.error)
-    subprocess.run("docker service rm $(docker service ls -q) 2>/dev/null", shell=True)
 
 
 def test_list_runs_newest_first_and_attach_by_name(docker, workdir):
