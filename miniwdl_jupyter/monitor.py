@@ -30,6 +30,9 @@ FINISHED_CALL_STATES = (SUCCEEDED, CACHED, FAILED, CANCELLED)
 # outputs.json/error.json (they land just after the log lock is released).
 _GRACE_SECONDS = 5.0
 LOG_TAIL_LINES = 200
+_VALUE_EVENTS = ("visit", "input", "output", "eval")
+_VALUE_EVENT_PREFIXES = tuple(f'{{"message": "{m}"'.encode() for m in _VALUE_EVENTS)
+_NOT_SHOWN = ("message", "source", "timestamp", "level", "levelno", "thread", "traceback")
 
 
 @dataclass
@@ -84,9 +87,17 @@ class RunState:
     counts: Dict[str, int] = field(default_factory=lambda: {s: 0 for s in CALL_STATES})
     outputs: Optional[Dict[str, Any]] = None  # outputs.json as written (namespaced keys)
     error: Optional[Dict[str, Any]] = None  # error.json as written, or a synthesized one
-    log_tail: Deque[str] = field(default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES))
+    tail_events: Deque[Dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES))
     changed: Set[str] = field(default_factory=set)  # call ids changed by the latest poll
     version: int = 0  # bumps whenever anything changed
+
+    @property
+    def log_tail(self) -> List[str]:
+        """The latest notices, warnings, errors and task stderr lines, formatted (only when read:
+        a long run's log has far more lines than anyone reads)."""
+        return [_format_event(e, self._root_logger) for e in self.tail_events]
+
+    _root_logger: str = ""
 
     @property
     def done(self) -> bool:
@@ -158,9 +169,9 @@ class RunMonitor:
     # -- reading -------------------------------------------------------------------------------
     def poll(self) -> RunState:
         state = self.state
-        state.changed = set()
         if state.done:
-            return state
+            return state  # final: nothing more to read, and `changed` stays for its reader
+        state.changed = set()
         plain_log, json_log = log_files(self.run_dir)
         # Decide "finished" from the lock *before* reading, so we read every line it wrote.
         running = is_locked(plain_log)
@@ -185,7 +196,9 @@ class RunMonitor:
         lines = data.split(b"\n")
         self._partial = lines.pop()  # an incomplete last line waits for the next poll
         for line in lines:
-            if not line.strip():
+            # INFO events that carry values (visit/input/output/eval) are most of a verbose log
+            # and change no state: skip them before paying for json.loads.
+            if not line.strip() or line.startswith(_VALUE_EVENT_PREFIXES):
                 continue
             try:
                 event = json.loads(line)
@@ -223,10 +236,11 @@ class RunMonitor:
     def _finish(self, status: str) -> None:
         state = self.state
         state.end_time = state.end_time or _mtime(self.run_dir / ("outputs.json" if status == SUCCEEDED else "error.json"))
-        # Calls that never reported an end can't still be running once the run is over.
+        # Calls that never reported an end can't still be running once the run is over: miniwdl
+        # stopped them (a failing neighbour, a cancel) or the process died.
         for call in state.calls.values():
             if call.state in (QUEUED, RUNNING, RETRYING):
-                self._set_call_state(call, FAILED if status == FAILED and call.state != QUEUED else CANCELLED)
+                self._set_call_state(call, CANCELLED)
         self._set_status(status)
 
     def _set_status(self, status: str) -> None:
@@ -242,6 +256,7 @@ class RunMonitor:
         ts = event.get("timestamp")
         if self._root_logger is None and source.startswith("wdl."):
             self._root_logger = source.split(".")[0] + "." + source.split(".")[1]
+            state._root_logger = self._root_logger
             state.name = state.name or source.split(":", 1)[-1].split(".")[0]
         if source == self._root_logger and message in ("workflow start", "task setup"):
             state.start_time = state.start_time or ts
@@ -368,21 +383,19 @@ class RunMonitor:
         self.state.version += 1
 
     def _tail(self, event: Dict[str, Any]) -> None:
-        level = event.get("levelno", 0)
-        if level < 15 or event.get("message") in ("visit", "input", "output", "eval"):
-            return  # keep the live tail to what a person reads: notices, warnings, errors, stderr
-        source = event.get("source", "")
-        who = source[len(self._root_logger or "") + 1:] if self._root_logger else source
-        ts = time.strftime("%H:%M:%S", time.localtime(event.get("timestamp") or 0))
-        extra = {
-            k: v
-            for k, v in event.items()
-            if k not in ("message", "source", "timestamp", "level", "levelno", "thread", "traceback")
-        }
-        text = event.get("message", "")
-        if extra and not source.endswith(".stderr"):
-            text += " " + " ".join(f"{k}={_short(v)}" for k, v in extra.items())
-        self.state.log_tail.append(f"{ts} {event.get('level', '')[:7]:7} {who or '-'} {text}")
+        if event.get("levelno", 0) >= 15 and event.get("message") not in _VALUE_EVENTS:
+            self.state.tail_events.append(event)
+
+
+def _format_event(event: Dict[str, Any], root_logger: str) -> str:
+    source = event.get("source", "")
+    who = source[len(root_logger) + 1 :] if root_logger and source.startswith(root_logger + ".") else ""
+    ts = time.strftime("%H:%M:%S", time.localtime(event.get("timestamp") or 0))
+    text = event.get("message", "")
+    extra = {k: v for k, v in event.items() if k not in _NOT_SHOWN}
+    if extra and not source.endswith(".stderr"):
+        text += " " + " ".join(f"{k}={_short(v)}" for k, v in extra.items())
+    return f"{ts} {event.get('level', '')[:7]:7} {who or '-'} {text}"
 
 
 def _short(value: Any, limit: int = 120) -> str:
