@@ -27,10 +27,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from . import config
 from .errors import BackendError, ConfigError
+
+if TYPE_CHECKING:  # the Docker SDK is imported when first used: importing it costs ~0.1 s
+    from docker import DockerClient
 
 _logger = logging.getLogger("miniwdl_jupyter.images")
 # Our version goes into the tag (a new release may change how images are made). Read from the
@@ -134,6 +137,9 @@ def normalize_requirements(requirements: Iterable[str]) -> List[str]:
     lines = set()
     for line in requirements:
         line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if re.match(r"^(-r|-c|--requirement|--constraint)\b", line):
+            # The build sees only the requirements text, not the files it would point to.
+            raise ConfigError(f"requirement line {line!r} names another file: list its requirements instead")
         if line:
             lines.add(re.sub(r"\s+", " ", line))
     return sorted(lines)
@@ -220,7 +226,7 @@ def write_pip_settings(settings: Dict[str, str], dest: Path) -> List[str]:
 # -- docker -------------------------------------------------------------------------------------
 
 
-def _docker_client():  # type: ignore[no-untyped-def]
+def _docker_client() -> "DockerClient":
     import docker
 
     try:
@@ -234,7 +240,7 @@ def _docker_client():  # type: ignore[no-untyped-def]
     return client
 
 
-def _image_exists(client, name: str) -> bool:  # type: ignore[no-untyped-def]
+def _image_exists(client: "DockerClient", name: str) -> bool:
     import docker
 
     try:
@@ -244,7 +250,7 @@ def _image_exists(client, name: str) -> bool:  # type: ignore[no-untyped-def]
         return False
 
 
-def _base_image_id(client, base_image: str) -> str:  # type: ignore[no-untyped-def]
+def _base_image_id(client: "DockerClient", base_image: str) -> str:
     import docker
 
     try:
@@ -261,7 +267,7 @@ def _base_image_id(client, base_image: str) -> str:  # type: ignore[no-untyped-d
         ) from None
 
 
-def _build(client, tag: str, base_image: str, base_id: str, requirements: List[str], log: LogCallback) -> None:  # type: ignore[no-untyped-def]
+def _build(client: "DockerClient", tag: str, base_image: str, base_id: str, requirements: List[str], log: LogCallback) -> None:
     log_path = build_log_path(tag)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -290,7 +296,9 @@ def _build(client, tag: str, base_image: str, base_id: str, requirements: List[s
     )
 
 
-def _stream_build(client, context: str, tag: str, base_image: str, requirements: List[str], emit: LogCallback) -> Tuple[Optional[str], List[str]]:  # type: ignore[no-untyped-def]
+def _stream_build(
+    client: "DockerClient", context: str, tag: str, base_image: str, requirements: List[str], emit: LogCallback
+) -> Tuple[Optional[str], List[str]]:
     """Run the build, streaming its output; (None, []) on success, else (error, failing lines)."""
     import docker
 
@@ -321,7 +329,7 @@ def _stream_build(client, context: str, tag: str, base_image: str, requirements:
     return None, []
 
 
-def _push(client, tag: str, registry: str, log: LogCallback) -> str:  # type: ignore[no-untyped-def]
+def _push(client: "DockerClient", tag: str, registry: str, log: LogCallback) -> str:
     registry = registry.rstrip("/")
     repository, _, version = tag.rpartition(":")
     remote = f"{registry}/{repository}"

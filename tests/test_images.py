@@ -31,6 +31,8 @@ def test_tag_ignores_order_comments_and_blanks_but_not_content():
     assert images.image_hash(base, one) != images.image_hash(base, ["pandas==2.1", "pypng"])
     assert images.image_hash(base, one) != images.image_hash("sha256:" + "1" * 64, one)
     assert images.normalize_requirements("pypng") == ["pypng"], "a bare string is one requirement"
+    with pytest.raises(ConfigError, match="names another file"):
+        images.normalize_requirements(["pypng", "-r base.txt"])
 
 
 def test_pip_settings_keep_remote_indexes_and_copy_the_certificate(tmp_path: Path):
