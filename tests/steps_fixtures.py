@@ -9,7 +9,6 @@ which is enough for a notebook to write a real PNG.
 from __future__ import annotations
 
 import os
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +27,11 @@ REGISTRY = os.environ.get("MINIWDL_JUPYTER_TEST_REGISTRY", "127.0.0.1:5055")
 class StepImage:
     tag: str
     base: str
-    build_seconds: float  # the session's first build_image call: a full build or a cache hit
 
 
 @pytest.fixture(scope="session")
 def step_image(docker: str) -> StepImage:
-    started = time.monotonic()
-    tag = images.build_image(STEP_REQUIREMENTS, base_image=docker)
-    return StepImage(tag, docker, time.monotonic() - started)
+    return StepImage(images.build_image(STEP_REQUIREMENTS, base_image=docker), docker)
 
 
 def registry_answers(address: str) -> bool:
