@@ -176,3 +176,20 @@ def test_local_backend_runs_the_step_without_an_image(workdir):
     assert step.returncode == 0
     assert 'sample = "here"' in injected_parameters(step.executed_notebook)
     assert step.html.exists()
+
+
+def test_input_files_are_linked_in_and_output_patterns_collected(step_image, workdir):
+    numbers = workdir / "numbers.txt"
+    numbers.write_text("1 2 3 4\n")
+    step = run_notebook(
+        notebook("reads_input.ipynb"),
+        {"label": "total"},
+        image=step_image.tag,
+        input_files=[numbers],
+        outputs=["results/*.tsv", "*.txt"],
+        wait=False,
+    )
+    assert step.wait() is step and step.returncode == 0
+    assert set(step.outputs) == {"summary.tsv", "notes.txt"}, "inputs linked in are not collected"
+    assert step.outputs["summary.tsv"].read_text() == "total\t10\n"
+    assert step.outputs["notes.txt"].read_text() == "4 numbers\n"

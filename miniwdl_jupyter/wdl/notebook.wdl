@@ -77,18 +77,24 @@ task notebook_step {
 
 
     def link_inputs():
+        linked = set()
         for path in lines(inputs_list):
             name = os.path.basename(path)
             if os.path.lexists(name):
                 sys.exit(f"notebook step: two input files are named {name}")
             os.symlink(path, name)
+            linked.add(os.path.abspath(name))
+        return linked
 
 
-    def collect_outputs():
+    def collect_outputs(inputs):
+        # Copy what the patterns match into outputs/, except the inputs linked in and outputs/ itself.
         os.makedirs("outputs", exist_ok=True)
+        outputs_dir = os.path.abspath("outputs") + os.sep
         for pattern in lines(patterns_list):
             for path in glob.glob(pattern, recursive=True):
-                if os.path.isfile(path) and not os.path.abspath(path).startswith(os.path.abspath("outputs") + os.sep):
+                full = os.path.abspath(path)
+                if os.path.isfile(path) and full not in inputs and not full.startswith(outputs_dir):
                     shutil.copy2(path, os.path.join("outputs", os.path.basename(path)))
 
 
@@ -134,7 +140,7 @@ task notebook_step {
             parameters = yaml.safe_load(f) or {}
         if not isinstance(parameters, dict):
             sys.exit(f"notebook step: parameters must be a mapping of name to value, not {type(parameters).__name__}")
-    link_inputs()
+    inputs = link_inputs()
     failure = None
     kernel = kernel or choose_kernel()
     print(f"notebook step: executing {stem} on kernel {kernel}", file=sys.stderr, flush=True)
@@ -148,7 +154,7 @@ task notebook_step {
         failure = failure_summary(exn)
     if os.path.exists(executed):
         render_html()
-    collect_outputs()
+    collect_outputs(inputs)
     if failure:
         with open("notebook_error.json", "w") as f:
             json.dump(failure, f)
