@@ -34,7 +34,7 @@ task notebook_step {
         # the container's user: keep them in a scratch directory.
         scratch="$(mktemp -d)"
         export JUPYTER_RUNTIME_DIR="$scratch/runtime" IPYTHONDIR="$scratch/ipython" MPLCONFIGDIR="$scratch/mpl"
-        python3 - '~{notebook}' '~{stem}' '~{default="" parameters}' \
+        python3 - '~{notebook}' '~{stem}' '~{select_first([parameters, ""])}' \
             '~{write_lines(input_files)}' '~{write_lines(output_patterns)}' '~{kernel}' <<'PYTHON'
     import glob
     import html
