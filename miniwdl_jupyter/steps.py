@@ -22,8 +22,6 @@ from .errors import RunFailed, TaskFailed
 from .runs import Run, run, run_root
 
 NOTEBOOK_WDL = Path(__file__).with_name("wdl") / "notebook.wdl"
-# How a %%wdl cell imports the task (resolved through wdl_source.search_path).
-IMPORT_PATH = "notebook.wdl"
 TASK = "notebook_step"
 TAIL_LINES = 20
 # The task's image input when the backend runs no containers (the local backend ignores it).
