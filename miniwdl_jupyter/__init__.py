@@ -4,7 +4,7 @@
 Python too (no IPython needed).
 """
 
-from .errors import BackendError, Cancelled, InputError, RunFailed, TaskFailed, WDLSourceError
+from .errors import BackendError, Cancelled, InputError, NotebookFailed, RunFailed, TaskFailed, WDLSourceError
 from .runs import Run, attach, list_runs, run
 
 __all__ = [
@@ -18,9 +18,25 @@ __all__ = [
     "RunFailed",
     "TaskFailed",
     "WDLSourceError",
+    "NotebookFailed",
+    "run_notebook",
+    "build_image",
     "load_ipython_extension",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # type: ignore[no-untyped-def]
+    # Notebook steps bring the Docker SDK: import them only when asked for.
+    if name == "run_notebook":
+        from .steps import run_notebook
+
+        return run_notebook
+    if name == "build_image":
+        from .images import build_image
+
+        return build_image
+    raise AttributeError(f"module 'miniwdl_jupyter' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ raised, never swallowed, so a headless papermill run fails too.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 _RED = "\x1b[31m"
 _RESET = "\x1b[0m"
@@ -128,3 +128,35 @@ class Cancelled(RunFailed):
     """The run was cancelled (kernel interrupt, cancel(), SIGTERM)."""
 
     title = "Cancelled"
+
+
+class NotebookFailed(TaskFailed):
+    """A notebook step's notebook raised: names the cell and its exception, and says where the
+    executed notebook and its HTML rendering were kept."""
+
+    title = "Notebook failed"
+
+    def __init__(self, task_failed: TaskFailed, summary: Dict[str, Any], executed_notebook: Optional[Path], html: Optional[Path]):
+        super().__init__(
+            task_failed.call,
+            exit_code=task_failed.exit_code,
+            stderr_file=task_failed.stderr_file,
+            log_file=task_failed.log_file,
+            run_dir=task_failed.run_dir,
+            error=task_failed.error,
+        )
+        self.stderr_tail = task_failed.stderr_tail
+        self.message = summary.get("message") or self.message
+        self.args = (self.message,)
+        self.cell_index: Optional[int] = summary.get("cell_index")
+        self.execution_count: Optional[int] = summary.get("execution_count")
+        self.ename: str = summary.get("ename", "")
+        self.evalue: str = summary.get("evalue", "")
+        self.executed_notebook, self.html = executed_notebook, html
+        source = (summary.get("source") or "").splitlines()
+        self.details = (
+            ([f"  {line}" for line in source[:6]] + (["  ..."] if len(source) > 6 else []))
+            + [f"executed notebook: {executed_notebook}" if executed_notebook else "no executed notebook was written"]
+            + ([f"html: {html}"] if html else [])
+            + self.details
+        )
