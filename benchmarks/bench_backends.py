@@ -74,7 +74,8 @@ def main() -> None:
         wdl.write_text(WDL.format(image=IMAGE))
         docker = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True).stdout.strip()
         print(f"concurrency={args.concurrency} image={IMAGE} docker={docker} (wall seconds)")
-        for label, n, seconds in ((f"{args.echo}-way echo", args.echo, 0), (f"{args.sleepers}-way sleep 2", args.sleepers, 2)):
+        workloads = ((f"{args.echo}-way echo", args.echo, 0), (f"{args.sleepers}-way sleep 2", args.sleepers, 2))
+        for label, n, seconds in (w for w in workloads if w[1] > 0):
             floor = time_floor(n, seconds, args.concurrency)
             times = {b: time_backend(wdl, b, n, seconds, args.concurrency, workdir) for b in args.backends.split(",")}
             # the machine may be shared: the load average says how quiet it was

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from backend_fixtures import (  # noqa: F401 (fixtures)
-    TEST_IMAGE,
+from backend_fixtures import (  # noqa: F401 (docker_image and swarm: fixtures requires_docker asks for)
     docker_image,
     miniwdl_run,
     requires_docker,
