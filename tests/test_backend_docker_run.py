@@ -31,7 +31,7 @@ from backend_fixtures import (  # noqa: F401 (fixtures)
     write_wdl,
 )
 from miniwdl_jupyter import backends, config
-from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer
+from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer, _run_dir_of
 
 FAILING_TASK_WDL = 'version 1.1\ntask t { command <<< echo hi >>> runtime { docker: "IMAGE" } }\n'
 
@@ -234,3 +234,15 @@ def test_podman_through_docker_run_exe(docker_image, tmp_path):
     assert Path(outputs["hello.files"][0]).read_text() == "hello pod\n"
     initialized = [e for e in json_events(run_dir / "workflow.log.json") if e["message"] == "docker_run initialized"]
     assert initialized[0]["exe"] == "podman" and "podman version" in initialized[0]["version"]
+
+
+def test_the_run_dir_label_is_the_top_run_directory(tmp_path):
+    run = tmp_path / "runs" / "20261123_120000_wf"
+    nested_call = run / "call-sub-0" / "call-t"
+    nested_call.mkdir(parents=True)
+    (run / "workflow.log").touch()
+    (run / "call-sub-0" / "workflow.log").touch()  # a sub-workflow's own log does not make it a run
+    assert _run_dir_of(str(nested_call)) == str(run)
+    task_run = tmp_path / "runs" / "20261123_120001_t"  # `miniwdl run --task`: the call dir is the run
+    task_run.mkdir()
+    assert _run_dir_of(str(task_run)) == str(task_run)
