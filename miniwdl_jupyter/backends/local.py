@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 from typing import Callable, Dict
@@ -86,13 +87,24 @@ class LocalContainer(ScheduledSubprocessBase):
         proc.wait()
 
     def _link_inputs(self) -> None:
-        """Make each input visible where miniwdl told the command it is (unless copied there)."""
+        """Put each input where the command will look for it. The command names "container" paths,
+        which for this backend are host paths under the first attempt's work/ (miniwdl maps them
+        once per task), while a retry works in work2/...: so an input goes both there and under
+        the current attempt's directory, and is put back if [file_io] delete_work removed it.
+        Inputs are symlinks, or copies when copy_input_files is on (the command may change them)."""
+        copy = not self._bind_input_files  # miniwdl's copy_input_files already ran this attempt
         for host_path, container_path in self.input_path_map.items():
-            link = self.host_work_path(container_path.rstrip("/"))
-            if os.path.lexists(link):
-                continue
-            os.makedirs(os.path.dirname(link), exist_ok=True)
-            os.symlink(host_path.rstrip("/"), link)
+            source = host_path.rstrip("/")
+            for target in {self.host_work_path(container_path.rstrip("/")), container_path.rstrip("/")}:
+                if os.path.lexists(target):
+                    continue
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                if not copy:
+                    os.symlink(source, target)
+                elif os.path.isdir(source):
+                    shutil.copytree(source, target, symlinks=False)
+                else:
+                    shutil.copy(source, target)
 
     def _environment(self) -> Dict[str, str]:
         env = dict(os.environ)
