@@ -47,7 +47,7 @@ class LocalContainer(ScheduledSubprocessBase):
         self._notice_ignored_image(logger)
         with self.reserved_resources(logger), self.poll_stderr_context(logger) as poll_stderr:
             self._link_inputs()
-            command_file = self.write_command_file(command)
+            command_file = self.write_command_file(command, self._task_env())
             shell = self.cfg.get("task_runtime", "command_shell")
             with open(self.host_stdout_txt(), "ab") as stdout, open(self.host_stderr_txt(), "ab") as stderr:
                 proc = subprocess.Popen(
@@ -105,6 +105,16 @@ class LocalContainer(ScheduledSubprocessBase):
                     shutil.copytree(source, target, symlinks=False)
                 else:
                     shutil.copy(source, target)
+
+    def _task_env(self) -> Dict[str, str]:
+        """The runtime's env, with TMPDIR (set by [file_io] mount_tmpdir to a path in the first
+        attempt's work/) moved to the current attempt's work dir, where miniwdl created it."""
+        env = dict(self.runtime_values.get("env", {}))
+        first_work_dir = os.path.join(self.container_dir, "work")
+        tmpdir = env.get("TMPDIR")
+        if tmpdir and os.path.commonpath([tmpdir, first_work_dir]) == first_work_dir:
+            env["TMPDIR"] = self.host_work_path(tmpdir)
+        return env
 
     def _environment(self) -> Dict[str, str]:
         env = dict(os.environ)

@@ -46,14 +46,14 @@ class ScheduledSubprocessBase(SubprocessBase):
             logger.info(_("provisioned", seconds_waited=scheduler.delay, cpu=cpu, mem_bytes=memory))
             yield
 
-    def write_command_file(self, command: str) -> str:
-        """Write `command` preceded by `export` lines for the task's environment (WDL 1.2 `env`
-        declarations and `[task_runtime] env`); returns the file's host path. Exports in the
-        script, as miniwdl's SubprocessBase does, because `--env` is subject to command-line length
-        limits and `--env-file` quoting differs between CLIs."""
+    def write_command_file(self, command: str, env: Optional[Dict[str, str]] = None) -> str:
+        """Write `command` preceded by `export` lines for the task's environment (`env`, by default
+        the runtime's: WDL 1.2 `env` declarations and `[task_runtime] env`); returns the file's
+        host path. Exports in the script, as miniwdl's SubprocessBase does, because `--env` is
+        subject to command-line length limits and `--env-file` quoting differs between CLIs."""
         path = os.path.join(self.host_dir, "command")
         with open(path, "w") as outfile:
-            for key, value in self.runtime_values.get("env", {}).items():
+            for key, value in (self.runtime_values.get("env", {}) if env is None else env).items():
                 outfile.write(f"export {key}={shlex.quote(value)}\n")
             outfile.write(command)
         return path
