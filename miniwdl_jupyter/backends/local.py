@@ -14,7 +14,9 @@ import os
 import shutil
 import signal
 import subprocess
-from typing import Callable, Dict
+import threading
+from contextlib import ExitStack
+from typing import Callable, Dict, List
 
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime import config
@@ -26,6 +28,7 @@ from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 
 class LocalContainer(ScheduledSubprocessBase):
     _image_notice_given = False  # once per process, i.e. once per run
+    _image_notice_lock = threading.Lock()  # tasks start on concurrent threads
 
     @classmethod
     def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
@@ -40,8 +43,8 @@ class LocalContainer(ScheduledSubprocessBase):
     def cli_name(self) -> str:
         return "local"
 
-    def _run_invocation(self, logger, cleanup, image):  # type: ignore[no-untyped-def]
-        raise NotImplementedError("the local backend starts no container")  # _run below replaces it
+    def _run_invocation(self, logger: logging.Logger, cleanup: ExitStack, image: str) -> List[str]:
+        raise NotImplementedError("the local backend starts no container")  # _run replaces its use
 
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         self._notice_ignored_image(logger)
@@ -117,6 +120,7 @@ class LocalContainer(ScheduledSubprocessBase):
         return env
 
     def _environment(self) -> Dict[str, str]:
+        """The command's process environment: miniwdl's own, with HOME and TMPDIR always set."""
         env = dict(os.environ)
         env["HOME"] = env.get("HOME", self.host_work_dir())
         env["TMPDIR"] = env.get("TMPDIR", "/tmp")
@@ -124,14 +128,16 @@ class LocalContainer(ScheduledSubprocessBase):
 
     def _notice_ignored_image(self, logger: logging.Logger) -> None:
         cls = type(self)
-        if not cls._image_notice_given and "docker" in self.runtime_values:
+        with cls._image_notice_lock:
+            if cls._image_notice_given or "docker" not in self.runtime_values:
+                return
             cls._image_notice_given = True
-            logger.notice(
-                _(
-                    "local backend ignores runtime.docker: commands run on this machine with its own tools",
-                    image=self.runtime_values["docker"],
-                )
+        logger.notice(
+            _(
+                "local backend ignores runtime.docker: commands run on this machine with its own tools",
+                image=self.runtime_values["docker"],
             )
+        )
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
