@@ -19,17 +19,7 @@ import pytest
 
 from miniwdl_jupyter.backends.docker_run import LABEL_RUN_DIR
 
-IN_CI = os.environ.get("CI") == "true"
-TEST_IMAGE = os.environ.get("MINIWDL_JUPYTER_TEST_IMAGE", "debian:bookworm-slim")
-
-
-def require(service: str, available: bool, reason: str) -> None:
-    """Skip outside CI, fail under CI=true, when a service a test needs is missing."""
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{service} is required under CI=true but {reason}", pytrace=False)
-    pytest.skip(reason)
+from conftest import TEST_IMAGE, require  # noqa: F401 - shared with the backend tests
 
 
 def _docker(*args: str) -> subprocess.CompletedProcess:
