@@ -108,7 +108,7 @@ class WDLMagics(Magics):
 
     def _follow(self, handle: runs.Run, progress: Optional[str], *, wait: bool) -> None:
         """Show progress; block until the run ends (or follow it in the background); raise its error."""
-        view = progress_view(handle, progress or config.load()["jupyter"].get("progress"))
+        view = progress_view(handle, progress)  # None: [jupyter] progress
         if not wait:
             view.follow()
             return
