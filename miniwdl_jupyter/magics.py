@@ -317,5 +317,8 @@ def _parse(argv: List[str], sub: str, spec: list) -> argparse.Namespace:
 
 
 def register(ipython) -> None:  # type: ignore[no-untyped-def]
+    from . import cell_input  # %%wdl cells reach the magic verbatim, whatever IPython strips
+
+    cell_input.install(ipython)
     ipython.register_magics(WDLMagics)
     runs.set_show_hook(render_outputs)
