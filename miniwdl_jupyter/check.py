@@ -18,6 +18,8 @@ def check(wdl: str) -> str:
     cwd = Path.cwd()
     if wdl_source.is_wdl_text(wdl):
         source_path, name, text = str(wdl_source.stage_cell_source(wdl, run_root())), "cell", wdl
+    elif wdl.startswith(("http://", "https://")):
+        source_path, name, text = wdl, wdl, None
     else:
         source_path, name, text = str((cwd / wdl).resolve()), wdl, None
     loaded = wdl_source.load(source_path, cwd=cwd, display_name=name, text=text)

@@ -81,7 +81,7 @@ class WDLMagics(Magics):
         args = self.wdl.parser.parse_args(_split(line))
         if args.file:
             wdl: str = args.file
-            inputs = wdl_source.parse_inputs_text(cell or "")
+            inputs = wdl_source.inputs_for_file(wdl, cell or "")
         elif cell is not None and cell.strip():
             wdl = cell
             inputs = {}

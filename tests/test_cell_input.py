@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import IPython
+from IPython.core.inputtransformer2 import TransformerManager
 import nbformat
 import pytest
 from jupyter_client.manager import start_new_kernel
@@ -85,7 +86,10 @@ def test_console_still_waits_for_the_end_of_a_wdl_cell(shell):
     assert shell.check_complete("%%wdl\nversion 1.1\n  >>>")[0] == "incomplete"
     assert shell.check_complete("%%wdl\nversion 1.1\n  >>>\n\n")[0] == "complete"
     assert shell.check_complete("\n%%wdl\n  task t {")  == ("incomplete", "  ")
-    assert shell.check_complete("x = 1\n")[0] == "complete"
+    # Python cells get IPython's own answer.
+    plain = TransformerManager()
+    for python in ("x = 1\n", "if x:\n", ">>> x = 1\n", "%%timeit\n>>> x\n"):
+        assert shell.input_transformer_manager.check_complete(python) == plain.check_complete(python), python
 
 
 @pytest.fixture
