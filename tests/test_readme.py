@@ -44,7 +44,7 @@ def test_readme_first_command_in_a_fresh_venv(tmp_path):
     versions = subprocess.run(
         [str(tmp_path / "venv" / "bin" / "python"), "-c",
          "import IPython, miniwdl_jupyter; print(IPython.__version__, miniwdl_jupyter.__file__)"],
-        env=env, capture_output=True, text=True,
+        env=env, cwd=tmp_path, capture_output=True, text=True,  # not this checkout's folder
     ).stdout.split()
     assert proc.returncode == 0, f"`{command}` failed (IPython {versions[:1]}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
     assert versions and versions[1].startswith(str(repo)), f"the package was not installed from the copy: {versions}"
