@@ -4,7 +4,6 @@ cleanup); and arguments the magic must refuse before anything starts."""
 
 from __future__ import annotations
 
-import os
 import stat
 import textwrap
 import time
