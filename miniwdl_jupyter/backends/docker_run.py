@@ -99,11 +99,13 @@ class DockerRunContainer(ScheduledSubprocessBase):
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         with ExitStack() as cleanup:
             cleanup.enter_context(self.reserved_resources(logger))
-            image = self._image(logger, cleanup)
+            image = self._image(logger)
             poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
             self.write_command_file(command)
             mounts = self.prepare_mounts()  # once: it creates the mount points
             while True:
+                if self.runtime_values.get("gpu", False) and self._gpus_unavailable:
+                    self._gpus_unavailable_here(logger, self._gpus_unavailable)  # fails under require_gpu
                 with_gpus = bool(self.runtime_values.get("gpu", False)) and not self._gpus_unavailable
                 invocation = self._invocation(logger, image, mounts, with_gpus)
                 exit_code, cli_log_path = self._attempt(logger, terminating, poll_stderr, invocation)
@@ -183,7 +185,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
         if removed.returncode == 0:
             logger.notice(_("docker_run removed container", container=self.container_name))
 
-    def _image(self, logger: logging.Logger, cleanup: ExitStack) -> str:
+    def _image(self, logger: logging.Logger) -> str:
         """The image to run: built from runtime.inlineDockerfile, else runtime.docker (which
         miniwdl fills from [task_runtime] defaults), pulled only if missing."""
         if "inlineDockerfile" in self.runtime_values:
