@@ -143,7 +143,9 @@ class LocalContainer(ScheduledSubprocessBase):
         def link_or_copy(source: str, target: str) -> str:
             if not copy:
                 try:
-                    os.link(source, target)
+                    # the file itself: os.link does not follow a symlink on Linux (and miniwdl's
+                    # outputs, passed on as inputs, are relative symlinks)
+                    os.link(os.path.realpath(source), target)
                     linked[source] = _fingerprint(source)
                     return target
                 except OSError as exn:

@@ -22,7 +22,7 @@ import pytest
 from backend_fixtures import docker_image, processes_under, requires_docker, wait_until, write_wdl  # noqa: F401
 
 RUN_WITH_A_PLAIN_LOADER = r"""
-import json, logging, sys
+import json, logging, os, sys
 import WDL
 from WDL import _util
 from WDL.runtime.config import Loader
@@ -41,7 +41,7 @@ def run(directory, inputs):
         return WDL.runtime.run_local_task(cfg, task, inputs, run_dir=directory + "/.")[1]
 
 
-run(run_dir + "-first", {"seconds": 0})
+run(os.path.join(os.path.dirname(run_dir), "first"), {"seconds": 0})  # not under run_dir
 print(json.dumps(WDL.values_to_json(run(run_dir, {"seconds": int(seconds)}))))
 """
 
