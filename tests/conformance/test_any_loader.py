@@ -90,3 +90,24 @@ def test_a_plain_loader_cancels_a_local_task_leaving_no_process(tmp_path: Path) 
     assert "ConfigMissing" not in stderr, stderr[-3000:]
     assert "Terminated" in stderr
     assert processes_under(run_dir) == []
+
+
+def test_option_falls_back_to_defaults_cfg_under_a_plain_loader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from WDL.runtime.config import Loader
+
+    from miniwdl_jupyter import config
+
+    for key in [k for k in os.environ if k.startswith("MINIWDL")]:
+        monkeypatch.delenv(key)
+    plain = Loader(logging.getLogger("test"), [])
+    assert config.option(plain, "docker_run", "exe", "list") == ["docker"]
+    assert config.option(plain, "docker_run", "require_gpu", "bool") is False
+    assert config.option(plain, "local", "kill_grace_seconds", "float") == 5.0
+    monkeypatch.setenv("MINIWDL__DOCKER_RUN__EXE", '["podman"]')
+    assert config.option(plain, "docker_run", "exe", "list") == ["podman"]
+    plain.override({"local": {"kill_grace_seconds": 1}})
+    assert config.option(plain, "local", "kill_grace_seconds", "float") == 1.0
+    with pytest.raises(KeyError, match="no default"):
+        config.option(plain, "local", "no_such_key")
