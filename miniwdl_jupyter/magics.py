@@ -369,27 +369,4 @@ def register(ipython) -> None:  # type: ignore[no-untyped-def]
 
     cell_input.install(ipython)
     ipython.register_magics(WDLMagics)
-    _keep_wdl_cells_verbatim(ipython)
     runs.set_show_hook(render_outputs)
-
-
-def _keep_wdl_cells_verbatim(ipython) -> None:  # type: ignore[no-untyped-def]
-    """IPython (9.18 and later) strips indented doctest prompts (`  >>>`) from every cell before
-    a cell magic sees it: in WDL that is the line closing a `command <<< ... >>>` block. Leave
-    `%%wdl` cells to the magic untouched; other cells keep IPython's prompt stripping."""
-    manager = getattr(ipython, "input_transformer_manager", None)
-    if manager is None or any(getattr(t, "_skips_wdl_cells", False) for t in manager.cleanup_transforms):
-        return
-
-    def skipping_wdl_cells(transform):  # type: ignore[no-untyped-def]
-        def apply(lines: List[str]) -> List[str]:
-            first = next((line for line in lines if line.strip()), "")
-            return lines if first.lstrip().startswith("%%wdl") else transform(lines)
-
-        apply._skips_wdl_cells = True  # type: ignore[attr-defined]
-        return apply
-
-    # Only the prompt strippers: the leading-empty-line and indent clean-ups stay as they are.
-    manager.cleanup_transforms = [
-        skipping_wdl_cells(t) if type(t).__name__ == "PromptStripper" else t for t in manager.cleanup_transforms
-    ]

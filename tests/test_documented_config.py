@@ -151,7 +151,6 @@ def test_file_inputs_given_as_urls_are_downloaded(fast, workdir, served, monkeyp
     assert run.outputs == {"upper": "FROM THE WEB"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 8 defect 4: -f URL gives 'WDL file not found'")
 def test_a_wdl_from_a_url_with_relative_imports(fast, shell, workdir, served):
     root, base = served
     (root / "lib").mkdir()

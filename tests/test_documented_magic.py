@@ -132,18 +132,21 @@ def test_runs_lists_newest_first_capped_by_n_and_under_another_root(fast, shell,
     for who in ("first", "second", "third"):
         assert shell.run_cell(f"%%wdl -o r --progress none names={who}\n" + body).success
         names.append(shell.user_ns["r"].run_dir.name)
-    assert shell.run_cell("%%wdl --dir elsewhere/mine -o other --progress none names=far\n" + body).success
+    # --dir DIR puts the run in a new timestamped directory under DIR, as miniwdl run does.
+    assert shell.run_cell("%%wdl --dir elsewhere -o other --progress none names=far\n" + body).success
+    other = shell.user_ns["other"].run_dir
+    assert other.parent == Path("elsewhere").resolve()
     capsys.readouterr()
 
     assert shell.run_cell("%wdl runs -n 2").success
     shown = capsys.readouterr().out
     assert names[2] in shown and names[1] in shown and names[0] not in shown, shown
     assert shown.index(names[2]) < shown.index(names[1]), "newest first"
-    assert "mine" not in shown
+    assert other.name not in shown
 
     assert shell.run_cell("%wdl runs --root elsewhere").success
     shown = capsys.readouterr().out
-    assert "mine" in shown and "succeeded" in shown and not any(n in shown for n in names), shown
+    assert other.name in shown and "succeeded" in shown and not any(n in shown for n in names), shown
 
 
 def test_attach_to_a_running_run_returns_at_once_with_a_live_handle(fast, shell, capsys):

@@ -41,8 +41,8 @@ def test_run_notebook_with_kernel_dir_and_push(step_image, registry, workdir):
         assert step.image == f"{registry}/{step_image.tag}"
         repository, version = step.image.split("/", 1)[1].rsplit(":", 1)
         assert version in registry_tags(registry, repository)
-        # dir=: the run directory is exactly the one named (relative to the working directory).
-        assert step.run.run_dir == workdir / "steps" / "with-kernel"
+        # dir=: the run goes under the folder named (relative to the working directory).
+        assert step.run.run_dir.parent == workdir / "steps" / "with-kernel"
         assert step.executed_notebook.is_relative_to(step.run.run_dir)
         # kernel=: the notebook's own kernelspec (conda-env-analysis-py) is not looked for.
         assert not any("is not in the image" in line for line in step.stderr_tail), step.stderr_tail
