@@ -1,0 +1,434 @@
+"""The WES server's runs: one folder per run under the server's root, started and read through the
+runs API (`runs.run(..., wait=False)`, `Run.poll()`, `Run.error`, `Run.cancel()`).
+
+A run's folder `ROOT/<run_id>/` holds `wes.json` (the request, its owner, when it came), the
+uploaded `attachments/`, and `run/`, the run directory miniwdl writes. Nothing else knows a run's
+state: it is read from `run/` by the monitor. Two things are kept to make listing cheap:
+- an in-memory index of (created, run_id) per owner, rebuilt from the folders at start-up, so a
+  page is a bisect and a slice, not a directory scan;
+- `summary.json`, written once a run has ended (an ended run never changes), so listing 10,000
+  finished runs reads no logs; only runs still going are polled, incrementally.
+A server restart re-reads the folders: runs keep going meanwhile (miniwdl runs in its own session).
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import collections
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from .. import launch_record, runs
+from ..errors import MiniwdlJupyterError
+from ..monitor import CallState, RunState
+from . import attachments, states
+
+_logger = logging.getLogger("miniwdl_jupyter.wes")
+RUN_ID_LENGTH = 32
+_HANDLE_CACHE = 128  # ended runs whose full state was read for a detail request
+
+
+class WESError(Exception):
+    """An error the API returns as a WES ErrorResponse {msg, status_code}."""
+
+    def __init__(self, status_code: int, msg: str):
+        super().__init__(msg)
+        self.status_code = status_code
+        self.msg = msg
+
+
+@dataclass
+class Entry:
+    run_id: str
+    owner: str
+    created: float
+    folder: Path
+    request: Dict[str, Any]
+    final: Optional[Dict[str, Any]] = None  # the summary of an ended run (from summary.json)
+    handle: Optional[runs.Run] = None  # a live run's handle (the launched process is reaped by it)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.folder / "run"
+
+    @property
+    def key(self) -> Tuple[float, str]:
+        return (self.created, self.run_id)
+
+
+@dataclass
+class EngineParameter:
+    name: str
+    type: str  # "string" | "boolean" | "integer" | "json"
+    default: str
+    section: Optional[str] = None  # the miniwdl cfg option it sets, if any
+    key: Optional[str] = None
+    description: str = ""
+
+
+class RunStore:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        backends: List[str],
+        default_backend: str,
+        cache_default: bool,
+        max_upload_bytes: int,
+        max_attachments: int,
+    ):
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.backends = backends
+        self.default_backend = default_backend
+        self.max_upload_bytes = max_upload_bytes
+        self.max_attachments = max_attachments
+        self.engine_parameters = _engine_parameters(default_backend, cache_default)
+        self._entries: Dict[str, Entry] = {}
+        self._keys: Dict[Optional[str], List[Tuple[float, str]]] = collections.defaultdict(list)  # None: all
+        self._index_lock = threading.Lock()
+        # runs.run parses and typechecks in this process with module-level caches: one at a time.
+        self._launch_lock = threading.Lock()
+        self._ended_handles: "collections.OrderedDict[str, runs.Run]" = collections.OrderedDict()
+        self._load()
+
+    # -- index -----------------------------------------------------------------------------------
+    def _load(self) -> None:
+        started = time.monotonic()
+        for folder in self.root.iterdir():
+            if len(folder.name) != RUN_ID_LENGTH or not folder.is_dir():
+                continue
+            try:
+                record = json.loads((folder / "wes.json").read_text())
+            except (OSError, ValueError):
+                continue  # not a WES run folder (or one whose submission never finished)
+            entry = Entry(folder.name, record.get("owner", ""), record.get("created", 0.0), folder, record.get("request", {}))
+            try:
+                entry.final = json.loads((folder / "summary.json").read_text())
+            except (OSError, ValueError):
+                pass
+            self._add(entry)
+        _logger.info("indexed %d runs under %s in %.2f s", len(self._entries), self.root, time.monotonic() - started)
+
+    def _add(self, entry: Entry) -> None:
+        with self._index_lock:
+            self._entries[entry.run_id] = entry
+            bisect.insort(self._keys[None], entry.key)
+            bisect.insort(self._keys[entry.owner], entry.key)
+
+    def _remove(self, entry: Entry) -> None:
+        with self._index_lock:
+            self._entries.pop(entry.run_id, None)
+            for owner in (None, entry.owner):
+                keys = self._keys[owner]
+                i = bisect.bisect_left(keys, entry.key)
+                if i < len(keys) and keys[i] == entry.key:
+                    del keys[i]
+
+    def get(self, run_id: str, owner: Optional[str]) -> Entry:
+        """The run, if `owner` may see it (None: no authentication, everyone sees everything)."""
+        entry = self._entries.get(run_id)
+        if entry is None:
+            raise WESError(404, f"no run {run_id!r} on this server")
+        if owner is not None and entry.owner != owner:
+            raise WESError(403, f"run {run_id!r} belongs to another user")
+        return entry
+
+    def page(self, owner: Optional[str], page_size: int, page_token: Optional[str]) -> Tuple[List[Entry], str]:
+        """Newest first. The token is the key of the last run returned, so runs submitted while a
+        client pages do not shift the pages it has yet to read."""
+        with self._index_lock:
+            keys = self._keys[owner]
+            end = len(keys) if not page_token else bisect.bisect_left(keys, _decode_token(page_token))
+            start = max(0, end - page_size)
+            chosen = keys[start:end][::-1]
+            entries = [self._entries[run_id] for _, run_id in chosen]
+        next_token = _encode_token(chosen[-1]) if start > 0 and chosen else ""
+        return entries, next_token
+
+    def owned(self, owner: Optional[str]) -> List[Entry]:
+        with self._index_lock:
+            return [self._entries[run_id] for _, run_id in self._keys[owner]]
+
+    # -- state -----------------------------------------------------------------------------------
+    def summary(self, entry: Entry) -> Dict[str, Any]:
+        """{state, start_time, end_time}: from summary.json once ended, else polled (incrementally)."""
+        if entry.final is not None:
+            return entry.final
+        with entry.lock:
+            if entry.final is not None:
+                return entry.final
+            handle = self._live_handle(entry)
+            if handle is None:
+                return {"state": states.WES_QUEUED, "start_time": None, "end_time": None}
+            state = handle.poll()
+            info = self._summarize(entry, handle, state)
+            if info["state"] in states.TERMINAL_STATES:
+                _write_json(entry.folder / "summary.json", info)
+                entry.final = info
+                entry.handle = None  # ended: its process was reaped by that poll
+            return info
+
+    def _summarize(self, entry: Entry, handle: runs.Run, state: RunState) -> Dict[str, Any]:
+        error = handle.error if state.done else None
+        wes_state = states.run_state(state, error, cancel_requested=(entry.folder / "cancel_requested").exists())
+        info: Dict[str, Any] = {
+            "state": wes_state,
+            "start_time": states.iso(state.start_time or entry.created),
+            "end_time": states.iso(state.end_time) if state.done else None,
+        }
+        if error is not None:
+            info["error"] = str(error).splitlines()[0]
+            info["error_kind"] = type(error).__name__
+        return info
+
+    def _live_handle(self, entry: Entry) -> Optional[runs.Run]:
+        if entry.handle is None:
+            if not launch_record.read(entry.run_dir) and not (entry.run_dir / "workflow.log").exists():
+                if not entry.run_dir.exists() and time.time() - entry.created > 60:
+                    # wes.json was written but the server stopped before the run was launched
+                    info = {"state": states.SYSTEM_ERROR, "start_time": states.iso(entry.created), "end_time": states.iso(entry.created),
+                            "error": "the server stopped before this run was started; submit it again", "error_kind": "BackendError"}
+                    _write_json(entry.folder / "summary.json", info)
+                    entry.final = info
+                return None
+            entry.handle = runs.attach(entry.run_dir)
+        return entry.handle
+
+    def full(self, entry: Entry) -> Tuple[Optional[runs.Run], RunState, Dict[str, Any]]:
+        """The run's handle, its full polled state (calls, outputs, error) and summary."""
+        info = self.summary(entry)
+        with entry.lock:
+            handle = entry.handle
+            if handle is None and entry.final is not None:
+                handle = self._ended_handles.get(entry.run_id)
+                if handle is None and entry.run_dir.exists():
+                    handle = runs.attach(entry.run_dir)
+                    self._ended_handles[entry.run_id] = handle
+                    while len(self._ended_handles) > _HANDLE_CACHE:
+                        self._ended_handles.popitem(last=False)
+                elif handle is not None:
+                    self._ended_handles.move_to_end(entry.run_id)
+            if handle is None:
+                return None, RunState(run_dir=entry.run_dir), info
+            return handle, handle.poll(), info
+
+    def tasks(self, state: RunState) -> List[CallState]:
+        """Task calls in the order the run started them (stable: new ones are appended)."""
+        return [c for c in state.calls.values() if c.kind == "task"]
+
+    # -- submitting --------------------------------------------------------------------------------
+    def submit(self, owner: str, fields: Dict[str, str], files: List[Tuple[str, Any]]) -> Entry:
+        request = self._validate(fields, files)
+        run_id = uuid.uuid4().hex
+        folder = self.root / run_id
+        folder.mkdir()
+        try:
+            attached = attachments.write_all(folder / "attachments", files, max_bytes=self.max_upload_bytes)
+            workflow = self._workflow_source(folder / "attachments", request["workflow_url"], attached)
+            inputs = _attachment_paths(request["workflow_params"], folder / "attachments", set(attached))
+            engine = self._engine_settings(request.get("workflow_engine_parameters", {}))
+            entry = Entry(run_id, owner, time.time(), folder, request)
+            _write_json(folder / "wes.json", {"run_id": run_id, "owner": owner, "created": entry.created, "request": request, "attachments": attached})
+        except attachments.AttachmentError as exn:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise WESError(exn.status_code, str(exn)) from None
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self._add(entry)
+        try:
+            with self._launch_lock:
+                entry.handle = runs.run(
+                    workflow,
+                    inputs,
+                    backend=engine["backend"],
+                    cache=engine["cache"],
+                    dir=f"{entry.run_dir}/.",
+                    wait=False,
+                    cfg=engine["cfg"] or None,
+                )
+        except MiniwdlJupyterError as exn:
+            self._forget(entry)
+            raise WESError(400, f"{type(exn).__name__}: {exn}") from None
+        except BaseException:
+            self._forget(entry)
+            raise
+        _logger.info("run %s (%s) started for %r", run_id, entry.handle.name, owner)
+        return entry
+
+    def _forget(self, entry: Entry) -> None:
+        self._remove(entry)
+        shutil.rmtree(entry.folder, ignore_errors=True)  # nothing half-written is left behind
+
+    def _validate(self, fields: Dict[str, str], files: List[Tuple[str, Any]]) -> Dict[str, Any]:
+        if len(files) > self.max_attachments:
+            raise WESError(413, f"{len(files)} attachments exceed the server's limit of {self.max_attachments}")
+        wtype = fields.get("workflow_type", "")
+        if wtype.upper() != "WDL":
+            raise WESError(400, f"workflow_type must be 'WDL' (this server runs WDL with miniwdl), not {wtype!r}")
+        version = fields.get("workflow_type_version", "")
+        if version not in wdl_versions():
+            raise WESError(400, f"workflow_type_version {version!r} is not supported; use one of {', '.join(wdl_versions())}")
+        engine = fields.get("workflow_engine")
+        if engine and engine.lower() != "miniwdl":
+            raise WESError(400, f"workflow_engine {engine!r} is not available here; this server runs miniwdl")
+        engine_version = fields.get("workflow_engine_version")
+        if engine_version and engine_version not in (miniwdl_version(), "v" + miniwdl_version()):
+            raise WESError(400, f"workflow_engine_version {engine_version!r} is not available; this server runs miniwdl {miniwdl_version()}")
+        if not fields.get("workflow_url"):
+            raise WESError(400, "workflow_url is required: an http(s) URL or the name of one of the workflow_attachment files")
+        request: Dict[str, Any] = {"workflow_type": "WDL", "workflow_type_version": version, "workflow_url": fields["workflow_url"]}
+        for name, expect in (("workflow_params", dict), ("tags", dict), ("workflow_engine_parameters", dict)):
+            text = fields.get(name)
+            value = _json_field(name, text) if text not in (None, "") else {}
+            if not isinstance(value, expect):
+                raise WESError(400, f"{name} must be a JSON object, not {type(value).__name__}")
+            request[name] = value
+        request["tags"] = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in request["tags"].items()}
+        request["workflow_engine_parameters"] = {
+            str(k): v if isinstance(v, str) else json.dumps(v) for k, v in request["workflow_engine_parameters"].items()
+        }
+        for name in ("workflow_engine", "workflow_engine_version"):
+            if fields.get(name):
+                request[name] = fields[name]
+        return request
+
+    def _workflow_source(self, base: Path, url: str, attached: List[str]) -> str:
+        if url.startswith(("http://", "https://")):
+            return url
+        if "://" in url or url.startswith("/"):
+            raise WESError(400, f"workflow_url {url!r}: give an http(s) URL or the name of one of the workflow_attachment files (local paths on the server are not accepted)")
+        path = attachments.resolve_relative(base, url)
+        if not path.is_file():
+            names = ", ".join(attached) or "none"
+            raise WESError(400, f"workflow_url {url!r} names no attached file (attachments: {names})")
+        return str(path)
+
+    def _engine_settings(self, given: Dict[str, str]) -> Dict[str, Any]:
+        allowed = {p.name: p for p in self.engine_parameters}
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise WESError(400, f"workflow_engine_parameters {', '.join(unknown)} not allowed; allowed: {', '.join(allowed)}")
+        settings: Dict[str, Any] = {"backend": self.default_backend, "cache": None, "cfg": {}}
+        for name, text in given.items():
+            param = allowed[name]
+            value = _parse_param(param, text)
+            if name == "backend":
+                if value not in self.backends:
+                    raise WESError(400, f"backend {value!r} is not offered by this server; choose one of {', '.join(self.backends)}")
+                settings["backend"] = value
+            elif name == "cache":
+                settings["cache"] = value
+            else:
+                settings["cfg"].setdefault(param.section, {})[param.key] = value
+        return settings
+
+    # -- cancelling --------------------------------------------------------------------------------
+    def cancel(self, entry: Entry) -> None:
+        """Ask the run to stop and return at once (CANCELING until miniwdl has stopped its tasks)."""
+        if self.summary(entry)["state"] in states.TERMINAL_STATES:
+            return
+        (entry.folder / "cancel_requested").touch()
+        handle = entry.handle or (runs.attach(entry.run_dir) if entry.run_dir.exists() else None)
+        if handle is not None:
+            threading.Thread(target=_cancel_quietly, args=(handle,), name=f"cancel-{entry.run_id}", daemon=True).start()
+
+
+def _cancel_quietly(handle: runs.Run) -> None:
+    try:
+        handle.cancel()
+    except Exception:  # the run's own state says how it ended; a cancel that failed is logged
+        _logger.exception("cancelling %s", handle.run_dir)
+
+
+def _engine_parameters(default_backend: str, cache_default: bool) -> List[EngineParameter]:
+    return [
+        EngineParameter("backend", "string", default_backend, description="container backend for the run's tasks"),
+        EngineParameter("cache", "boolean", json.dumps(cache_default), description="reuse finished tasks from the call cache"),
+        EngineParameter("task_concurrency", "integer", "0", "scheduler", "task_concurrency", "tasks run at once (0: one per CPU)"),
+        EngineParameter("fail_fast", "boolean", "true", "scheduler", "fail_fast", "stop the run when a task fails"),
+        EngineParameter("task_runtime_defaults", "json", "{}", "task_runtime", "defaults", "runtime defaults for every task (JSON object)"),
+        EngineParameter("delete_work", "string", "false", "file_io", "delete_work", "false | success | failure | always"),
+    ]
+
+
+def _parse_param(param: EngineParameter, text: str) -> Any:
+    try:
+        if param.type == "boolean":
+            if text.lower() not in ("true", "false"):
+                raise ValueError
+            return text.lower() == "true"
+        if param.type == "integer":
+            return int(text)
+        if param.type == "json":
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError
+            return value
+        if param.name == "delete_work" and text not in ("false", "success", "failure", "always"):
+            raise ValueError
+        return text
+    except ValueError:
+        raise WESError(400, f"workflow_engine_parameters {param.name}={text!r} is not a valid {param.type}") from None
+
+
+def _json_field(name: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exn:
+        raise WESError(400, f"{name} is not valid JSON: {exn}") from None
+
+
+def _attachment_paths(value: Any, base: Path, attached: set) -> Any:
+    """Input values naming an attachment (relative, as WES says) -> its path on this server."""
+    if isinstance(value, str):
+        name = value[2:] if value.startswith("./") else value
+        if name in attached or any(a.startswith(name + "/") for a in attached):  # a file or a folder of them
+            return str(base / name)
+        return value
+    if isinstance(value, list):
+        return [_attachment_paths(v, base, attached) for v in value]
+    if isinstance(value, dict):
+        return {k: _attachment_paths(v, base, attached) for k, v in value.items()}
+    return value
+
+
+def _encode_token(key: Tuple[float, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps([key[0], key[1]]).encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> Tuple[float, str]:
+    try:
+        created, run_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        return (float(created), str(run_id))
+    except Exception:
+        raise WESError(400, f"page_token {token[:40]!r} is not one this server gave out; start again without page_token") from None
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def wdl_versions() -> List[str]:
+    from WDL import _grammar
+
+    return list(_grammar.versions.keys())
+
+
+def miniwdl_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("miniwdl")
