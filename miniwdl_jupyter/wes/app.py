@@ -254,28 +254,35 @@ def create_app(store: RunStore, tokens: Optional[TokenMap] = None) -> FastAPI:
 
 
 def _limit_body_size(app: FastAPI, limit: int) -> None:
-    """Refuse request bodies over `limit` bytes: at once from Content-Length, or as they stream."""
+    """Refuse request bodies over `limit` bytes (plus the form's own framing): at once from
+    Content-Length, or as a chunked body streams in (the endpoint's form parsing then stops)."""
+    allowed = limit + 64 * 1024
 
-    @app.middleware("http")
-    async def _check(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limit + 64 * 1024:
-            msg = f"the request body ({length} bytes) exceeds the server's upload limit of {limit} bytes"
-            return JSONResponse({"msg": msg, "status_code": 413}, status_code=413)
-        if request.method == "POST":
-            receive = request.receive
+    class BodyLimit:
+        def __init__(self, inner):  # type: ignore[no-untyped-def]
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+            if scope["type"] != "http" or scope["method"] != "POST":
+                return await self.inner(scope, receive, send)
+            headers = dict(scope.get("headers") or [])
+            length = headers.get(b"content-length", b"").decode()
+            if length.isdigit() and int(length) > allowed:
+                msg = f"the request body ({length} bytes) exceeds the server's upload limit of {limit} bytes"
+                return await JSONResponse({"msg": msg, "status_code": 413}, status_code=413)(scope, receive, send)
             seen = 0
 
             async def counting_receive():  # type: ignore[no-untyped-def]
                 nonlocal seen
                 message = await receive()
                 seen += len(message.get("body", b""))
-                if seen > limit + 64 * 1024:  # the form's own framing on top of the files
+                if seen > allowed:
                     raise _BodyTooLarge()
                 return message
 
-            request._receive = counting_receive  # the endpoint reads the body through this
-        return await call_next(request)
+            return await self.inner(scope, counting_receive, send)
+
+    app.add_middleware(BodyLimit)
 
 
 def _page_size(page_size: Optional[int]) -> int:
