@@ -101,6 +101,8 @@ class RunStore:
         self._launch_lock = threading.Lock()
         self._ended_handles: "collections.OrderedDict[str, runs.Run]" = collections.OrderedDict()
         self._load()
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, name="wes-summaries", daemon=True).start()
 
     # -- index -----------------------------------------------------------------------------------
     def _load(self) -> None:
@@ -119,6 +121,22 @@ class RunStore:
                 pass
             self._add(entry)
         _logger.info("indexed %d runs under %s in %.2f s", len(self._entries), self.root, time.monotonic() - started)
+
+    def _watch(self, interval: float = 2.0) -> None:
+        """Poll runs that have not ended, so each gets its summary.json soon after it ends (and
+        folders indexed at start-up without one get it), whether or not a client asks: listing
+        then never has to read an ended run's logs."""
+        while not self._stop.wait(interval):
+            for entry in [e for e in list(self._entries.values()) if e.final is None]:
+                if self._stop.is_set():
+                    return
+                try:
+                    self.summary(entry)
+                except Exception:  # one unreadable run must not stop the others' summaries
+                    _logger.exception("summarizing run %s", entry.run_id)
+
+    def close(self) -> None:
+        self._stop.set()
 
     def _add(self, entry: Entry) -> None:
         with self._index_lock:
