@@ -27,23 +27,25 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from WDL.runtime.config import Loader
 
 from .. import launch_record
 from ..errors import ConfigError, InputError
+from . import Launcher
+from .local import LocalLauncher, process_start_time
 
 FOLLOWER_MODULE = "miniwdl_jupyter.launchers.wes_follow"
 _URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "ftp://", "drs://")
 
 
-class WESLauncher:
-    """Launcher interface (see miniwdl_jupyter.launchers): start, liveness, cancel, description."""
+class WESLauncher(Launcher):
+    """Start (submit), liveness (the follower's), cancel (through the server), description."""
 
     name = "wes"
 
-    def launch(self, command: List[str], *, run_dir: Path, env: Dict[str, str], cwd: Path, cfg: Loader) -> Optional[subprocess.Popen]:
+    def launch(self, command: List[str], *, run_dir: Path, env: Mapping[str, str], cwd: Path, cfg: Loader) -> Optional[subprocess.Popen]:
         from ..wes.client import WESClient
 
         url = env.get("MINIWDL__WES__URL") or _setting(cfg, "url")
@@ -72,7 +74,8 @@ class WESLauncher:
         return start_follower(run_dir, env, token)
 
     def alive(self, record: Dict[str, Any], cfg: Loader) -> Optional[bool]:
-        return launch_record.process_alive(record)
+        """The follower's process (pid + start time on this host), as for a local run."""
+        return LocalLauncher().alive(record, cfg)
 
     def cancel(self, record: Dict[str, Any], run_dir: Path, cfg: Loader) -> None:
         """Ask the server to cancel; the follower writes the end when the server reports it."""
@@ -81,7 +84,7 @@ class WESLauncher:
         token = _setting(cfg, "token") or os.environ.get("MINIWDL__WES__TOKEN")
         with WESClient(record["wes_url"], token) as client:
             client.cancel(record["wes_run_id"])
-        if not launch_record.process_alive(record):
+        if not self.alive(record, cfg):
             start_follower(Path(run_dir), dict(os.environ), token)
 
     def describe(self, record: Dict[str, Any], cfg: Loader) -> Dict[str, Any]:
@@ -98,7 +101,7 @@ def follow_state_path(run_dir: Path) -> Path:
     return launch_record.meta_dir(run_dir) / "wes_follow.json"
 
 
-def start_follower(run_dir: Path, env: Dict[str, str], token: Optional[str]) -> subprocess.Popen:
+def start_follower(run_dir: Path, env: Mapping[str, str], token: Optional[str]) -> subprocess.Popen:
     """The follower runs in its own session, like a local miniwdl process: a kernel restart or
     interrupt does not stop it, and the monitor tells it is alive from the launch record."""
     meta = launch_record.meta_dir(run_dir)
@@ -106,7 +109,7 @@ def start_follower(run_dir: Path, env: Dict[str, str], token: Optional[str]) -> 
     child_env = dict(env)
     if token:
         child_env["MINIWDL__WES__TOKEN"] = token  # never written to the run directory
-    with open(meta / "miniwdl.stdout", "ab") as out, open(launch_record.stderr_path(run_dir), "ab") as err:
+    with open(launch_record.stdout_path(run_dir), "ab") as out, open(launch_record.stderr_path(run_dir), "ab") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", FOLLOWER_MODULE, str(run_dir)],
             env=child_env,
@@ -115,7 +118,7 @@ def start_follower(run_dir: Path, env: Dict[str, str], token: Optional[str]) -> 
             stderr=err,
             start_new_session=True,
         )
-    launch_record.update(run_dir, pid=proc.pid, pid_start_time=launch_record.process_start_time(proc.pid), host=socket.gethostname())
+    launch_record.update(run_dir, pid=proc.pid, pid_start_time=process_start_time(proc.pid), host=socket.gethostname())
     return proc
 
 
@@ -146,7 +149,7 @@ def attach_remote(spec: str, root: Path, cfg: Optional[Loader] = None) -> Path:
              "start_time": time.time(), "host": socket.gethostname()},
         )
         start_follower(run_dir, dict(os.environ), token)
-    elif not (run_dir / "outputs.json").exists() and not (run_dir / "error.json").exists() and not launch_record.process_alive(record):
+    elif not (run_dir / "outputs.json").exists() and not (run_dir / "error.json").exists() and not LocalLauncher().alive(record, cfg):
         start_follower(run_dir, dict(os.environ), token)
     return run_dir
 
@@ -233,7 +236,7 @@ def package_inputs(inputs: Dict[str, Any]) -> Tuple[Dict[str, Any], List[Tuple[s
     return convert(inputs), files
 
 
-def _engine_parameters(cfg: Loader, env: Dict[str, str]) -> Dict[str, str]:
+def _engine_parameters(cfg: Loader, env: Mapping[str, str]) -> Dict[str, str]:
     params: Dict[str, str] = {}
     extra = _setting(cfg, "engine_parameters")
     if extra:

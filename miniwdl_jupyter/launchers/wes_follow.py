@@ -150,14 +150,14 @@ class Follower:
         parts = call_path.split("/")
         return ".".join([self.root] + [f"w:{p}" for p in parts[:-1]] + [f"t:{parts[-1]}"])
 
-    def _event(self, source: str, message: str, level: str, ts: Optional[float] = None, **fields: Any) -> None:
+    def _event(self, source: str, text: str, level: str, ts: Optional[float] = None, **fields: Any) -> None:
         ts = ts or time.time()
         levelno = {"INFO": 20, "NOTICE": 25, "WARNING": 30, "ERROR": 40}[level]
-        event = {"message": message, "source": source, "timestamp": ts, "level": level, "levelno": levelno, **fields}
+        event = {**fields, "message": text, "source": source, "timestamp": ts, "level": level, "levelno": levelno}
         self._json.write(json.dumps(event) + "\n")
         self._json.flush()
         stamp = datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-        self._plain.write(f"{stamp} {source} {level} {message} {json.dumps(fields) if fields else ''}\n")
+        self._plain.write(f"{stamp} {source} {level} {text} {json.dumps(fields) if fields else ''}\n")
         self._plain.flush()
 
     def _fetch(self, url: Optional[str], target: Path) -> Optional[Path]:

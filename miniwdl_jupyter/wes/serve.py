@@ -28,16 +28,17 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
 def serve_main(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .. import backends, config
+    from .. import config
+    from ..backend_choice import resolve_backend
     from .app import create_app
     from .auth import TokenMap
     from .store import RunStore
 
     cfg = config.load()
-    default_backend = backends.resolve_backend(args.backend or cfg["jupyter"].get("backend"), cfg)
+    default_backend = resolve_backend(args.backend or cfg["jupyter"].get("backend"), cfg)
     offered = [b.strip() for b in (args.backends or default_backend).split(",") if b.strip()]
     for name in offered:
-        backends.resolve_backend(name, cfg)  # unknown names fail here, naming the installed ones
+        resolve_backend(name, cfg)  # unknown names fail here, naming the installed ones
     if default_backend not in offered:
         offered.insert(0, default_backend)
     tokens = TokenMap.from_file(Path(args.token_file)) if args.token_file else None
