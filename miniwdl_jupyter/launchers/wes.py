@@ -11,7 +11,8 @@ work as for a local run.
 
 Settings (`[wes]` in miniwdl.cfg or MINIWDL__WES__*): `url`, `token`, `backend` (sent as the
 `backend` engine parameter when set), `engine_parameters` (JSON object sent as
-workflow_engine_parameters), `poll_seconds`.
+workflow_engine_parameters), `engine` / `engine_version` (sent as workflow_engine /
+workflow_engine_version when set), `poll_seconds`, `give_up_seconds`.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class WESLauncher(Launcher):
             "workflow_engine_parameters": json.dumps(engine),
             "tags": json.dumps({"client": "miniwdl-jupyter", "run_dir": run_dir.name, "host": socket.gethostname()}),
         }
+        for field, key in (("workflow_engine", "engine"), ("workflow_engine_version", "engine_version")):
+            if _setting(cfg, key):  # servers running several engines want to be told which
+                fields[field] = _setting(cfg, key)
         with WESClient(url, token) as client:
             run_id = client.submit(fields, files + input_files)
             base = client.base

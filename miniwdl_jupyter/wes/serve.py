@@ -51,6 +51,7 @@ def serve_main(args: argparse.Namespace) -> int:
         cache_default=cfg["jupyter"].get_bool("cache"),
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_attachments=args.max_attachments,
+        cfg=cfg,
     )
     app = create_app(store, tokens)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info", access_log=False))

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .. import launch_record, runs
+from WDL.runtime.config import Loader
+
+from .. import config, launch_record, runs
 from ..errors import MiniwdlJupyterError
 from ..monitor import CallState, RunState
 from . import attachments, states
@@ -86,7 +88,9 @@ class RunStore:
         cache_default: bool,
         max_upload_bytes: int,
         max_attachments: int,
+        cfg: Optional[Loader] = None,
     ):
+        self.cfg = cfg or config.load()  # one loader for every handle: attach() would load one each
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.backends = backends
@@ -220,7 +224,7 @@ class RunStore:
                     _write_json(entry.folder / "summary.json", info)
                     entry.final = info
                 return None
-            entry.handle = runs.attach(entry.run_dir)
+            entry.handle = runs.attach(entry.run_dir, cfg=self.cfg)
         return entry.handle
 
     def full(self, entry: Entry) -> Tuple[Optional[runs.Run], RunState, Dict[str, Any]]:
@@ -231,7 +235,7 @@ class RunStore:
             if handle is None and entry.final is not None:
                 handle = self._ended_handles.get(entry.run_id)
                 if handle is None and entry.run_dir.exists():
-                    handle = runs.attach(entry.run_dir)
+                    handle = runs.attach(entry.run_dir, cfg=self.cfg)
                     self._ended_handles[entry.run_id] = handle
                     while len(self._ended_handles) > _HANDLE_CACHE:
                         self._ended_handles.popitem(last=False)
@@ -358,7 +362,7 @@ class RunStore:
         if self.summary(entry)["state"] in states.TERMINAL_STATES:
             return
         (entry.folder / "cancel_requested").touch()
-        handle = entry.handle or (runs.attach(entry.run_dir) if entry.run_dir.exists() else None)
+        handle = entry.handle or (runs.attach(entry.run_dir, cfg=self.cfg) if entry.run_dir.exists() else None)
         if handle is not None:
             threading.Thread(target=_cancel_quietly, args=(handle,), name=f"cancel-{entry.run_id}", daemon=True).start()
 
