@@ -7,6 +7,8 @@ token. Errors are WES ErrorResponse objects {msg, status_code}.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
 import logging
 from pathlib import Path
@@ -16,7 +18,6 @@ import yaml
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -43,6 +44,9 @@ def create_app(store: RunStore, tokens: Optional[TokenMap] = None) -> FastAPI:
     app.state.store = store
     app.state.tokens = tokens
     _limit_body_size(app, store.max_upload_bytes)
+    # Submissions parse WDL and start processes (one at a time, see RunStore.submit): their own
+    # threads, so a burst of them never holds up status and listing requests.
+    submit_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="wes-submit")
 
     def owner(request: Request) -> Optional[str]:
         """The caller's user name; None when the server runs without tokens (one shared space)."""
@@ -162,7 +166,7 @@ def create_app(store: RunStore, tokens: Optional[TokenMap] = None) -> FastAPI:
                 raise WESError(400, "workflow_attachment parts must be files with a filename")
             else:
                 fields[key] = value
-        entry = await run_in_threadpool(store.submit, user or "", fields, files)
+        entry = await asyncio.get_running_loop().run_in_executor(submit_pool, store.submit, user or "", fields, files)
         return {"run_id": entry.run_id}
 
     @app.get(BASE + "/runs/{run_id}")

@@ -57,6 +57,7 @@ class Entry:
     request: Dict[str, Any]
     final: Optional[Dict[str, Any]] = None  # the summary of an ended run (from summary.json)
     handle: Optional[runs.Run] = None  # a live run's handle (the launched process is reaped by it)
+    launching: bool = False  # POST /runs is starting it now (it may wait for other submissions)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -216,6 +217,8 @@ class RunStore:
 
     def _live_handle(self, entry: Entry) -> Optional[runs.Run]:
         if entry.handle is None:
+            if entry.launching:
+                return None
             if not launch_record.read(entry.run_dir) and not (entry.run_dir / "workflow.log").exists():
                 if not entry.run_dir.exists() and time.time() - entry.created > 60:
                     # wes.json was written but the server stopped before the run was launched
@@ -260,7 +263,7 @@ class RunStore:
             workflow = self._workflow_source(folder / "attachments", request["workflow_url"], attached)
             inputs = _attachment_paths(request["workflow_params"], folder / "attachments", set(attached))
             engine = self._engine_settings(request.get("workflow_engine_parameters", {}))
-            entry = Entry(run_id, owner, time.time(), folder, request)
+            entry = Entry(run_id, owner, time.time(), folder, request, launching=True)
             _write_json(folder / "wes.json", {"run_id": run_id, "owner": owner, "created": entry.created, "request": request, "attachments": attached})
         except attachments.AttachmentError as exn:
             shutil.rmtree(folder, ignore_errors=True)
@@ -286,7 +289,11 @@ class RunStore:
         except BaseException:
             self._forget(entry)
             raise
+        finally:
+            entry.launching = False
         _logger.info("run %s (%s) started for %r", run_id, entry.handle.name, owner)
+        if (folder / "cancel_requested").exists():  # cancelled while it was being started
+            threading.Thread(target=_cancel_quietly, args=(entry.handle,), daemon=True).start()
         return entry
 
     def _forget(self, entry: Entry) -> None:
