@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from .. import __version__, launch_record
 from ..monitor import CallState
@@ -74,7 +75,14 @@ def create_app(store: RunStore, tokens: Optional[TokenMap] = None) -> FastAPI:
             status = 413
         if status == 404:
             msg = f"no such endpoint: {request.method} {request.url.path} (the API is under {BASE})"
-        return JSONResponse({"msg": msg, "status_code": status}, status_code=status)
+        headers = dict(exn.headers or {})
+        if status == 405:
+            # Allow lists every method of the path (GET and POST /runs are two routes; the router
+            # names only the first one's)
+            allowed = sorted({m for r in app.routes if r.matches(request.scope)[0] != Match.NONE for m in (getattr(r, "methods", None) or ())})
+            headers["Allow"] = ", ".join(allowed)
+            msg = f"{request.method} is not allowed on {request.url.path} (allowed: {headers['Allow']})"
+        return JSONResponse({"msg": msg, "status_code": status}, status_code=status, headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _bad_request(request: Request, exn: RequestValidationError) -> JSONResponse:
@@ -292,8 +300,8 @@ def _limit_body_size(app: FastAPI, limit: int) -> None:
 def _page_size(page_size: Optional[int]) -> int:
     if page_size is None:
         return DEFAULT_PAGE_SIZE
-    if page_size < 1:
-        raise WESError(400, f"page_size must be at least 1, not {page_size}")
+    if page_size < 1 or page_size >= 2**63:  # the description makes it an int64
+        raise WESError(400, f"page_size must be a whole number from 1 (pages hold at most {MAX_PAGE_SIZE}), not {page_size}")
     return min(page_size, MAX_PAGE_SIZE)
 
 
