@@ -50,10 +50,13 @@ def test_run_on_a_wes_server_is_followed_locally(server: Server, notebook_dir: P
     assert [(c.id, c.state, c.exit_code) for c in calls] == [("call-greet-0-a", "succeeded", 0), ("call-greet-1-b", "succeeded", 0)]
     assert all(c.start_time and c.end_time and c.end_time >= c.start_time for c in calls)
     # the same progress view as any run, from the mirrored directory
-    from miniwdl_jupyter.display import progress_view
+    import io
 
-    view = progress_view(mj.attach(str(run.run_dir)), "text")
-    view.update(run.poll())
+    from miniwdl_jupyter.display.text import TextLine
+
+    out = io.StringIO()
+    TextLine(mj.attach(str(run.run_dir)), stream=out).update(run.poll())
+    assert "hello" in out.getvalue() and "2/2" in out.getvalue(), out.getvalue()
     # and the server's own record of it agrees
     api = WES(server.url)
     assert api.state(record["wes_run_id"]) == "COMPLETE"

@@ -98,7 +98,7 @@ class RunStore:
         self.default_backend = default_backend
         self.max_upload_bytes = max_upload_bytes
         self.max_attachments = max_attachments
-        self.engine_parameters = _engine_parameters(default_backend, cache_default)
+        self.engine_parameters = _engine_parameters(default_backend, cache_default, self.cfg)
         self._entries: Dict[str, Entry] = {}
         self._keys: Dict[Optional[str], List[Tuple[float, str]]] = collections.defaultdict(list)  # None: all
         self._index_lock = threading.Lock()
@@ -381,15 +381,30 @@ def _cancel_quietly(handle: runs.Run) -> None:
         _logger.exception("cancelling %s", handle.run_dir)
 
 
-def _engine_parameters(default_backend: str, cache_default: bool) -> List[EngineParameter]:
+def _engine_parameters(default_backend: str, cache_default: bool, cfg: Loader) -> List[EngineParameter]:
+    """The allow list, with the defaults this server's configuration actually has."""
+
+    def current(section: str, key: str, fallback: str) -> str:
+        try:
+            return cfg[section].get(key, fallback) or fallback
+        except Exception:
+            return fallback
+
     return [
         EngineParameter("backend", "string", default_backend, description="container backend for the run's tasks"),
         EngineParameter("cache", "boolean", json.dumps(cache_default), description="reuse finished tasks from the call cache"),
-        EngineParameter("task_concurrency", "integer", "0", "scheduler", "task_concurrency", "tasks run at once (0: one per CPU)"),
-        EngineParameter("fail_fast", "boolean", "true", "scheduler", "fail_fast", "stop the run when a task fails"),
-        EngineParameter("task_runtime_defaults", "json", "{}", "task_runtime", "defaults", "runtime defaults for every task (JSON object)"),
-        EngineParameter("delete_work", "string", "false", "file_io", "delete_work", "false | success | failure | always"),
+        EngineParameter("task_concurrency", "integer", current("scheduler", "task_concurrency", "0"), "scheduler", "task_concurrency", "tasks run at once (0: one per CPU)"),
+        EngineParameter("fail_fast", "boolean", current("scheduler", "fail_fast", "true"), "scheduler", "fail_fast", "stop the run when a task fails"),
+        EngineParameter("task_runtime_defaults", "json", _compact_json(current("task_runtime", "defaults", "{}")), "task_runtime", "defaults", "runtime defaults for every task (JSON object)"),
+        EngineParameter("delete_work", "string", current("file_io", "delete_work", "false"), "file_io", "delete_work", "false | success | failure | always"),
     ]
+
+
+def _compact_json(text: str) -> str:
+    try:
+        return json.dumps(json.loads(text))
+    except ValueError:
+        return text
 
 
 def _parse_param(param: EngineParameter, text: str) -> Any:
