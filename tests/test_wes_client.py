@@ -13,7 +13,7 @@ import pytest
 
 import miniwdl_jupyter as mj
 from conftest import TEST_IMAGE
-from miniwdl_jupyter.errors import Cancelled, ConfigError, TaskFailed
+from miniwdl_jupyter.errors import Cancelled, ConfigError, RunNotFound, TaskFailed
 from wes_fixtures import FAILING, ONE_TASK, SCATTER_LIB, WES, Server, server, server_env, wes_base  # noqa: F401
 
 ONE = ONE_TASK.replace("IMAGE", TEST_IMAGE)
@@ -97,8 +97,20 @@ def test_attach_follows_a_run_submitted_elsewhere(server: Server, workdir: Path)
     assert run.outputs == {"said": "remote"}
     again = mj.attach(f"wes:{server.url}#{run_id}")
     assert again.run_dir == run.run_dir and again.status == "succeeded"
-    with pytest.raises(Exception, match="404|no run"):
+    with pytest.raises(RunNotFound, match="no run"):
         mj.attach(f"wes:{server.url}#{'0' * 32}")
+
+
+def test_the_magic_attaches_to_a_remote_run(shell, server: Server):
+    from IPython.core.error import UsageError
+
+    run_id = WES(server.url).submit(ONE, {"word": "magic"}, url="one.wdl").json()["run_id"]
+    shell.run_line_magic("wdl", f"attach wes:{server.url}#{run_id} -o remote --progress none")
+    run = shell.user_ns["remote"]
+    run.wait(timeout=300)
+    assert run.outputs == {"said": "magic"}
+    with pytest.raises(UsageError, match="no run"):
+        shell.run_line_magic("wdl", f"attach wes:{server.url}#{'0' * 32} --progress none")
 
 
 def test_imports_above_the_main_file_and_local_input_files_are_attached(server: Server, workdir: Path):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .. import config, launch_record
-from ..errors import BackendError
+from ..errors import MiniwdlJupyterError
 from ..wes.client import Unreachable, WESClient
 
 _logger = logging.getLogger("miniwdl_jupyter.wes.follow")
@@ -241,7 +241,7 @@ def main(argv: Optional[list] = None) -> int:
         follower = Follower(run_dir, plain, client, record["wes_run_id"], record.get("name") or "wes_run", poll, give_up)
         try:
             return follower.run()
-        except BackendError as exn:  # refused (token revoked, run gone): say so and end the run
+        except MiniwdlJupyterError as exn:  # refused (token revoked, run gone): say so and end the run
             follower._end_with_error({"error": "WESError", "message": str(exn)})
             return 1
         finally:

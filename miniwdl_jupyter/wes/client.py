@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..errors import BackendError, ConfigError, InputError
+from ..errors import BackendError, ConfigError, InputError, RunNotFound
 
 _logger = logging.getLogger("miniwdl_jupyter.wes.client")
 BASE_PATH = "/ga4gh/wes/v1"
@@ -111,7 +111,7 @@ class WESClient:
         if response.status_code in (400, 413, 422):
             raise InputError(f"WES server refused the request ({response.status_code}): {msg}")
         if response.status_code == 404:
-            raise BackendError(f"WES server {self.base}: {msg} ({method} {path} -> 404)")
+            raise RunNotFound(f"WES server {self.base}: {msg} ({method} {path} -> 404)")
         raise Unreachable(f"WES server {self.base} failed {method} {path} ({response.status_code}): {msg}")
 
 
