@@ -326,6 +326,13 @@ def test_a_run_on_docker_run(api: WES, server: Server, docker):
     assert log["request"]["workflow_engine_parameters"] == {"backend": "docker_run", "cache": "false"}
     launch = json.loads((server.root / run_id / "run" / ".miniwdl_jupyter" / "launch.json").read_text())
     assert launch["backend"] == "docker_run"
+    # the machinery failing (an image that is neither here nor pullable) is a SYSTEM_ERROR
+    missing = ONE.replace(TEST_IMAGE, "miniwdl-jupyter-no-such-image:0.0")
+    run_id = api.submit(missing, {}, url="one.wdl", engine={"backend": "docker_run", "cache": "false"}).json()["run_id"]
+    assert api.wait(run_id) == "SYSTEM_ERROR"
+    log = api.run_log(run_id)
+    assert any(line.startswith("BackendError") and "miniwdl-jupyter-no-such-image" in line for line in log["run_log"]["system_logs"])
+    assert "state=SYSTEM_ERROR" in log["task_logs"][0]["system_logs"]
 
 
 def test_every_response_was_validated():
