@@ -119,7 +119,10 @@ class RunStore:
                 record = json.loads((folder / "wes.json").read_text())
             except (OSError, ValueError):
                 continue  # not a WES run folder (or one whose submission never finished)
-            entry = Entry(folder.name, record.get("owner", ""), record.get("created", 0.0), folder, record.get("request", {}))
+            request = record.get("request") or {}
+            for key in ("workflow_type", "workflow_type_version", "workflow_url"):  # RunRequest requires them
+                request.setdefault(key, "WDL" if key == "workflow_type" else "")
+            entry = Entry(folder.name, record.get("owner", ""), record.get("created", 0.0), folder, request)
             try:
                 entry.final = json.loads((folder / "summary.json").read_text())
             except (OSError, ValueError):
@@ -193,7 +196,7 @@ class RunStore:
                 return entry.final
             handle = self._live_handle(entry)
             if handle is None:
-                return {"state": states.WES_QUEUED, "start_time": None, "end_time": None}
+                return entry.final or {"state": states.WES_QUEUED, "start_time": None, "end_time": None}
             state = handle.poll()
             info = self._summarize(entry, handle, state)
             if info["state"] in states.TERMINAL_STATES:
@@ -220,8 +223,9 @@ class RunStore:
             if entry.launching:
                 return None
             if not launch_record.read(entry.run_dir) and not (entry.run_dir / "workflow.log").exists():
-                if not entry.run_dir.exists() and time.time() - entry.created > 60:
+                if not entry.run_dir.exists():
                     # wes.json was written but the server stopped before the run was launched
+                    # (entries of this process are `launching` until their run directory exists)
                     info = {"state": states.SYSTEM_ERROR, "start_time": states.iso(entry.created), "end_time": states.iso(entry.created),
                             "error": "the server stopped before this run was started; submit it again", "error_kind": "BackendError"}
                     _write_json(entry.folder / "summary.json", info)
