@@ -159,3 +159,27 @@ def test_the_magic_runs_a_cell_on_a_wes_server(shell, server: Server, notebook_d
     run = shell.user_ns["remote"]
     assert run.status == "succeeded"
     assert [httpx.get(f).text for f in run.outputs["files"]] == ["hey x\n"]
+
+
+def test_a_notebook_runs_cells_on_a_wes_server_under_papermill(server: Server, notebook_dir: Path):
+    """The notebook client as users run it: papermill, a real kernel, the magic's own progress."""
+    import nbformat
+
+    from test_papermill import error_outputs, papermill, write_notebook
+
+    src = write_notebook(
+        notebook_dir / "remote.ipynb",
+        "%load_ext miniwdl_jupyter",
+        f"%%wdl --wes {server.url} -o remote names=$names\n" + CELL,
+        "import httpx\nprint([httpx.get(f).text for f in remote.outputs['files']])",
+        f"%%wdl --wes {server.url}\n" + FAILING.replace("IMAGE", TEST_IMAGE),
+        parameters='names = ["p", "q"]',
+    )
+    proc = papermill(src, notebook_dir / "remote.out.ipynb")
+    assert proc.returncode != 0, "the failing remote cell fails the notebook"
+    nb = nbformat.read(notebook_dir / "remote.out.ipynb", as_version=4)
+    (shown,) = [c for c in nb.cells if c.source.startswith("import httpx")]  # papermill adds a banner cell on failure
+    printed = "".join(o.get("text", "") for o in shown.get("outputs", []))
+    assert "['hey p\\n', 'hey q\\n']" in printed, [(c.source[:40], c.get("outputs")) for c in nb.cells]
+    (error,) = error_outputs(notebook_dir / "remote.out.ipynb")
+    assert error["ename"] == "TaskFailed" and "exited with status 3" in "\n".join(error["traceback"])
