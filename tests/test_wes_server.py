@@ -270,6 +270,13 @@ def test_tokens_isolate_users(wes_base: Path):
         assert alice.call("GET", "/service-info").json()["system_state_counts"]["RUNNING"] == 1
         alice.call("POST", "/runs/{run_id}/cancel", run_id=run_id)
         assert alice.wait(run_id, timeout=120) == "CANCELED"
+        # each user has their own call cache: bob's identical run reuses nothing of alice's
+        def cached_run(user: WES) -> bool:
+            same = user.submit(ONE, {"word": "same"}, url="one.wdl", engine={"backend": "local", "cache": "true"}).json()["run_id"]
+            assert user.wait(same) == "COMPLETE"
+            return "cached=true" in user.run_log(same)["task_logs"][0]["system_logs"]
+
+        assert [cached_run(alice), cached_run(alice), cached_run(bob)] == [False, True, False]
     finally:
         srv.stop()
 
@@ -364,3 +371,14 @@ def test_schemathesis_generated_requests(case, server: Server):
         # ListTasks/GetTask document no 400; a malformed page_size there is a 400 all the same.
         excluded.append(status_code_conformance)
     case.call_and_validate(base_url=server.url, excluded_checks=excluded)
+
+
+def test_a_cached_rerun_serves_its_outputs(api: WES):
+    ids = []
+    for _ in range(2):
+        run_id = api.submit(SCATTER_MAIN, {"names": ["cache-me"]}, files=[("lib/greet.wdl", LIB.encode())], engine={"backend": "local", "cache": "true"}).json()["run_id"]
+        assert api.wait(run_id) == "COMPLETE"
+        ids.append(run_id)
+    second = api.run_log(ids[1])
+    assert any("cached=true" in t["system_logs"] for t in second["task_logs"]), "the second run reused the first's task"
+    assert [api.http.get(u).text for u in second["outputs"]["hello.files"]] == ["hi cache-me\n"]

@@ -256,9 +256,8 @@ def create_app(store: RunStore, tokens: Optional[TokenMap] = None) -> FastAPI:
     @app.get(BASE + "/runs/{run_id}/outputs/{path:path}")
     def output_file(request: Request, run_id: str, path: str) -> Response:
         entry = find(request, run_id)
-        root = entry.run_dir.resolve()
-        target = (entry.run_dir / path).resolve()
-        if root not in target.parents or not target.is_file():
+        target = store.output_file(entry, path)
+        if target is None:
             raise WESError(404, f"run {run_id} has no output file {path!r}")
         return FileResponse(target)
 

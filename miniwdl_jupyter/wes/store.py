@@ -16,15 +16,17 @@ from __future__ import annotations
 import base64
 import bisect
 import collections
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Optional, Tuple
 
 from WDL.runtime.config import Loader
@@ -252,6 +254,34 @@ class RunStore:
                 return None, RunState(run_dir=entry.run_dir), info
             return handle, handle.poll(), info
 
+    def output_file(self, entry: Entry, path: str) -> Optional[Path]:
+        """A file of the run's outputs, by its path in the run directory (e.g. `out/x/0/a.txt`).
+        Output links may lead into another run's folder (a call-cache hit reuses that run's
+        files): allowed when that run has the same owner (each user has their own call cache),
+        never anywhere else, whatever a task's symlinks say."""
+        rel = PurePosixPath(path)
+        if rel.is_absolute() or ".." in rel.parts:
+            return None
+        target = (entry.run_dir / rel).resolve()
+        if not target.is_file():
+            return None
+        if entry.run_dir.resolve() in target.parents:
+            return target
+        try:
+            other = self._entries.get(target.relative_to(self.root).parts[0])
+        except (ValueError, IndexError):
+            return None
+        return target if other is not None and other.owner == entry.owner else None
+
+    def _call_cache_dir(self, owner: str) -> Optional[str]:
+        """Each user's own call cache (when tokens name users): a cache hit reuses the files of an
+        earlier run, which must be one the same user may read."""
+        if not owner:
+            return None
+        base = os.path.expanduser(self.cfg["call_cache"].get("dir", "~/.cache/miniwdl"))
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", owner)[:40] + "-" + hashlib.sha256(owner.encode()).hexdigest()[:8]
+        return os.path.join(base, "wes-users", safe)
+
     def tasks(self, state: RunState) -> List[CallState]:
         """Task calls in the order the run started them (stable: new ones are appended)."""
         return [c for c in state.calls.values() if c.kind == "task"]
@@ -267,6 +297,9 @@ class RunStore:
             workflow = self._workflow_source(folder / "attachments", request["workflow_url"], attached)
             inputs = _attachment_paths(request["workflow_params"], folder / "attachments", set(attached))
             engine = self._engine_settings(request.get("workflow_engine_parameters", {}))
+            cache_dir = self._call_cache_dir(owner)
+            if cache_dir:
+                engine["cfg"].setdefault("call_cache", {})["dir"] = cache_dir
             entry = Entry(run_id, owner, time.time(), folder, request, launching=True)
             _write_json(folder / "wes.json", {"run_id": run_id, "owner": owner, "created": entry.created, "request": request, "attachments": attached})
         except attachments.AttachmentError as exn:
