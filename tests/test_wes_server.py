@@ -382,3 +382,20 @@ def test_a_cached_rerun_serves_its_outputs(api: WES):
     second = api.run_log(ids[1])
     assert any("cached=true" in t["system_logs"] for t in second["task_logs"]), "the second run reused the first's task"
     assert [api.http.get(u).text for u in second["outputs"]["hello.files"]] == ["hi cache-me\n"]
+
+
+def test_serve_refuses_bad_options_in_one_line(tmp_path: Path):
+    import subprocess
+    import sys
+
+    short = tmp_path / "tokens.txt"
+    short.write_text("abc alice\n")
+    for args, words in (
+        (["--token-file", str(short)], "token too short"),
+        (["--token-file", str(tmp_path / "missing.txt")], "cannot read the token file"),
+        (["--backends", "local,no_such_backend"], "unknown backend 'no_such_backend'"),
+    ):
+        proc = subprocess.run([sys.executable, "-m", "miniwdl_jupyter.cli", "wes", "serve", "--port", "0", "--root", str(tmp_path / "r"), *args],
+                              capture_output=True, text=True, timeout=60, env=server_env(tmp_path))
+        assert proc.returncode == 2 and words in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr

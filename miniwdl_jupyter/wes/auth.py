@@ -10,6 +10,7 @@ import hmac
 from pathlib import Path
 from typing import Dict, Optional
 
+from ..errors import ConfigError
 from .store import WESError
 
 
@@ -20,18 +21,22 @@ class TokenMap:
     @classmethod
     def from_file(cls, path: Path) -> "TokenMap":
         tokens: Dict[str, str] = {}
-        for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        try:
+            text = Path(path).read_text()
+        except OSError as exn:
+            raise ConfigError(f"cannot read the token file {path}: {exn.strerror}") from None
+        for number, line in enumerate(text.splitlines(), 1):
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue
             parts = line.split()
             if len(parts) > 2:
-                raise ValueError(f"{path}:{number}: expected `TOKEN [USER]`")
+                raise ConfigError(f"{path}:{number}: expected `TOKEN [USER]`")
             if len(parts[0]) < 16:
-                raise ValueError(f"{path}:{number}: token too short (use at least 16 characters, e.g. `openssl rand -hex 32`)")
+                raise ConfigError(f"{path}:{number}: token too short (use at least 16 characters, e.g. `openssl rand -hex 32`)")
             tokens[parts[0]] = parts[1] if len(parts) == 2 else "default"
         if not tokens:
-            raise ValueError(f"{path}: no tokens")
+            raise ConfigError(f"{path}: no tokens")
         return cls(tokens)
 
     def user(self, authorization: Optional[str]) -> str:
