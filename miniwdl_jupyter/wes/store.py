@@ -297,6 +297,8 @@ class RunStore:
             workflow = self._workflow_source(folder / "attachments", request["workflow_url"], attached)
             inputs = _attachment_paths(request["workflow_params"], folder / "attachments", set(attached))
             engine = self._engine_settings(request.get("workflow_engine_parameters", {}))
+            # the runs API's run root is this server's root (nothing is made in its working directory)
+            engine["cfg"].setdefault("jupyter", {})["root"] = str(self.root)
             cache_dir = self._call_cache_dir(owner)
             if cache_dir:
                 engine["cfg"].setdefault("call_cache", {})["dir"] = cache_dir
@@ -318,7 +320,7 @@ class RunStore:
                     cache=engine["cache"],
                     dir=f"{entry.run_dir}/.",
                     wait=False,
-                    cfg=engine["cfg"] or None,
+                    cfg=engine["cfg"],
                 )
         except MiniwdlJupyterError as exn:
             self._forget(entry)
