@@ -26,7 +26,8 @@ from .. import __version__, launch_record
 from ..monitor import CallState
 from . import states
 from .auth import TokenMap
-from .store import RUN_ID_LENGTH, Entry, RunStore, WESError, miniwdl_version, wdl_versions
+from .run_request import WESError, miniwdl_version, wdl_versions
+from .store import RUN_ID_LENGTH, Entry, RunStore
 
 BASE = "/ga4gh/wes/v1"
 OPENAPI_FILE = Path(__file__).with_name("openapi") / "workflow_execution_service.openapi.yaml"

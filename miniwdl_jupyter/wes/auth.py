@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from ..errors import ConfigError
-from .store import WESError
+from .run_request import WESError
 
 
 class TokenMap:

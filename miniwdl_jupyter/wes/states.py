@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from ..errors import BackendError, Cancelled, TaskFailed
+from ..errors import BackendError, Cancelled
 from ..monitor import CACHED, CANCELLED, FAILED, QUEUED, RETRYING, RUNNING, SUCCEEDED, CallState, RunState
 
 UNKNOWN, WES_QUEUED, INITIALIZING, WES_RUNNING, PAUSED = "UNKNOWN", "QUEUED", "INITIALIZING", "RUNNING", "PAUSED"
@@ -51,10 +51,6 @@ def call_state(call: CallState) -> str:
     if call.state in (RUNNING, RETRYING):
         return WES_RUNNING
     return WES_QUEUED
-
-
-def is_task_failure(error: Optional[Exception]) -> bool:
-    return isinstance(error, TaskFailed)
 
 
 def _root_error(error: Optional[dict]) -> Optional[str]:

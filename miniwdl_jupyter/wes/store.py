@@ -34,20 +34,12 @@ from WDL.runtime.config import Loader
 from .. import config, launch_record, runs
 from ..errors import MiniwdlJupyterError
 from ..monitor import CallState, RunState
-from . import attachments, states
+from . import attachments, run_request, states
+from .run_request import WESError
 
 _logger = logging.getLogger("miniwdl_jupyter.wes")
 RUN_ID_LENGTH = 32
 _HANDLE_CACHE = 128  # ended runs whose full state was read for a detail request
-
-
-class WESError(Exception):
-    """An error the API returns as a WES ErrorResponse {msg, status_code}."""
-
-    def __init__(self, status_code: int, msg: str):
-        super().__init__(msg)
-        self.status_code = status_code
-        self.msg = msg
 
 
 @dataclass
@@ -71,16 +63,6 @@ class Entry:
         return (self.created, self.run_id)
 
 
-@dataclass
-class EngineParameter:
-    name: str
-    type: str  # "string" | "boolean" | "integer" | "json"
-    default: str
-    section: Optional[str] = None  # the miniwdl cfg option it sets, if any
-    key: Optional[str] = None
-    description: str = ""
-
-
 class RunStore:
     def __init__(
         self,
@@ -100,7 +82,7 @@ class RunStore:
         self.default_backend = default_backend
         self.max_upload_bytes = max_upload_bytes
         self.max_attachments = max_attachments
-        self.engine_parameters = _engine_parameters(default_backend, cache_default, self.cfg)
+        self.engine_parameters = run_request.engine_parameters(default_backend, cache_default, self.cfg)
         self._entries: Dict[str, Entry] = {}
         self._keys: Dict[Optional[str], List[Tuple[float, str]]] = collections.defaultdict(list)  # None: all
         self._index_lock = threading.Lock()
@@ -288,15 +270,17 @@ class RunStore:
 
     # -- submitting --------------------------------------------------------------------------------
     def submit(self, owner: str, fields: Dict[str, str], files: List[Tuple[str, Any]]) -> Entry:
-        request = self._validate(fields, files)
+        request = run_request.parse(fields, files, self.max_attachments)
         run_id = uuid.uuid4().hex
         folder = self.root / run_id
         folder.mkdir()
         try:
             attached = attachments.write_all(folder / "attachments", files, max_bytes=self.max_upload_bytes)
-            workflow = self._workflow_source(folder / "attachments", request["workflow_url"], attached)
-            inputs = _attachment_paths(request["workflow_params"], folder / "attachments", set(attached))
-            engine = self._engine_settings(request.get("workflow_engine_parameters", {}))
+            workflow = run_request.workflow_source(folder / "attachments", request["workflow_url"], attached)
+            inputs = run_request.attachment_paths(request["workflow_params"], folder / "attachments", set(attached))
+            engine = run_request.engine_settings(
+                self.engine_parameters, request.get("workflow_engine_parameters", {}), self.backends, self.default_backend
+            )
             # the runs API's run root is this server's root (nothing is made in its working directory)
             engine["cfg"].setdefault("jupyter", {})["root"] = str(self.root)
             cache_dir = self._call_cache_dir(owner)
@@ -339,69 +323,6 @@ class RunStore:
         self._remove(entry)
         shutil.rmtree(entry.folder, ignore_errors=True)  # nothing half-written is left behind
 
-    def _validate(self, fields: Dict[str, str], files: List[Tuple[str, Any]]) -> Dict[str, Any]:
-        if len(files) > self.max_attachments:
-            raise WESError(413, f"{len(files)} attachments exceed the server's limit of {self.max_attachments}")
-        wtype = fields.get("workflow_type", "")
-        if wtype.upper() != "WDL":
-            raise WESError(400, f"workflow_type must be 'WDL' (this server runs WDL with miniwdl), not {wtype!r}")
-        version = fields.get("workflow_type_version", "")
-        if version not in wdl_versions():
-            raise WESError(400, f"workflow_type_version {version!r} is not supported; use one of {', '.join(wdl_versions())}")
-        engine = fields.get("workflow_engine")
-        if engine and engine.lower() != "miniwdl":
-            raise WESError(400, f"workflow_engine {engine!r} is not available here; this server runs miniwdl")
-        engine_version = fields.get("workflow_engine_version")
-        if engine_version and engine_version not in (miniwdl_version(), "v" + miniwdl_version()):
-            raise WESError(400, f"workflow_engine_version {engine_version!r} is not available; this server runs miniwdl {miniwdl_version()}")
-        if not fields.get("workflow_url"):
-            raise WESError(400, "workflow_url is required: an http(s) URL or the name of one of the workflow_attachment files")
-        request: Dict[str, Any] = {"workflow_type": "WDL", "workflow_type_version": version, "workflow_url": fields["workflow_url"]}
-        for name, expect in (("workflow_params", dict), ("tags", dict), ("workflow_engine_parameters", dict)):
-            text = fields.get(name)
-            value = _json_field(name, text) if text not in (None, "") else {}
-            if not isinstance(value, expect):
-                raise WESError(400, f"{name} must be a JSON object, not {type(value).__name__}")
-            request[name] = value
-        request["tags"] = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in request["tags"].items()}
-        request["workflow_engine_parameters"] = {
-            str(k): v if isinstance(v, str) else json.dumps(v) for k, v in request["workflow_engine_parameters"].items()
-        }
-        for name in ("workflow_engine", "workflow_engine_version"):
-            if fields.get(name):
-                request[name] = fields[name]
-        return request
-
-    def _workflow_source(self, base: Path, url: str, attached: List[str]) -> str:
-        if url.startswith(("http://", "https://")):
-            return url
-        if "://" in url or url.startswith("/"):
-            raise WESError(400, f"workflow_url {url!r}: give an http(s) URL or the name of one of the workflow_attachment files (local paths on the server are not accepted)")
-        path = attachments.resolve_relative(base, url)
-        if not path.is_file():
-            names = ", ".join(attached) or "none"
-            raise WESError(400, f"workflow_url {url!r} names no attached file (attachments: {names})")
-        return str(path)
-
-    def _engine_settings(self, given: Dict[str, str]) -> Dict[str, Any]:
-        allowed = {p.name: p for p in self.engine_parameters}
-        unknown = sorted(set(given) - set(allowed))
-        if unknown:
-            raise WESError(400, f"workflow_engine_parameters {', '.join(unknown)} not allowed; allowed: {', '.join(allowed)}")
-        settings: Dict[str, Any] = {"backend": self.default_backend, "cache": None, "cfg": {}}
-        for name, text in given.items():
-            param = allowed[name]
-            value = _parse_param(param, text)
-            if name == "backend":
-                if value not in self.backends:
-                    raise WESError(400, f"backend {value!r} is not offered by this server; choose one of {', '.join(self.backends)}")
-                settings["backend"] = value
-            elif name == "cache":
-                settings["cache"] = value
-            else:
-                settings["cfg"].setdefault(param.section, {})[param.key] = value
-        return settings
-
     # -- cancelling --------------------------------------------------------------------------------
     def cancel(self, entry: Entry) -> None:
         """Ask the run to stop and return at once (CANCELING until miniwdl has stopped its tasks)."""
@@ -420,73 +341,6 @@ def _cancel_quietly(handle: runs.Run) -> None:
         _logger.exception("cancelling %s", handle.run_dir)
 
 
-def _engine_parameters(default_backend: str, cache_default: bool, cfg: Loader) -> List[EngineParameter]:
-    """The allow list, with the defaults this server's configuration actually has."""
-
-    def current(section: str, key: str, fallback: str) -> str:
-        try:
-            return cfg[section].get(key, fallback) or fallback
-        except Exception:
-            return fallback
-
-    return [
-        EngineParameter("backend", "string", default_backend, description="container backend for the run's tasks"),
-        EngineParameter("cache", "boolean", json.dumps(cache_default), description="reuse finished tasks from the call cache"),
-        EngineParameter("task_concurrency", "integer", current("scheduler", "task_concurrency", "0"), "scheduler", "task_concurrency", "tasks run at once (0: one per CPU)"),
-        EngineParameter("fail_fast", "boolean", current("scheduler", "fail_fast", "true"), "scheduler", "fail_fast", "stop the run when a task fails"),
-        EngineParameter("task_runtime_defaults", "json", _compact_json(current("task_runtime", "defaults", "{}")), "task_runtime", "defaults", "runtime defaults for every task (JSON object)"),
-        EngineParameter("delete_work", "string", current("file_io", "delete_work", "false"), "file_io", "delete_work", "false | success | failure | always"),
-    ]
-
-
-def _compact_json(text: str) -> str:
-    try:
-        return json.dumps(json.loads(text))
-    except ValueError:
-        return text
-
-
-def _parse_param(param: EngineParameter, text: str) -> Any:
-    try:
-        if param.type == "boolean":
-            if text.lower() not in ("true", "false"):
-                raise ValueError
-            return text.lower() == "true"
-        if param.type == "integer":
-            return int(text)
-        if param.type == "json":
-            value = json.loads(text)
-            if not isinstance(value, dict):
-                raise ValueError
-            return value
-        if param.name == "delete_work" and text not in ("false", "success", "failure", "always"):
-            raise ValueError
-        return text
-    except ValueError:
-        raise WESError(400, f"workflow_engine_parameters {param.name}={text!r} is not a valid {param.type}") from None
-
-
-def _json_field(name: str, text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError as exn:
-        raise WESError(400, f"{name} is not valid JSON: {exn}") from None
-
-
-def _attachment_paths(value: Any, base: Path, attached: set) -> Any:
-    """Input values naming an attachment (relative, as WES says) -> its path on this server."""
-    if isinstance(value, str):
-        name = value[2:] if value.startswith("./") else value
-        if name in attached or any(a.startswith(name + "/") for a in attached):  # a file or a folder of them
-            return str(base / name)
-        return value
-    if isinstance(value, list):
-        return [_attachment_paths(v, base, attached) for v in value]
-    if isinstance(value, dict):
-        return {k: _attachment_paths(v, base, attached) for k, v in value.items()}
-    return value
-
-
 def _encode_token(key: Tuple[float, str]) -> str:
     return base64.urlsafe_b64encode(json.dumps([key[0], key[1]]).encode()).decode().rstrip("=")
 
@@ -503,15 +357,3 @@ def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(data, indent=1, default=str))
     os.replace(tmp, path)
-
-
-def wdl_versions() -> List[str]:
-    from WDL import _grammar
-
-    return list(_grammar.versions.keys())
-
-
-def miniwdl_version() -> str:
-    import importlib.metadata
-
-    return importlib.metadata.version("miniwdl")
