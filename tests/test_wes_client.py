@@ -183,3 +183,29 @@ def test_a_notebook_runs_cells_on_a_wes_server_under_papermill(server: Server, n
     assert "['hey p\\n', 'hey q\\n']" in printed, [(c.source[:40], c.get("outputs")) for c in nb.cells]
     (error,) = error_outputs(notebook_dir / "remote.out.ipynb")
     assert error["ename"] == "TaskFailed" and "exited with status 3" in "\n".join(error["traceback"])
+
+
+def test_the_client_rides_out_a_server_restart(wes_base: Path, workdir: Path):
+    import signal
+    import socket
+
+    with socket.socket() as sock:  # a port for both lives of the server
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    root = wes_base / "client-restart"
+    srv = Server(root, server_env(wes_base), "--backend", "local", "--port", port).start()
+    try:
+        run = mj.run(ONE, {"word": "survivor", "seconds": 8}, wes=srv.url, wait=False)
+        deadline = time.monotonic() + 180
+        while not any(c.state == "running" for c in run.calls):
+            assert time.monotonic() < deadline, "the remote task never started"
+            time.sleep(0.3)
+        srv.proc.send_signal(signal.SIGKILL)
+        srv.proc.wait()
+        time.sleep(3)  # the follower finds nobody answering meanwhile
+        assert run.poll().status == "running", "a server that does not answer for a moment is not a failed run"
+        srv = Server(root, server_env(wes_base), "--backend", "local", "--port", port).start()
+        run.wait(timeout=300)
+        assert run.outputs == {"said": "survivor"}
+    finally:
+        srv.stop()
