@@ -231,7 +231,7 @@ def run(
         if submit not in (None, "wes"):
             raise InputError(f"wes= sends the run to a WES server; it cannot also be submitted with {submit!r}")
         submit = "wes"
-        loader.override({"wes": {"url": wes, **({"backend": backend} if backend else {})}})
+        loader = _with_overrides(loader, {"wes": {"url": wes, **({"backend": backend} if backend else {})}})
     launcher = get_launcher(submit)  # an unknown launcher fails before anything is created
     cwd = Path.cwd()
     root = run_dirs.prepare_root(run_dirs.run_root(loader, cwd))
@@ -305,6 +305,14 @@ def load_config(cfg: CfgArg = None) -> Loader:
     if isinstance(cfg, Mapping):
         return config.load(overrides=dict(cfg))
     return config.load(cfg)
+
+
+def _with_overrides(loader: Loader, extra: Dict[str, Dict[str, Any]]) -> Loader:
+    """A new loader: `loader`'s file and overrides plus `extra` (the caller's loader stays as it was)."""
+    overrides: Dict[str, Dict[str, Any]] = {s: dict(loader._overrides.items(s)) for s in loader._overrides.sections()}
+    for section, options in extra.items():
+        overrides.setdefault(section, {}).update(options)
+    return config.load(loader.cfg_filename, overrides=overrides)
 
 
 # -- finding runs ---------------------------------------------------------------------------------
