@@ -31,8 +31,9 @@ from backend_fixtures import (  # noqa: F401 (fixtures)
     wait_until,
     write_wdl,
 )
-from miniwdl_jupyter import backends, config
-from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer, _run_dir_of
+from miniwdl_jupyter import backend_choice, config, leftovers
+from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer, _run_dir_of, mount_args
+from miniwdl_jupyter.errors import BackendError
 
 FAILING_TASK_WDL = 'version 1.1\ntask t { command <<< echo hi >>> runtime { docker: "IMAGE" } }\n'
 
@@ -87,13 +88,13 @@ def test_containers_of_a_killed_run_are_removed_by_cleanup_orphans(docker_image,
     proc = miniwdl_start(wdl, "docker_run", run_dir, {"n": 2, "seconds": 600})
     try:
         wait_until(lambda: len(labelled_containers(run_dir)) == 2, 120, "2 containers")
-        backends.cleanup_orphans()
+        leftovers.remove_containers(config.load())
         assert len(labelled_containers(run_dir)) == 2, "a live run's containers are not orphans"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # miniwdl and its docker CLIs, with no chance to clean up
         proc.wait()
     assert len(labelled_containers(run_dir)) == 2, "the hard kill left its containers"
-    assert backends.cleanup_orphans() >= 2
+    assert leftovers.remove_containers(config.load()) >= 2
     assert labelled_containers(run_dir) == []
 
 
@@ -105,7 +106,7 @@ def test_cleanup_orphans_of_one_run_dir_removes_all_its_containers(docker_image,
             check=True, capture_output=True,
         )
     assert len(labelled_containers(run_dir)) == 2
-    assert backends.cleanup_orphans(run_dir) == 2
+    assert leftovers.remove_containers(config.load(), run_dir) == 2
     assert labelled_containers(run_dir) == []
 
 
@@ -224,8 +225,8 @@ def test_container_names_differ_between_nested_calls_with_one_call_id(tmp_path, 
 
 def test_auto_picks_docker_run_when_the_daemon_answers(docker_image, tmp_path, monkeypatch):
     monkeypatch.setenv("MINIWDL_CFG", str(tmp_path / "none.cfg"))
-    assert backends.resolve_backend("auto", config.load()) == "docker_run"
-    assert backends.resolve_backend(None, config.load()) == "docker_run"
+    assert backend_choice.resolve_backend("auto", config.load()) == "docker_run"
+    assert backend_choice.resolve_backend(None, config.load()) == "docker_run"
 
 
 PODMAN_ARGS = '["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]'
@@ -256,3 +257,69 @@ def test_the_run_dir_label_is_the_top_run_directory(tmp_path):
     task_run = tmp_path / "runs" / "20261123_120001_t"  # `miniwdl run --task`: the call dir is the run
     task_run.mkdir()
     assert _run_dir_of(str(task_run)) == str(task_run)
+
+
+def test_gpu_tasks_fail_when_require_gpu_and_docker_gives_no_gpu(docker_image, tmp_path):
+    if any(Path("/dev").glob("nvidia[0-9]*")):
+        pytest.skip("this host has GPUs")
+    wdl = write_wdl(tmp_path, "t.wdl", 'version 1.1\ntask t { command <<< echo hi >>> runtime { docker: "IMAGE"  gpu: true } }\n')
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "docker_run", run_dir, env={"MINIWDL__DOCKER_RUN__REQUIRE_GPU": "true"})
+    assert proc.returncode != 0
+    cause = root_cause(run_dir)
+    assert cause["error"] == "BackendError"
+    assert cause["message"].startswith("runtime.gpu: `docker run` cannot give this task a GPU")
+    assert "require_gpu = false" in cause["message"]
+
+
+def test_input_files_with_any_name_are_mounted(docker_image, tmp_path):
+    """One mount per input file, whatever its name: CR LF (not expressible in --mount) goes
+    through -v; quotes, commas, colons through CSV-quoted --mount fields."""
+    names = ["cr\r\nlf", 'q"uote', "c,d:e", "tab\tx", " lead"]
+    files = []
+    for i, name in enumerate(names):
+        folder = tmp_path / f"in{i}"  # one folder each: the names differ only in odd characters
+        folder.mkdir()
+        (folder / name).write_text(f"{i}\n")
+        files.append(str(folder / name))
+    wdl = write_wdl(tmp_path, "t.wdl", """
+version 1.1
+task t {
+  input { Array[File] files }
+  command <<< find _miniwdl_inputs -type f -exec cat {} + | sort >>>
+  output { Array[String] seen = read_lines(stdout()) }
+  runtime { docker: "IMAGE" }
+}
+""")
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "docker_run", run_dir, {"files": files})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((run_dir / "outputs.json").read_text())["t.seen"] == [str(i) for i in range(len(names))]
+
+
+def test_mount_arguments_quote_what_docker_parses():
+    assert mount_args("/a:b/c,d", "/mnt/x", False) == ["--mount", 'type=bind,"src=/a:b/c,d",dst=/mnt/x,readonly']
+    assert mount_args('/a/"q"', "/mnt/w", True) == ["--mount", 'type=bind,"src=/a/""q""",dst=/mnt/w']
+    assert mount_args("/a/cr\r\nlf", "/mnt/cr\r\nlf", False) == ["-v", "/a/cr\r\nlf:/mnt/cr\r\nlf:ro"]
+    with pytest.raises(BackendError, match="both ':' and a carriage return"):
+        mount_args("/a:b/cr\r\nlf", "/mnt/x", False)
+
+
+@pytest.fixture
+def overlay_network_not_attachable(docker_image):
+    state = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True).stdout.strip()
+    require("Docker swarm mode", state == "active", "Docker is not in swarm mode (.ci/provision runs `docker swarm init`)")
+    name = f"miniwdl_jupyter_test_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "network", "create", "-d", "overlay", name], check=True, capture_output=True)
+    yield name
+    subprocess.run(["docker", "network", "rm", name], capture_output=True)
+
+
+def test_a_network_docker_run_cannot_join_is_a_backend_error_saying_why(overlay_network_not_attachable, tmp_path):
+    name = overlay_network_not_attachable
+    wdl = write_wdl(tmp_path, "t.wdl", f'version 1.1\ntask t {{ command <<< true >>> runtime {{ docker: "IMAGE"  docker_network: "{name}" }} }}\n')
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "docker_run", run_dir, env={"MINIWDL__DOCKER_SWARM__ALLOW_NETWORKS": json.dumps([name])})
+    assert proc.returncode != 0
+    cause = root_cause(run_dir)
+    assert cause["error"] == "BackendError" and "--attachable" in cause["message"], cause

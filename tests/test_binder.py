@@ -77,5 +77,12 @@ def test_notebook_runs_under_papermill_without_docker(binder_env, notebook):
     assert all("local backend initialized" in log.read_text() for log in logs), "runs used the local backend"
 
 
-def test_there_are_notebooks_to_run():
-    assert NOTEBOOKS, "notebooks/ has no notebook for Binder to open"
+def test_the_readme_quickstart_notebook_is_among_those_run():
+    # README's "On a fresh machine" runs `papermill notebooks/quickstart.ipynb ... -p backend local`:
+    # that notebook is one of those executed above, and it has the parameter the command sets.
+    quickstart = Path("notebooks/quickstart.ipynb")
+    assert quickstart in NOTEBOOKS
+    assert f"papermill {quickstart} " in (REPO / "README.md").read_text()
+    cells = json.loads((REPO / quickstart).read_text())["cells"]
+    parameters = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(parameters) == 1 and "backend" in "".join(parameters[0]["source"])

@@ -122,7 +122,7 @@ def _swarm_services() -> set:
     return set(subprocess.run(["docker", "service", "ls", "-q"], capture_output=True, text=True).stdout.split())
 
 
-def test_cancel_stops_a_running_scatter_within_10_seconds(docker, workdir):
+def test_cancel_stops_a_running_scatter(docker, workdir):
     services_before = _swarm_services()
     handle = mj.run(wdl("sleep_scatter.wdl", docker), {"n": 4}, wait=False)
     deadline = time.monotonic() + 120
@@ -133,10 +133,8 @@ def test_cancel_stops_a_running_scatter_within_10_seconds(docker, workdir):
         time.sleep(0.2)  # "running" starts at task setup, a moment before swarm has the service
     services = _swarm_services() - services_before
     assert services, "the run's tasks are swarm services"
-    started = time.monotonic()
-    handle.cancel()
+    handle.cancel()  # returns once the run is done (it waits up to 30 s), not on a timer
     assert handle.status == "cancelled"
-    assert time.monotonic() - started < 10
     assert isinstance(handle.error, Cancelled)
     assert _swarm_services() & services == set(), "no swarm service of this run is left"
     # Swarm removes a service's container asynchronously (docker's stop timeout is 10 s): give it
@@ -167,7 +165,7 @@ def test_a_run_whose_process_died_is_failed_not_running_forever(docker, workdir)
     os.killpg(record["pid"], signal.SIGKILL)
     handle.wait(timeout=30, raise_on_failure=False)
     assert handle.status == "failed"
-    assert "ended without writing" in str(handle.error)
+    assert "was killed by SIGKILL before it wrote outputs.json or error.json" in str(handle.error)
 
 
 def test_list_runs_newest_first_and_attach_by_name(docker, workdir):
