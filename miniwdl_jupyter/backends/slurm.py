@@ -256,11 +256,14 @@ stop_task() {{
 }}
 run_task &
 task=$!
-trap 'stop_task; kill -TERM $task 2>/dev/null' TERM INT
+stopped=
+trap 'stopped=1; stop_task; kill -TERM $task 2>/dev/null' TERM INT
 wait $task
 status=$?
 # a trapped signal ends `wait` early: wait for the task itself
 while kill -0 $task 2>/dev/null; do wait $task; status=$?; done
+# A container the daemon was still creating when the signal came outlives its CLI: remove it too.
+if [ -n "$stopped" ]; then sleep 1; stop_task; fi
 echo $status > {status}.tmp && mv -f {status}.tmp {status}
 exit $status
 """
@@ -375,35 +378,40 @@ exit $status
     def _outcome(self, logger: logging.Logger, status: JobStatus, settings: Dict[str, Any], job_log: str) -> int:
         """The task's exit status, or the exception its job's final state calls for."""
         exit_code = self._recorded_exit_status()
-        job = f"slurm job {status.job_id}" + (f" on {status.node}" if status.node else "")
+        job = f"job {status.job_id}" + (f" on {status.node}" if status.node else "")
         logger.notice(_("slurm job end", job_id=status.job_id, state=status.state, node=status.node, exit_code=exit_code))
         if status.state in INTERRUPTED_STATES:
-            raise Interrupted(f"{job} ended in state {status.state}")
-        if status.state == "OUT_OF_MEMORY":
+            raise Interrupted(f"slurm {job} ended in state {status.state}")
+        if status.state == "OUT_OF_MEMORY" or _killed_for_memory(status, job_log):
             memory = self.runtime_values.get("memory_reservation")
-            asked = f"runtime.memory = {memory // 1048576} MiB" if memory else "no runtime.memory (the partition's default)"
-            raise CommandFailed(
+            asked = (
+                f"runtime.memory = {memory / 1e6:.0f} MB, --mem={math.ceil(memory / 1048576)}M"
+                if memory
+                else "no runtime.memory: the partition's default"
+            )
+            raise self._limit_failure(
+                status,
                 exit_code if exit_code is not None else 137,
-                self.host_stderr_txt(),
-                self.host_stdout_txt(),
-                message=f"task ran out of memory: SLURM ended {job} in state OUT_OF_MEMORY ({asked}); raise runtime.memory",
+                f"task ran out of memory: SLURM ended {job} in state {status.state} "
+                f"for exceeding its memory limit ({asked}); raise runtime.memory",
             )
         if status.state in ("TIMEOUT", "DEADLINE"):
             minutes = self.runtime_values.get("time_minutes")
-            limit = f"runtime.time_minutes = {minutes}" if minutes else "the partition's or [slurm] extra_args' time limit"
-            raise CommandFailed(
+            limit = f"runtime.time_minutes = {minutes}" if minutes else "time limit from the partition or [slurm] extra_args"
+            if status.time_limit:
+                limit += f": {status.time_limit}"
+            raise self._limit_failure(
+                status,
                 exit_code if exit_code is not None else 143,
-                self.host_stderr_txt(),
-                self.host_stdout_txt(),
-                message=f"task exceeded its time limit: SLURM ended {job} in state {status.state} ({limit})",
+                f"task exceeded its time limit: SLURM ended {job} in state {status.state} ({limit})",
             )
         if status.state == "CANCELLED":
-            raise BackendError(f"{job} was cancelled outside this run (scancel by a user or an administrator)")
+            raise BackendError(f"slurm {job} was cancelled outside this run (scancel by a user or an administrator)")
         if exit_code is None:
             if status.gone:
-                raise Interrupted(f"{job} left the queue without recording an exit status (last state {status.state})")
+                raise Interrupted(f"slurm {job} left the queue without recording an exit status (last state {status.state})")
             raise BackendError(
-                f"{job} ended in state {status.state} before running the task: {_tail(job_log)}",
+                f"slurm {job} ended in state {status.state} before running the task: {_tail(job_log)}",
                 details=[f"job output: {job_log}"],
             )
         if settings["runtime"] in ("docker", "podman") and exit_code in CLI_FAILURES and _tail(job_log, ""):
@@ -412,6 +420,17 @@ exit $status
                 details=[f"job output: {job_log}"],
             )
         return exit_code
+
+    def _limit_failure(self, status: JobStatus, exit_code: int, message: str) -> CommandFailed:
+        """A task failure (retried under maxRetries) whose error.json and log line say what
+        SLURM did: miniwdl writes a CommandFailed's `more_info`, not its message."""
+        return CommandFailed(
+            exit_code,
+            self.host_stderr_txt(),
+            self.host_stdout_txt(),
+            message=message,
+            more_info={"message": message, "slurm_job_id": status.job_id, "slurm_state": status.state},
+        )
 
     def _recorded_exit_status(self) -> Optional[int]:
         try:
@@ -427,6 +446,20 @@ def jobs_of_run(run_dir: str) -> List[str]:
     proc = run_slurm(["squeue", "--noheader", "--format=%i|%k"])
     wanted = COMMENT_PREFIX + os.path.abspath(run_dir)
     return [line.split("|", 1)[0] for line in proc.stdout.splitlines() if line.split("|", 1)[-1].strip() == wanted]
+
+
+def _killed_for_memory(status: JobStatus, job_log: str) -> bool:
+    """Clusters without cgroups enforce --mem through job accounting (JobAcctGatherParams=
+    OverMemoryKill): the job then ends FAILED, and only slurmstepd's message in the job's output
+    says why."""
+    if status.state not in ("FAILED", "CANCELLED"):
+        return False
+    try:
+        with open(job_log, errors="replace") as infile:
+            text = infile.read()[-20000:]
+    except OSError:
+        return False
+    return "exceeded memory limit" in text or "Exceeded job memory limit" in text or "oom-kill" in text
 
 
 def _tail(path: str, default: str = "no output") -> str:

@@ -101,6 +101,7 @@ class JobStatus:
     state: str = "SUBMITTED"
     node: str = ""
     reason: str = ""
+    time_limit: str = ""  # as squeue prints it, e.g. 1:00:00
     exit_code: Optional[str] = None  # from sacct ("0:0"), when accounting exists
     gone: bool = False  # not seen in squeue (nor in sacct) for `vanish_polls` periods
     missing_polls: int = 0
@@ -166,7 +167,7 @@ class JobWatcher:
             if row is None:
                 missing.append(status)
                 continue
-            state, node, reason = row
+            state, node, reason, status.time_limit = row
             status.missing_polls = 0
             if (state, node, reason) != (status.state, status.node, status.reason):
                 status.state, status.node, status.reason = state, node, reason
@@ -187,7 +188,7 @@ class JobWatcher:
         ids = list(job_ids)
         self.queries += 1
         proc = run_slurm(
-            ["squeue", "--noheader", "--states=all", f"--jobs={','.join(ids)}", "--format=%i|%T|%N|%r"]
+            ["squeue", "--noheader", "--states=all", f"--jobs={','.join(ids)}", "--format=%i|%T|%N|%r|%l"]
         )
         if proc.returncode != 0:
             # With a single id, squeue fails for a job it no longer knows; with several it lists the rest.
@@ -197,8 +198,8 @@ class JobWatcher:
         rows = {}
         for line in proc.stdout.splitlines():
             parts = line.strip().split("|")
-            if len(parts) >= 4:
-                rows[parts[0]] = (parts[1], parts[2], parts[3])
+            if len(parts) >= 5:
+                rows[parts[0]] = (parts[1], parts[2], parts[3], parts[4])
         return rows
 
     def _sacct(self, job_ids: List[str]) -> Dict[str, tuple]:

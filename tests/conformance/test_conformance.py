@@ -1,6 +1,6 @@
 """WDL conformance across container backends: every case runs through `miniwdl run` on docker_run,
-local, docker_swarm and slurm (node runtime docker and none) and must give the expected outputs (file contents compared, not paths) or
-the expected error.
+local, docker_swarm and slurm (node runtime docker and none) and must give the expected outputs
+(file contents compared, not paths) or the expected error.
 
 A case is `<name>.json` beside this module: {"inputs": {...}, "outputs": {...}} or
 {"inputs": {...}, "error": {...fields of the root cause in error.json}}, optionally with "wdl" (the
