@@ -351,6 +351,8 @@ exit $status
                 if not running:
                     cleanup.enter_context(self.task_running_context())
                     running = True
+                    # "... task running", like the other backends: the progress view's cue
+                    logger.notice(_("slurm task running", job_id=status.job_id, node=status.node))
             if status.final:
                 poll_stderr()
                 return

@@ -129,11 +129,13 @@ class JobWatcher:
 
     def watch(self, job_id: str) -> JobStatus:
         with self._lock:
+            was_idle = not self._jobs
             status = self._jobs.setdefault(job_id, JobStatus(job_id))
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="slurm-job-watcher", daemon=True)
                 self._thread.start()
-            self._lock.notify_all()
+            if was_idle:  # wake a watcher that sleeps for lack of jobs; otherwise keep the period
+                self._lock.notify_all()
             return status
 
     def forget(self, job_id: str) -> None:
