@@ -63,7 +63,8 @@ def test_submit_returns_at_once_and_another_process_gets_the_outputs(slurm_clust
     # each task was a job of its own, not the head job's allocation (inherited SLURM_* cleared)
     task_jobs = {g.rsplit(" ", 1)[1] for g in greetings}
     assert len(task_jobs) == 2 and record["job_id"] not in task_jobs
-    assert jobs_in_queue(handle.run_dir) == []
+    # the head job ends once miniwdl has exited (just after it wrote outputs.json)
+    wait_until(lambda: jobs_in_queue(handle.run_dir) == [], 120, "the head job to leave the queue")
 
 
 def test_cancel_from_another_process_leaves_no_job_in_the_queue(slurm_cluster, workdir: Path) -> None:
@@ -83,3 +84,14 @@ def test_cancel_from_another_process_leaves_no_job_in_the_queue(slurm_cluster, w
     assert jobs_in_queue(handle.run_dir) == []
     error = json.loads((handle.run_dir / "error.json").read_text())  # miniwdl stopped cleanly
     assert "Terminated" in json.dumps(error)
+
+
+def test_wdl_magic_submit_slurm_follows_the_run_to_its_outputs(slurm_cluster, shell, workdir: Path, monkeypatch) -> None:
+    """`%%wdl --submit slurm` in a real IPython shell: the cell follows the head job's run to the end."""
+    monkeypatch.setenv("MINIWDL__SLURM__RUNTIME", "none")
+    shell.user_ns["who"] = ["cy"]
+    shell.run_cell_magic("wdl", "--submit slurm --backend slurm --no-cache --progress none -o r names=$who", GREET_WDL)
+    handle = shell.user_ns["r"]
+    assert launch_record.read(handle.run_dir)["launcher"] == "slurm"
+    assert handle.status == "succeeded"
+    assert handle.outputs["greetings"][0].startswith("hello cy from ")

@@ -108,7 +108,10 @@ class SlurmContainer(DockerRunContainer):
     def __init__(self, cfg: config.Loader, run_id: str, host_dir: str) -> None:
         super().__init__(cfg, run_id, host_dir)
         self.task_name = ""
-        if self.settings()["runtime"] == "none":
+        # Fixed now: it decides where inputs are mounted, which miniwdl maps before the task's name
+        # is known (so a `calls` entry keyed by task name cannot change it).
+        self.runtime: str = self.settings()["runtime"]
+        if self.runtime == "none":
             self.container_dir = self.host_dir  # commands see host paths, as with the local backend
 
     # ---- configuration ------------------------------------------------------------------------
@@ -141,6 +144,8 @@ class SlurmContainer(DockerRunContainer):
                         f"use {', '.join(CALL_SETTINGS)}"
                     )
                 found.update(override)
+        if hasattr(self, "runtime"):
+            found["runtime"] = self.runtime
         if isinstance(found["extra_args"], str):
             found["extra_args"] = shlex.split(found["extra_args"])
         if found["runtime"] not in RUNTIMES:

@@ -153,13 +153,16 @@ class JobWatcher:
                 while not self._jobs:
                     self._lock.wait()
                 pending = [s for s in self._jobs.values() if not s.final]
+            started = time.monotonic()
             if pending:
                 try:
                     self._poll(pending)
                 except Exception:  # the watcher must outlive any one bad answer
                     _logger.exception("slurm job watcher: poll failed")
             with self._lock:
-                self._lock.wait(self.period)
+                # one period from the start of this poll to the start of the next (a slow
+                # slurmctld must not stretch the period by its answer time)
+                self._lock.wait(max(0.05, self.period - (time.monotonic() - started)))
 
     def _poll(self, jobs: List[JobStatus]) -> None:
         seen = self._squeue([s.job_id for s in jobs])
