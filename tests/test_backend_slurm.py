@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,39 @@ def test_apptainer_runs_the_docker_image_with_miniwdl_mounts(tmp_path: Path) -> 
 def test_inherited_allocation_variables_are_cleared() -> None:
     inherited = {"SLURM_JOB_ID": "7", "SLURM_MEM_PER_NODE": "100", "SLURM_EXPORT_ENV": "NONE", "SLURM_CONF": "/etc/x.conf", "SQUEUE_FORMAT": "%i", "PATH": "/bin"}
     assert clean_environment(inherited) == {"SLURM_CONF": "/etc/x.conf", "PATH": "/bin"}
+
+
+def test_a_stalled_slurmctld_is_waited_out(slurm_cluster, tmp_path: Path) -> None:
+    """slurmctld stopped (SIGSTOP) while a run's jobs are in flight: squeue and sbatch time out
+    ("Socket timed out on send/recv operation"), the backend retries, and the run still succeeds."""
+    from conftest import require
+
+    pid_file = Path("/run/slurmctld.pid")
+    require("a local slurmctld", pid_file.exists(), "no local slurmctld (its pid file /run/slurmctld.pid is missing)")
+    pid = int(pid_file.read_text())
+    wdl = write_wdl(tmp_path, "hello.wdl", HELLO_SCATTER_WDL)
+    run_dir = tmp_path / "run"
+    env = {"MINIWDL__SLURM__RUNTIME": "none", "MINIWDL__SCHEDULER__TASK_CONCURRENCY": "8"}
+    proc = subprocess.Popen(
+        miniwdl_command(wdl, run_dir, {"names": [f"n{i}" for i in range(6)]}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=miniwdl_env("slurm", tmp_path, env),
+        cwd=tmp_path,
+    )
+    try:
+        wait_until(lambda: list(run_dir.glob("call-greet-*/slurm_job.sh")), 120, "a task job being submitted")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            # longer than slurm's MessageTimeout (10 s): the commands in flight time out
+            time.sleep(15)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    outputs = json.loads((run_dir / "outputs.json").read_text())
+    assert len(outputs["hello.files"]) == 6
