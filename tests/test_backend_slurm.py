@@ -200,18 +200,18 @@ def test_inherited_allocation_variables_are_cleared() -> None:
 
 
 def test_a_stalled_slurmctld_is_waited_out(slurm_cluster, tmp_path: Path) -> None:
-    """slurmctld stopped (SIGSTOP) while a run's jobs are in flight: squeue and sbatch time out
-    ("Socket timed out on send/recv operation"), the backend retries, and the run still succeeds."""
+    """slurmctld stopped (SIGSTOP) while a run's jobs are in flight: squeue times out ("Socket timed
+    out on send/recv operation"), the watcher retries, and the run still succeeds."""
     from conftest import require
 
     pid_file = Path("/run/slurmctld.pid")
     require("a local slurmctld", pid_file.exists(), "no local slurmctld (its pid file /run/slurmctld.pid is missing)")
     pid = int(pid_file.read_text())
-    wdl = write_wdl(tmp_path, "hello.wdl", HELLO_SCATTER_WDL)
+    wdl = write_wdl(tmp_path, "sleepers.wdl", SLEEP_SCATTER_WDL)
     run_dir = tmp_path / "run"
     env = {"MINIWDL__SLURM__RUNTIME": "none", "MINIWDL__SCHEDULER__TASK_CONCURRENCY": "8"}
     proc = subprocess.Popen(
-        miniwdl_command(wdl, run_dir, {"names": [f"n{i}" for i in range(6)]}),
+        miniwdl_command(wdl, run_dir, {"n": 4, "seconds": 5}),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -219,11 +219,10 @@ def test_a_stalled_slurmctld_is_waited_out(slurm_cluster, tmp_path: Path) -> Non
         cwd=tmp_path,
     )
     try:
-        wait_until(lambda: list(run_dir.glob("call-greet-*/slurm_job.sh")), 120, "a task job being submitted")
+        wait_until(lambda: len(list(run_dir.glob("call-nap-*/slurm_job.sh"))) == 4, 120, "4 task jobs submitted")
         os.kill(pid, signal.SIGSTOP)
         try:
-            # longer than slurm's MessageTimeout (10 s): the commands in flight time out
-            time.sleep(15)
+            time.sleep(15)  # longer than slurm's MessageTimeout (10 s): the watcher's squeue times out
         finally:
             os.kill(pid, signal.SIGCONT)
         _, stderr = proc.communicate(timeout=300)
@@ -231,5 +230,4 @@ def test_a_stalled_slurmctld_is_waited_out(slurm_cluster, tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, stderr[-3000:]
-    outputs = json.loads((run_dir / "outputs.json").read_text())
-    assert len(outputs["hello.files"]) == 6
+    assert "slurmctld did not answer" in stderr  # the retry, logged by miniwdl_jupyter.slurm

@@ -90,6 +90,15 @@ class SlurmContainer(DockerRunContainer):
         # A task may ask for up to the largest node, not for this (submit) host's resources.
         cls._limits = {"cpu": cpus, "mem_bytes": mem_mb * 1024 * 1024}
         cls._watcher = JobWatcher(cfg["slurm"].get_float("poll_seconds", 1.0), accounting_enabled())
+        if not cfg["scheduler"].get_int("task_concurrency", 0):
+            # miniwdl sized its task thread pool before loading any backend: say so, once.
+            logger.warning(
+                _(
+                    "[scheduler] task_concurrency is not set: miniwdl keeps at most this host's cpu count "
+                    "of task jobs in SLURM's queue at once; set it (e.g. MINIWDL__SCHEDULER__TASK_CONCURRENCY=200)",
+                    host_cpus=os.cpu_count(),
+                )
+            )
         logger.notice(
             _(
                 "slurm backend initialized",
