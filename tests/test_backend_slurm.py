@@ -231,3 +231,51 @@ def test_a_stalled_slurmctld_is_waited_out(slurm_cluster, tmp_path: Path) -> Non
             proc.kill()
     assert proc.returncode == 0, stderr[-3000:]
     assert "slurmctld did not answer" in stderr  # the retry, logged by miniwdl_jupyter.slurm
+
+
+NODE_FAIL_WDL = """
+version 1.1
+workflow flaky_node {
+  call nap
+  output { String out = nap.out }
+}
+task nap {
+  command <<< echo started; sleep 20; echo finished >>>
+  output { String out = read_lines(stdout())[1] }
+  runtime { docker: "IMAGE" preemptible: 1 }
+}
+"""
+
+
+def test_a_failed_node_interrupts_the_task_and_preemptible_retries_it(slurm_cluster, tmp_path: Path) -> None:
+    """The node is set DOWN under a running task job: SLURM ends it NODE_FAIL, the backend raises
+    miniwdl's Interrupted, and `preemptible: 1` runs the task again (the node returns to service)."""
+    import socket
+
+    node = socket.gethostname().split(".")[0]
+    wdl = write_wdl(tmp_path, "flaky_node.wdl", NODE_FAIL_WDL)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        miniwdl_command(wdl, run_dir, {}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=miniwdl_env("slurm", tmp_path, {"MINIWDL__SLURM__RUNTIME": "none"}),
+        cwd=tmp_path,
+    )
+    try:
+        log = run_dir / "call-nap" / "task.log"
+        wait_until(lambda: log.exists() and "slurm task running" in log.read_text(), 120, "the task job running")
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=down", "reason=miniwdl-jupyter test"], check=True)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    events = json_events(run_dir / "call-nap" / "task.log.json")
+    retried = [e for e in events if e["message"] == "interrupted task will be retried"]
+    assert len(retried) == 1 and retried[0]["error"] == "Interrupted"
+    ends = [e["state"] for e in events if e["message"] == "slurm job end"]
+    assert ends == ["NODE_FAIL", "COMPLETED"]
+    assert json.loads((run_dir / "outputs.json").read_text())["flaky_node.out"] == "finished"
