@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 _logger = logging.getLogger("miniwdl_jupyter.slurm")
 
@@ -69,7 +69,7 @@ def run_slurm(
     retries: int = 6,
     timeout: float = 60.0,
     input: Optional[str] = None,
-    on_transient: Optional[callable] = None,
+    on_transient: Optional[Callable[[subprocess.CompletedProcess], None]] = None,
 ) -> subprocess.CompletedProcess:
     """Run a SLURM command, retrying (with backoff) while slurmctld answers with a socket timeout
     or is unreachable. Returns the last result, which may still have failed for another reason."""
