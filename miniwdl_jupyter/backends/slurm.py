@@ -353,8 +353,7 @@ exit $status
                 status.changed.clear()
             poll_stderr()
             if terminating():
-                self._cancel(logger, status)
-                raise Terminated()
+                raise Terminated()  # _run's handler scancels the jobs
             seen = (status.state, status.node)
             if seen != last:
                 last = seen
