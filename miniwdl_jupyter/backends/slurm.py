@@ -19,6 +19,7 @@ poll_seconds, gpu_partition, and `calls`: per-call overrides of any of them, wit
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -69,8 +70,7 @@ class SlurmContainer(DockerRunContainer):
 
     @classmethod
     def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
-        jupyter_config.apply_defaults(cfg)  # docker_run's invocation reads [docker_run] without defaults
-        runtime = cfg["slurm"].get("runtime", "docker")
+        runtime = jupyter_config.option(cfg, "slurm", "runtime")
         if runtime not in RUNTIMES:
             raise ConfigError(f"[slurm] runtime = {runtime!r} is not one of {', '.join(RUNTIMES)}")
         try:
@@ -89,7 +89,7 @@ class SlurmContainer(DockerRunContainer):
                 cpus, mem_mb = max(cpus, int(fields[0])), max(mem_mb, int(fields[1]))
         # A task may ask for up to the largest node, not for this (submit) host's resources.
         cls._limits = {"cpu": cpus, "mem_bytes": mem_mb * 1024 * 1024}
-        cls._watcher = JobWatcher(cfg["slurm"].get_float("poll_seconds", 1.0), accounting_enabled())
+        cls._watcher = JobWatcher(jupyter_config.option(cfg, "slurm", "poll_seconds", "float"), accounting_enabled())
         if not cfg["scheduler"].get_int("task_concurrency", 0):
             # miniwdl sized its task thread pool before loading any backend: say so, once.
             logger.warning(
@@ -133,16 +133,10 @@ class SlurmContainer(DockerRunContainer):
     def settings(self) -> Dict[str, Any]:
         """[slurm] settings for this call: the section's, overridden by a `calls` entry keyed by the
         call's run id, call name or task name."""
-        section = self.cfg["slurm"]
-        found: Dict[str, Any] = {
-            "partition": section.get("partition", ""),
-            "account": section.get("account", ""),
-            "constraint": section.get("constraint", ""),
-            "extra_args": section.get_list("extra_args", []),
-            "runtime": section.get("runtime", "docker"),
-            "gpu_partition": section.get("gpu_partition", ""),
-        }
-        calls = section.get_dict("calls", {})
+        option = functools.partial(jupyter_config.option, self.cfg, "slurm")
+        found: Dict[str, Any] = {key: option(key) for key in ("partition", "account", "constraint", "runtime", "gpu_partition")}
+        found["extra_args"] = option("extra_args", "list")
+        calls = option("calls", "dict")
         for key in (self.task_name, self.call_name, self.run_id):
             override = calls.get(key) if key else None
             if isinstance(override, dict):
@@ -178,11 +172,9 @@ class SlurmContainer(DockerRunContainer):
     @property
     def cli_exe(self) -> List[str]:
         runtime = self.settings()["runtime"]
-        if runtime == "podman":
-            return self.cfg["slurm"].get_list("podman_exe", ["podman"])
-        if runtime in ("apptainer", "singularity"):
-            return self.cfg["slurm"].get_list(f"{runtime}_exe", [runtime])
-        return self.cfg["docker_run"].get_list("exe", ["docker"])
+        if runtime in ("podman", "apptainer", "singularity"):
+            return jupyter_config.option(self.cfg, "slurm", f"{runtime}_exe", "list")
+        return jupyter_config.option(self.cfg, "docker_run", "exe", "list")
 
     # ---- files of one attempt -----------------------------------------------------------------
 
@@ -237,7 +229,7 @@ class SlurmContainer(DockerRunContainer):
         shell = self.cfg.get("task_runtime", "command_shell")
         q = shlex.quote
         if runtime == "none":
-            LocalContainer._link_inputs(self)  # type: ignore[arg-type]  # the local backend's input staging
+            LocalContainer._place_inputs(self)  # type: ignore[arg-type]  # the local backend's input staging
             command_file = self.write_command_file(command, LocalContainer._task_env(self))  # type: ignore[arg-type]
             run = (
                 f"cd {q(self.host_work_dir())} && exec {q(shell)} {q(command_file)}"
@@ -290,7 +282,7 @@ exit $status
         for container_path, host_path, writable in self.prepare_mounts():
             args += ["--bind", f"{host_path}:{container_path}" + ("" if writable else ":ro")]
         source = image if image.startswith(("/", "docker://", "library://", "oras://")) else f"docker://{image}"
-        return args + self.cfg["slurm"].get_list("apptainer_args", []) + [source]
+        return args + jupyter_config.option(self.cfg, "slurm", "apptainer_args", "list") + [source]
 
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         assert self._watcher is not None
@@ -385,7 +377,7 @@ exit $status
             logger.notice(_("slurm scancel", job_ids=doomed))
         assert self._watcher is not None
         self._watcher.poll_now()
-        deadline = time.monotonic() + self.cfg["slurm"].get_float("cancel_wait_seconds", 60.0)
+        deadline = time.monotonic() + jupyter_config.option(self.cfg, "slurm", "cancel_wait_seconds", "float")
         while not status.final and time.monotonic() < deadline:
             status.changed.wait(_WAIT_SLICE)
             status.changed.clear()

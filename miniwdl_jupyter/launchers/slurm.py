@@ -13,6 +13,7 @@ Head-job settings: `[slurm] head_partition`, `head_account` (default: partition/
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import socket
@@ -23,16 +24,12 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from WDL.runtime.config import Loader
 
+from .. import config as jupyter_config
 from .. import launch_record
 from ..backends.slurm import COMMENT_PREFIX, jobs_of_run
 from ..backends.slurm_jobs import FINAL_STATES, SlurmUnavailable, clean_environment, run_slurm
 from ..errors import BackendError
 from . import Launcher
-
-# How long miniwdl gets after SIGTERM to stop its task jobs and write error.json before the head
-# job is cancelled outright.
-CANCEL_GRACE_SECONDS = 60.0
-
 
 class SlurmLauncher(Launcher):
     name = "slurm"
@@ -60,7 +57,7 @@ class SlurmLauncher(Launcher):
         return None  # not our child: the cell follows the run directory
 
     def sbatch_arguments(self, run_dir: Path, cwd: Path, cfg: Loader) -> List[str]:
-        section = cfg["slurm"]
+        option = functools.partial(jupyter_config.option, cfg, "slurm")
         args = [
             "sbatch",
             "--parsable",
@@ -72,13 +69,13 @@ class SlurmLauncher(Launcher):
             "--ntasks=1",
             "--export=ALL",  # the environment runs.py built for miniwdl (MINIWDL__* settings included)
         ]
-        partition = section.get("head_partition", "") or section.get("partition", "")
-        account = section.get("head_account", "") or section.get("account", "")
+        partition = option("head_partition") or option("partition")
+        account = option("head_account") or option("account")
         if partition:
             args.append(f"--partition={partition}")
         if account:
             args.append(f"--account={account}")
-        return args + [str(a) for a in section.get_list("head_extra_args", [])]
+        return args + [str(a) for a in option("head_extra_args", "list")]
 
     def job_state(self, record: Dict[str, Any]) -> Optional[Dict[str, str]]:
         """{state, node, reason} of the head job; {} when SLURM no longer knows it; None when
@@ -112,7 +109,7 @@ class SlurmLauncher(Launcher):
             if state == "RUNNING":
                 # miniwdl handles SIGTERM: it scancels its own task jobs and writes error.json
                 run_slurm(["scancel", "--batch", "--signal=TERM", job_id])
-                deadline = time.monotonic() + cfg["slurm"].get_float("head_cancel_grace_seconds", CANCEL_GRACE_SECONDS)
+                deadline = time.monotonic() + jupyter_config.option(cfg, "slurm", "head_cancel_grace_seconds", "float")
                 while time.monotonic() < deadline and self.alive(record, cfg):
                     time.sleep(1.0)
             if self.alive(record, cfg):
