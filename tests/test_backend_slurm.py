@@ -211,7 +211,7 @@ def test_a_stalled_slurmctld_is_waited_out(slurm_cluster, tmp_path: Path) -> Non
     run_dir = tmp_path / "run"
     env = {"MINIWDL__SLURM__RUNTIME": "none", "MINIWDL__SCHEDULER__TASK_CONCURRENCY": "8"}
     proc = subprocess.Popen(
-        miniwdl_command(wdl, run_dir, {"n": 4, "seconds": 5}),
+        miniwdl_command(wdl, run_dir, {"n": 2, "seconds": 30}),  # both jobs run through the stall
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -219,7 +219,8 @@ def test_a_stalled_slurmctld_is_waited_out(slurm_cluster, tmp_path: Path) -> Non
         cwd=tmp_path,
     )
     try:
-        wait_until(lambda: len(list(run_dir.glob("call-nap-*/slurm_job.sh"))) == 4, 120, "4 task jobs submitted")
+        running = lambda: [p for p in run_dir.glob("call-nap-*/task.log") if "slurm task running" in p.read_text()]  # noqa: E731
+        wait_until(lambda: len(running()) == 2, 120, "both task jobs running")
         os.kill(pid, signal.SIGSTOP)
         try:
             time.sleep(15)  # longer than slurm's MessageTimeout (10 s): the watcher's squeue times out

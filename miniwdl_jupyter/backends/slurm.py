@@ -36,8 +36,8 @@ from WDL.runtime.error import CommandFailed, Interrupted, Terminated
 
 from .. import config as jupyter_config
 from ..errors import BackendError, ConfigError
-from .docker_run import CLI_FAILURES, DockerRunContainer, _run_dir_of
-from .local import LocalContainer
+from .docker_run import CLI_FAILURES, FALLBACK_IMAGE, DockerRunContainer, _run_dir_of
+from .local import BASE_ENVIRONMENT, LocalContainer
 from .slurm_jobs import (
     INTERRUPTED_STATES,
     JobStatus,
@@ -231,14 +231,21 @@ class SlurmContainer(DockerRunContainer):
         if runtime == "none":
             LocalContainer._place_inputs(self)  # type: ignore[arg-type]  # the local backend's input staging
             command_file = self.write_command_file(command, LocalContainer._task_env(self))  # type: ignore[arg-type]
+            # As the local backend: a minimal environment, as an image would give (plus the job's own
+            # SLURM_* variables), not the submitting process's; `ulimit -d` under a memory_limit.
+            invocation = " ".join(q(a) for a in LocalContainer._invocation(self, command_file))  # type: ignore[arg-type]
             run = (
-                f"cd {q(self.host_work_dir())} && exec {q(shell)} {q(command_file)}"
+                "keep=()\n"
+                f"for name in {' '.join(BASE_ENVIRONMENT)} $(compgen -e | grep '^SLURM_'); do\n"
+                '  [ -n "${!name+x}" ] && keep+=("$name=${!name}")\n'
+                "done\n"
+                f'cd {q(self.host_work_dir())} && exec env -i "${{keep[@]}}" {invocation}'
                 f" >> {q(self.host_stdout_txt())} 2>> {q(self.host_stderr_txt())}"
             )
             stop = ":"
         else:
             self.write_command_file(command)
-            image = self.runtime_values.get("docker", self.cfg.get_dict("task_runtime", "defaults")["docker"])
+            image = self.runtime_values.get("docker", FALLBACK_IMAGE)  # as docker_run: [task_runtime] defaults may lack one
             inner = ["/bin/sh", "-c", f"{shell} ../command >> ../stdout.txt 2>> ../stderr.txt"]
             exe = " ".join(q(a) for a in self.cli_exe)
             if runtime in ("docker", "podman"):
