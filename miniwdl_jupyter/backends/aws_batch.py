@@ -371,12 +371,13 @@ class BatchSettings:
 
 
 def call_keys(run_id: str) -> List[str]:
+    """Names a call answers to in [aws] call_overrides: `call-greet-2-x`, `greet-2-x` (miniwdl's
+    call id, with scatter index and value tag), `greet-2` and `greet` (WDL call names have no '-')."""
     bare = run_id[len("call-"):] if run_id.startswith("call-") else run_id
-    keys = {run_id, bare}
     parts = bare.split("-")
-    while len(parts) > 1 and parts[-1].isdigit():
-        parts = parts[:-1]
-        keys.add("-".join(parts))
+    keys = {run_id, bare, parts[0]}
+    if len(parts) > 1 and parts[1].isdigit():
+        keys.add("-".join(parts[:2]))
     return list(keys)
 
 
