@@ -7,7 +7,6 @@ input or a type mismatch is reported at once, naming the line or the input, and 
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import WDL
 from WDL import Env, Error, Tree, Type, Value
 
 from .errors import InputError, WDLSourceError
+from .files import content_addressed
 
 PACKAGE_WDL_DIR = Path(__file__).with_name("wdl")  # WDL libraries shipped with the package
 _URL_PREFIXES = ("http://", "https://", "s3://", "gs://", "file://")
@@ -42,14 +42,7 @@ def is_wdl_text(wdl: str) -> bool:
 
 def stage_cell_source(text: str, root: Path) -> Path:
     """Keep cell text as a content-addressed file, so `miniwdl run` (and its call cache) see it."""
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    path = root / ".cells" / f"{digest}.wdl"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    return path
+    return content_addressed(root / ".cells", text, suffix=".wdl")
 
 
 def search_path(cwd: Path) -> List[str]:
@@ -292,15 +285,6 @@ def to_json(value: Any) -> Any:
 def _preview(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def input_summary(loaded: LoadedWDL) -> List[str]:
-    """One line per input: name, type, required or default (for error help)."""
-    lines = []
-    required = {b.name for b in loaded.target.required_inputs}
-    for b in loaded.target.available_inputs:
-        lines.append(f"  {b.value.type} {b.name}{'  (required)' if b.name in required else ''}")
-    return lines
 
 
 def dump_inputs(inputs_json: Dict[str, Any]) -> str:
