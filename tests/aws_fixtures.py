@@ -173,3 +173,42 @@ def operation(path: str, headers: Any, body: bytes) -> str:
         return parsed.path[len("/v1/"):].strip("/")
     action = parse_qs(parsed.query).get("Action") or parse_qs(body.decode(errors="replace")).get("Action")
     return action[0] if action else f"{headers.get('Host', '')}{parsed.path}"
+
+
+REPO = Path(__file__).resolve().parent.parent
+HEAD_DEPENDENCIES = ["miniwdl>=1.16", "pyyaml>=6", "psutil>=5.9", "docker>=6", "boto3>=1.28"]
+
+
+def build_head_image(base_image: str, workdir: Path) -> str:
+    """The `--submit aws` head image (docker/aws-head.Dockerfile) with this checkout installed:
+    wheels built here with the host's pip settings, so the build needs no index. Tagged by a
+    digest of the package's sources; Docker's layer cache keeps the python3 and dependency layers."""
+    import hashlib
+    import shutil
+    import subprocess
+    import sys
+
+    digest = hashlib.sha256(base_image.encode())
+    sources = [REPO / "pyproject.toml", REPO / "docker" / "aws-head.Dockerfile", *sorted((REPO / "miniwdl_jupyter").rglob("*"))]
+    for path in sources:
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(REPO)).encode() + path.read_bytes())
+    tag = f"miniwdl-jupyter-head:test-{digest.hexdigest()[:12]}"
+    if subprocess.run(["docker", "image", "inspect", tag], capture_output=True).returncode == 0:
+        return tag
+    context = workdir / "head-image"
+    for sub in ("deps", "project"):
+        (context / "wheels" / sub).mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "wheel", "-q"]
+    subprocess.run(pip + ["-w", str(context / "wheels" / "deps"), *HEAD_DEPENDENCIES], check=True, capture_output=True)
+    subprocess.run(pip + ["--no-deps", "-w", str(context / "wheels" / "project"), str(REPO)], check=True, capture_output=True)
+    shutil.copy(REPO / "docker" / "aws-head.Dockerfile", context / "Dockerfile")
+    built = subprocess.run(
+        ["docker", "build", "-q", "--build-arg", f"BASE={base_image}", "--build-arg", "PIP_NO_INDEX=1", "-t", tag, str(context)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DOCKER_BUILDKIT": "0"},
+    )
+    if built.returncode != 0:
+        raise RuntimeError(f"head image build failed:\n{built.stdout[-2000:]}\n{built.stderr[-2000:]}")
+    return tag

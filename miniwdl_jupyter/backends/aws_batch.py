@@ -464,7 +464,9 @@ def run_tag(host_dir: str) -> str:
     return "mj" + hashlib.sha1(run_dir_of(host_dir).encode()).hexdigest()[:10]
 
 
-def describe_run_jobs(cfg: config.Loader, run_dir: str, queues: List[str]) -> List[Dict[str, Any]]:
+def describe_run_jobs(
+    cfg: config.Loader, run_dir: str, queues: List[str], settings: Optional[Dict[str, str]] = None
+) -> List[Dict[str, Any]]:
     """Jobs of a run (by name prefix) on `queues` that are not finished: for cancel and cleanup."""
     prefix = "mj" + hashlib.sha1(os.path.abspath(run_dir).encode()).hexdigest()[:10]
     jobs: List[Dict[str, Any]] = []
@@ -474,7 +476,7 @@ def describe_run_jobs(cfg: config.Loader, run_dir: str, queues: List[str]) -> Li
             params: Dict[str, Any] = dict(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [prefix + "*"]}])
             if token:
                 params["nextToken"] = token
-            page = batch_api.call(cfg, "list_jobs", what=f"queue {queue}", **params)
+            page = batch_api.call(cfg, "list_jobs", what=f"queue {queue}", settings=settings, **params)
             jobs += [j for j in page.get("jobSummaryList", []) if j.get("status") not in batch_poller.TERMINAL]
             token = page.get("nextToken")
             if not token:

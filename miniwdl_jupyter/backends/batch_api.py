@@ -42,10 +42,11 @@ def aws_settings(cfg: config.Loader) -> Dict[str, str]:
     }
 
 
-def client(cfg: config.Loader, service: str = "batch") -> Any:
+def client(cfg: config.Loader, service: str = "batch", settings: Optional[Dict[str, str]] = None) -> Any:
     """A boto3 client shared by all tasks of this process (boto3 clients are thread-safe; sessions
-    are not, hence the lock around creation)."""
-    settings = aws_settings(cfg)
+    are not, hence the lock around creation). `settings` (region, endpoint_url) override cfg's,
+    e.g. those recorded when a run was launched."""
+    settings = settings or aws_settings(cfg)
     key = (service, settings["region"], settings["endpoint_url"])
     with _clients_lock:
         if key not in _clients:
@@ -131,6 +132,8 @@ def call(
     *,
     what: str = "",
     terminating: Optional[Callable[[], bool]] = None,
+    service: str = "batch",
+    settings: Optional[Dict[str, str]] = None,
     **params: Any,
 ) -> Dict[str, Any]:
     """`client.<operation>(**params)`, retried on throttling and transient errors with exponential
@@ -138,7 +141,7 @@ def call(
     (the queue, role or job definition involved)."""
     import botocore.exceptions
 
-    api = client(cfg)
+    api = client(cfg, service, settings)
     method = getattr(api, operation)
     retries = cfg.get_int("aws", "api_retries", 10)
     backoff = backoff_for(operation)
@@ -186,7 +189,7 @@ def backend_error(operation: str, exn: BaseException, what: str = "") -> Backend
         advice = "check the image name, [aws] job_role_arn / execution_role_arn and the container overrides in [aws] call_overrides"
     else:
         advice = "check the AWS Batch setup (queues, roles) against docs/aws.md"
-    return BackendError(f"AWS Batch {_pascal(operation)} failed{where}: {code + ': ' if code else ''}{message}. Fix: {advice}")
+    return BackendError(f"AWS {_pascal(operation)} failed{where}: {code + ': ' if code else ''}{message}. Fix: {advice}")
 
 
 def _pascal(operation: str) -> str:
