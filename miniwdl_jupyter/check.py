@@ -21,6 +21,8 @@ def check(wdl: str, cfg: Optional[Loader] = None) -> str:
     if wdl_source.is_wdl_text(wdl):
         root = run_dirs.prepare_root(run_dirs.run_root(load_config(cfg), cwd))
         source_path, name, text = str(wdl_source.stage_cell_source(wdl, root)), "cell", wdl
+    elif wdl.startswith(("http://", "https://")):
+        source_path, name, text = wdl, wdl, None
     else:
         source_path, name, text = str((cwd / wdl).resolve()), wdl, None
     loaded = wdl_source.load(source_path, cwd=cwd, display_name=name, text=text)

@@ -86,7 +86,7 @@ class WDLMagics(Magics):
         loader = _load_config(args.cfg)
         if args.file:
             wdl: str = args.file
-            inputs = wdl_source.parse_inputs_text(cell or "")
+            inputs = wdl_source.inputs_for_file(wdl, cell or "")
         elif cell is not None and cell.strip():
             wdl = cell
             inputs = {}
@@ -365,5 +365,8 @@ def _split(line: str) -> List[str]:
 
 
 def register(ipython) -> None:  # type: ignore[no-untyped-def]
+    from . import cell_input  # %%wdl cells reach the magic verbatim, whatever IPython strips
+
+    cell_input.install(ipython)
     ipython.register_magics(WDLMagics)
     runs.set_show_hook(render_outputs)

@@ -34,6 +34,9 @@ def build(
     if cfg.cfg_filename:
         command += ["--cfg", cfg.cfg_filename]
     env = dict(os.environ)
+    # This Python's bin/ first: `local` tasks that call python3 or papermill (notebook steps) get
+    # the environment the notebook runs in, even when its venv is not activated.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
     env.update(override_variables(cfg))
     env["MINIWDL__SCHEDULER__CONTAINER_BACKEND"] = backend
     env["MINIWDL__CALL_CACHE__GET"] = env["MINIWDL__CALL_CACHE__PUT"] = "true" if cache else "false"

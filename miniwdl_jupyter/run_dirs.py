@@ -39,8 +39,10 @@ def new_run_dir(root: Path, name: str, requested: PathArg = None, cwd: Optional[
         path = ((cwd or Path.cwd()) / os.path.expanduser(text)).resolve()
         if text.rstrip("/").endswith("/.") or text in (".", "./"):
             return _exact_dir(path)
+        _make_dir(path, "--dir folder")
         root = path
-    _make_dir(root, "run root")
+    else:
+        _make_dir(root, "run root")
     stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
     for n in range(1, 1000):
         run_dir = root / (f"{stamp}_{name}" if n == 1 else f"{stamp}_{name}_{n}")

@@ -12,7 +12,25 @@ from .files import tail_lines
 from .monitor import log_files
 
 STDERR_TAIL_LINES = 20
-_EVALUATION_ERRORS = ("EvalError", "OutputError", "InputError", "RuntimeError", "ValidationError", "RunFailed")
+
+
+def _evaluation_errors() -> frozenset:
+    """Names of miniwdl's errors in the WDL's own evaluation (an out-of-bounds index, a failed
+    read_int, a missing output...), as opposed to the machinery failing."""
+    import inspect
+
+    import WDL.Error
+    import WDL.runtime.error
+
+    names = {"OutputError", "InputError", "RunFailed"}
+    for module in (WDL.Error, WDL.runtime.error):
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, (WDL.Error.RuntimeError, WDL.Error.ValidationError)) and name not in ("Interrupted", "Terminated", "CommandFailed"):
+                names.add(name)
+    return frozenset(names)
+
+
+_EVALUATION_ERRORS = _evaluation_errors()
 
 
 def cause_chain(error: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
