@@ -33,6 +33,7 @@ from WDL.runtime import config
 from WDL.runtime.error import Interrupted, Terminated
 from WDL.runtime.task_container import TaskContainer
 
+from .. import studio
 from ..errors import BackendError
 from . import batch_api, batch_jobdefs, batch_poller
 
@@ -307,7 +308,12 @@ class BatchSettings:
 
     def __init__(self, cfg: config.Loader):
         self.cfg = cfg
-        get = lambda key, default="": cfg.get("aws", key, default)  # noqa: E731
+        # In SageMaker Studio, what is not configured is found (studio.py): the EFS, its access
+        # point and mount, the tagged task queue. Configuration still wins.
+        found = studio.aws_defaults(cfg).get("aws", {}) if not cfg.get("aws", "task_queue", "") or not (
+            cfg.get("aws", "fs", "") or cfg.get("aws", "host_path", "")
+        ) else {}
+        get = lambda key, default="": cfg.get("aws", key, "") or found.get(key, default)  # noqa: E731
         self.task_queue = get("task_queue")
         self.task_queue_fallback = get("task_queue_fallback")
         self.fs = get("fs")
@@ -325,6 +331,7 @@ class BatchSettings:
         self._call_overrides: Dict[str, Any] = cfg.get_dict("aws", "call_overrides", {})
 
     def check(self) -> None:
+        studio.check_aws(self.cfg)  # in Studio without EFS: one paragraph saying so, and the fix
         if not self.task_queue:
             raise BackendError(
                 "the aws_batch backend needs a job queue: set [aws] task_queue (MINIWDL__AWS__TASK_QUEUE); "
@@ -368,6 +375,12 @@ class BatchSettings:
             if isinstance(entry, dict):
                 merged = {**merged, **entry, "container": {**merged.get("container", {}), **entry.get("container", {})}}
         return merged
+
+
+def preflight(cfg: config.Loader) -> None:
+    """Checks that need no API call, for the runs layer to make before a run starts: the queue and
+    shared filesystem are configured (or found in Studio) and mounted here."""
+    BatchSettings(cfg).check()
 
 
 def call_keys(run_id: str) -> List[str]:

@@ -26,6 +26,7 @@ from WDL.runtime import config
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
+from .. import studio
 from ..errors import BackendError
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 
@@ -45,6 +46,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
     @classmethod
     def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
         jupyter_config.apply_defaults(cfg)
+        studio.prepare_docker_cli()  # SageMaker Studio's daemon: API 1.41 only, no BuildKit
         exe = cfg.get_list("docker_run", "exe")
         try:
             proc = subprocess.run(exe + ["info"], capture_output=True, text=True, timeout=30)
@@ -191,7 +193,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
         if self.runtime_values.get("privileged", False):
             logger.warning("runtime.privileged enabled (security & portability warning)")
             args.append("--privileged")
-        return args + self.cfg.get_list("docker_run", "extra_args")
+        return studio.docker_run_args(args + self.cfg.get_list("docker_run", "extra_args"), logger)
 
 
 def _run_dir_of(host_dir: str) -> str:
