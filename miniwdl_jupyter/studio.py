@@ -109,7 +109,8 @@ def _call(cfg: Loader, service: str, operation: str, info: StudioInfo, **params:
     from .backends import batch_api
 
     settings = {"region": cfg.get("aws", "region", "") or info.region, "endpoint_url": cfg.get("aws", "endpoint_url", "")}
-    return batch_api.call(cfg, operation, service=service, settings=settings, **params)
+    # few retries: this runs when configuration is loaded, and must not hang a Studio without access
+    return batch_api.call(cfg, operation, service=service, settings=settings, retries=2, **params)
 
 
 def _discover(cfg: Loader, info: StudioInfo) -> StudioSetup:

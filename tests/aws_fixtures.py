@@ -91,7 +91,19 @@ class AwsProxy:
     `throttle_every`-th request of the operations in `throttle` with HTTP 429
     TooManyRequestsException, in the wire format of AWS's REST-JSON services (Batch)."""
 
-    def __init__(self, upstream: str = MOTO, throttle: Set[str] = frozenset(), throttle_every: int = 2):
+    def __init__(
+        self,
+        upstream: str = MOTO,
+        throttle: Set[str] = frozenset(),
+        throttle_every: int = 2,
+        answer: Optional[Dict[str, Any]] = None,
+        rewrite: Optional[Dict[str, Any]] = None,
+    ):
+        """`answer`: operation -> f(request JSON) -> response JSON, for operations the emulator
+        lacks (answered here in the JSON protocol's format); `rewrite`: operation -> f(response
+        JSON) -> response JSON, applied to the emulator's answer."""
+        self.answer = answer or {}
+        self.rewrite = rewrite or {}
         self.upstream = upstream
         self.throttle = set(throttle)
         self.throttle_every = throttle_every
@@ -123,12 +135,22 @@ class AwsProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
+                if op in proxy.answer:
+                    payload = json.dumps(proxy.answer[op](json.loads(body or b"{}"))).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 host, port = proxy.upstream.rsplit(":", 1)
                 conn = http.client.HTTPConnection(host, int(port), timeout=120)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
                 conn.request(self.command, self.path, body=body, headers=headers)
                 answer = conn.getresponse()
                 data = answer.read()
+                if op in proxy.rewrite and answer.status == 200:
+                    data = json.dumps(proxy.rewrite[op](json.loads(data))).encode()
                 self.send_response(answer.status)
                 for key, value in answer.getheaders():
                     if key.lower() not in ("content-length", "connection", "transfer-encoding", "server", "date"):

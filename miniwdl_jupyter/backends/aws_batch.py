@@ -358,7 +358,9 @@ class BatchSettings:
             )
 
     def volume(self) -> Dict[str, Any]:
-        if self.fs:
+        # host_path, when set, wins: it says the job hosts mount the filesystem themselves (also
+        # where EFS was found in Studio but the compute environment mounts it another way)
+        if self.fs and not self.host_path:
             efs: Dict[str, Any] = {"fileSystemId": self.fs, "transitEncryption": "ENABLED"}
             if self.fsap:
                 efs["authorizationConfig"] = {"accessPointId": self.fsap, "iam": "DISABLED"}

@@ -36,10 +36,13 @@ _clients_lock = threading.Lock()
 def aws_settings(cfg: config.Loader) -> Dict[str, str]:
     """Region and endpoint from `[aws]`; empty means boto3's own resolution (AWS_REGION,
     AWS_ENDPOINT_URL, ~/.aws/config...)."""
-    return {
-        "region": cfg.get("aws", "region", ""),
-        "endpoint_url": cfg.get("aws", "endpoint_url", ""),
-    }
+    region = cfg.get("aws", "region", "")
+    if not region:  # in SageMaker Studio, the app's own region
+        from .. import studio
+
+        info = studio.detect()
+        region = info.region if info else ""
+    return {"region": region, "endpoint_url": cfg.get("aws", "endpoint_url", "")}
 
 
 def client(cfg: config.Loader, service: str = "batch", settings: Optional[Dict[str, str]] = None) -> Any:
@@ -134,6 +137,7 @@ def call(
     terminating: Optional[Callable[[], bool]] = None,
     service: str = "batch",
     settings: Optional[Dict[str, str]] = None,
+    retries: Optional[int] = None,
     **params: Any,
 ) -> Dict[str, Any]:
     """`client.<operation>(**params)`, retried on throttling and transient errors with exponential
@@ -143,7 +147,7 @@ def call(
 
     api = client(cfg, service, settings)
     method = getattr(api, operation)
-    retries = cfg.get_int("aws", "api_retries", 10)
+    retries = cfg.get_int("aws", "api_retries", 10) if retries is None else retries
     backoff = backoff_for(operation)
     for attempt in range(retries + 1):
         try:
