@@ -76,6 +76,9 @@ def test_scatter_from_a_cell_outputs_read_back_from_efs(moto, shell, efs, monkey
     logs = "".join(p.read_text() for p in run.run_dir.glob("call-greet-*/task.log"))
     assert "aws_batch job submitted" in logs and "log_stream" in logs
     assert {j["jobId"] for j in jobs} <= {line.split('job_id: "')[1].split('"')[0] for line in logs.splitlines() if 'job_id: "' in line}
+    # and in the log tail the progress view shows: job id, status, CloudWatch log stream
+    tail = "\n".join(run.poll().log_tail)
+    assert "aws_batch job status" in tail and "status=SUCCEEDED" in tail and "log_stream=" in tail and jobs[0]["jobId"] in tail
 
 
 def test_failing_task_is_task_failed_with_exit_code_and_stderr(moto, workdir, efs, monkeypatch):

@@ -165,3 +165,27 @@ def test_image_build_complies_with_studio_docker(studio_docker, workdir, docker,
     import docker as docker_sdk
 
     docker_sdk.from_env(environment={}).images.remove(tag)
+
+
+def test_studio_notebook_runs_under_papermill(studio_domain, workdir, monkeypatch, docker):
+    """notebooks/sagemaker_studio.ipynb, headless, in the emulated Studio: a scatter on aws_batch and
+    a submitted run."""
+    import subprocess
+    import sys
+
+    from aws_fixtures import build_head_image
+
+    monkeypatch.setenv("MINIWDL__AWS__HOST_PATH", str(studio_domain["mount"]))  # moto cannot mount EFS
+    monkeypatch.setenv("MINIWDL__AWS__DESCRIBE_PERIOD", "0.5")
+    monkeypatch.setenv("MINIWDL__AWS__WORKFLOW_QUEUE", make_queue()["queue"])
+    monkeypatch.setenv("MINIWDL__AWS__HEAD_IMAGE", build_head_image(docker, workdir))
+    monkeypatch.setenv("MINIWDL__AWS__HEAD_ENV", json.dumps(DUMMY_CREDENTIALS))
+    notebook = Path(__file__).resolve().parent.parent / "notebooks" / "sagemaker_studio.ipynb"
+    out = workdir / "studio.out.ipynb"
+    proc = subprocess.run(
+        [sys.executable, "-m", "papermill", str(notebook), str(out), "--kernel", "python3", "-p", "image", docker, "-p", "submit", "aws"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    assert "hello alpha" in text and "STUDIO" in text and studio_domain["fs"] in text

@@ -263,6 +263,20 @@ def head_environment(env: Mapping[str, str], run_dir: Path, tasks: BatchSettings
     backend set to aws_batch unless one that needs no Docker daemon was chosen, and the call
     cache moved onto the shared filesystem; then [aws] head_env."""
     job_env = {k: v for k, v in env.items() if k.startswith("MINIWDL__")}
+    # The task settings this process found (e.g. from SageMaker Studio's APIs, which the head job
+    # cannot see) travel explicitly.
+    found = {
+        "task_queue": tasks.task_queue,
+        "task_queue_fallback": tasks.task_queue_fallback,
+        "fs": tasks.fs,
+        "fsap": tasks.fsap,
+        "host_path": tasks.host_path,
+        "mount": tasks.mount,
+        **batch_api.aws_settings(tasks.cfg),
+    }
+    for key, value in found.items():
+        if value:
+            job_env.setdefault(f"MINIWDL__AWS__{key.upper()}", value)
     if job_env.get("MINIWDL__SCHEDULER__CONTAINER_BACKEND", "") in _LOCAL_ONLY_BACKENDS:
         job_env["MINIWDL__SCHEDULER__CONTAINER_BACKEND"] = "aws_batch"
     job_env.setdefault("MINIWDL__SCHEDULER__TASK_CONCURRENCY", str(head.task_concurrency))
