@@ -166,3 +166,32 @@ def test_missing_settings_say_what_to_set(workdir, monkeypatch):
     monkeypatch.setenv("MINIWDL__AWS__TASK_QUEUE", "q")
     with pytest.raises(BackendError, match=r"\[aws\] fs"):
         BatchSettings(config.load()).check()
+
+
+def test_unknown_queue_is_a_backend_error_naming_it(moto, workdir, efs, monkeypatch):
+    from miniwdl_jupyter.errors import BackendError
+
+    use_batch(monkeypatch, efs)
+    monkeypatch.setenv("MINIWDL__AWS__TASK_QUEUE", "no-such-queue")
+    run = mj.run(wdl("exit3.wdl", moto), backend="aws_batch", wait=False)
+    with pytest.raises(BackendError, match="no-such-queue.*not found.*task_queue"):
+        run.wait(timeout=300)
+
+
+def test_stuck_runnable_report_names_the_compute_environments(moto, workdir, efs, monkeypatch):
+    from miniwdl_jupyter import config
+    from miniwdl_jupyter.backends.aws_batch import queue_report
+
+    queue = use_batch(monkeypatch, efs)
+    report = queue_report(config.load(), queue["queue"])
+    assert report == [
+        {
+            "name": queue["compute_environment"],
+            "state": "ENABLED",
+            "status": "VALID",
+            "statusReason": "Compute environment is available",
+            "desiredvCpus": None,
+            "maxvCpus": None,
+            "instanceTypes": None,
+        }
+    ]
