@@ -154,3 +154,13 @@ def test_submit_without_a_workflow_queue_says_what_to_set(docker, workdir, monke
     with pytest.raises(ConfigError, match=r"\[aws\] workflow_queue"):
         mj.run(SLEEP_WDL.replace("IMAGE", docker), submit="aws", backend="aws_batch", wait=False)
     assert not list((efs / "wdl_runs").glob("*_sleepy"))  # nothing half-made is left
+
+
+def test_self_test_with_wait(docker, aws_run, workdir):
+    done = subprocess.run(
+        [sys.executable, "-m", "miniwdl_jupyter.cli_submit", "submit", "--self-test", "--self-test-image", docker, "--wait"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
+    assert result["status"] == "succeeded" and len(result["outputs"]["files"]) == 2
