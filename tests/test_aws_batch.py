@@ -195,3 +195,31 @@ def test_stuck_runnable_report_names_the_compute_environments(moto, workdir, efs
             "instanceTypes": None,
         }
     ]
+
+
+def test_resources_map_to_resource_requirements(workdir, monkeypatch):
+    """cpu, memory and GPUs -> the job definition's resourceRequirements; EFS through the access
+    point; per-call container overrides. (No GPUs here: checked on what would be registered.)"""
+    from miniwdl_jupyter import config
+    from miniwdl_jupyter.backends.aws_batch import BatchContainer
+
+    monkeypatch.setenv("MINIWDL__AWS__FS", "fs-0abc")
+    monkeypatch.setenv("MINIWDL__AWS__FSAP", "fsap-0def")
+    monkeypatch.setenv("MINIWDL__AWS__JOB_ROLE_ARN", "arn:aws:iam::1:role/task")
+    cfg = config.load()
+    task = BatchContainer(cfg, "call-align-3", str(workdir / "call-align-3"))
+    task.runtime_values = {"docker": "img:1", "cpu": 4, "memory_reservation": 3 * 1024**3 + 1, "gpu": True, "gpu_count": 2}
+    props = task.container_properties({"container": {"linuxParameters": {"sharedMemorySize": 512}}})
+    assert props["image"] == "img:1"
+    assert props["resourceRequirements"] == [
+        {"type": "VCPU", "value": "4"},
+        {"type": "MEMORY", "value": "3073"},
+        {"type": "GPU", "value": "2"},
+    ]
+    assert props["volumes"] == [
+        {"name": "shared", "efsVolumeConfiguration": {"fileSystemId": "fs-0abc", "transitEncryption": "ENABLED", "authorizationConfig": {"accessPointId": "fsap-0def", "iam": "DISABLED"}}}
+    ]
+    assert props["mountPoints"] == [{"sourceVolume": "shared", "containerPath": "/mnt/efs", "readOnly": False}]
+    assert props["jobRoleArn"] == "arn:aws:iam::1:role/task" and props["linuxParameters"] == {"sharedMemorySize": 512}
+    task.runtime_values = {"docker": "img:1"}
+    assert task.container_properties({})["resourceRequirements"] == [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "1024"}]
