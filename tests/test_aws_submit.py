@@ -164,3 +164,34 @@ def test_self_test_with_wait(docker, aws_run, workdir):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert result["status"] == "succeeded" and len(result["outputs"]["files"]) == 2
+
+
+def test_delete_after_success_keeps_only_what_says_what_happened(docker, aws_run, workdir):
+    s3upload = f"s3://{aws_run['bucket']}/kept"
+    done = subprocess.run(
+        [sys.executable, "-m", "miniwdl_jupyter.cli_submit", "submit", "--self-test", "--self-test-image", docker,
+         "--s3upload", s3upload, "--delete-after", "success"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    batch = boto_client("batch")
+    deadline = time.monotonic() + 300
+    while (head := batch.describe_jobs(jobs=[answer["job_id"]])["jobs"][0])["status"] not in ("SUCCEEDED", "FAILED"):
+        assert time.monotonic() < deadline, "the head job did not end"
+        time.sleep(1)
+    assert head["status"] == "SUCCEEDED", head_log(head)
+    run_dir = Path(answer["run_dir"])
+    assert not list(run_dir.glob("call-*")) and not (run_dir / "out").exists()
+    assert {"outputs.json", "outputs.s3.json", "workflow.log"} <= {p.name for p in run_dir.iterdir()}
+    uris = json.loads((run_dir / "outputs.s3.json").read_text())["outputs"]["self_test.files"]
+    bucket, key = uris[1][len("s3://"):].split("/", 1)
+    assert boto_client("s3").get_object(Bucket=bucket, Key=key)["Body"].read() == b"hello b\n"
+    assert mj.attach(run_dir).status == "succeeded"
+
+
+def test_bad_delete_after_without_s3upload_is_refused_up_front(docker, aws_run, workdir):
+    from miniwdl_jupyter.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="s3upload"):
+        mj.run(SLEEP_WDL.replace("IMAGE", docker), submit="aws", backend="aws_batch", wait=False, cfg={"aws": {"delete_after": "always"}})
