@@ -71,6 +71,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     out.add_argument("--delete-after", choices=("success", "failure", "always"), help="with --s3upload, delete the bulk of the run directory afterwards")
 
     parser.add_argument("--wait", "-w", action="store_true", help="wait for the run to end; exit status 0 on success")
+    parser.add_argument("--follow", action="store_true", help="copy the head job's CloudWatch log to stderr until it ends (implies --wait)")
     parser.add_argument("--self-test", action="store_true", help="submit a small built-in workflow (uses --self-test-image for its tasks)")
     parser.add_argument("--self-test-image", default="ubuntu:22.04", help="task image of the self-test [ubuntu:22.04]")
     parser.set_defaults(func=main)
@@ -183,7 +184,11 @@ def main(args: argparse.Namespace) -> int:
         record = launch_record.read(handle.run_dir) or {}
         print(json.dumps({"run_dir": str(handle.run_dir), "job_id": record.get("job_id"), "job_queue": record.get("job_queue")}))
         sys.stdout.flush()
-        if args.wait:
+        if args.follow:
+            from .launchers.aws import follow_log
+
+            follow_log(record, cfg, sys.stderr.write)
+        if args.wait or args.follow:
             handle.wait()
             print(json.dumps({"status": handle.status, "outputs": handle.outputs}, default=str, indent=2))
         return 0

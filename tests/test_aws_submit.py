@@ -156,14 +156,15 @@ def test_submit_without_a_workflow_queue_says_what_to_set(docker, workdir, monke
     assert not list((efs / "wdl_runs").glob("*_sleepy"))  # nothing half-made is left
 
 
-def test_self_test_with_wait(docker, aws_run, workdir):
+def test_self_test_with_follow(docker, aws_run, workdir):
     done = subprocess.run(
-        [sys.executable, "-m", "miniwdl_jupyter.cli_submit", "submit", "--self-test", "--self-test-image", docker, "--wait"],
+        [sys.executable, "-m", "miniwdl_jupyter.cli_submit", "submit", "--self-test", "--self-test-image", docker, "--follow"],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout[done.stdout.index("\n{") + 1:])
     assert result["status"] == "succeeded" and len(result["outputs"]["files"]) == 2
+    assert "miniwdl run exited with status 0" in done.stderr  # the head job's CloudWatch log, followed
 
 
 def test_delete_after_success_keeps_only_what_says_what_happened(docker, aws_run, workdir):

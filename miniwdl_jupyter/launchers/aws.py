@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from WDL.runtime.config import Loader
 
@@ -33,6 +33,7 @@ from . import Launcher
 
 _logger = logging.getLogger("miniwdl_jupyter.launchers.aws")
 HEAD_PREFIX = "miniwdl-jupyter-head-"
+LOG_GROUP = "/aws/batch/job"  # where Batch sends a job's output by default
 TERMINAL = ("SUCCEEDED", "FAILED")
 # Backends that need a local Docker daemon, which a Batch job does not have: a head job runs its
 # tasks on aws_batch instead.
@@ -175,6 +176,36 @@ class AwsLauncher(Launcher):
         with _status_lock:
             _status_cache[job_id] = (time.monotonic(), job)
         return job
+
+
+def follow_log(record: Dict[str, Any], cfg: Loader, write: Callable[[str], Any], poll: float = 2.0) -> str:
+    """Copy the head job's CloudWatch log (miniwdl's stderr) to `write` until the job ends;
+    returns its final status. For following a run from a machine that does not see its run
+    directory."""
+    settings = _settings(record)
+    job_id = record["job_id"]
+    token: Optional[str] = None
+    stream = ""
+    while True:
+        jobs = batch_api.call(cfg, "describe_jobs", settings=settings, jobs=[job_id]).get("jobs", [])
+        job = jobs[0] if jobs else {"status": "FAILED"}
+        stream = (job.get("container") or {}).get("logStreamName") or stream
+        while stream:
+            params: Dict[str, Any] = dict(logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True)
+            if token:
+                params["nextToken"] = token
+            try:
+                page = batch_api.call(cfg, "get_log_events", service="logs", settings=settings, **params)
+            except BackendError:  # the stream appears a little after the job starts
+                break
+            for event in page.get("events", []):
+                write(event.get("message", "") + "\n")
+            if page.get("nextForwardToken") in (None, token):
+                break
+            token = page["nextForwardToken"]
+        if job.get("status") in TERMINAL:
+            return str(job.get("status"))
+        time.sleep(poll)
 
 
 def _settings(record: Dict[str, Any]) -> Optional[Dict[str, str]]:
