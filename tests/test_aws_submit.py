@@ -196,3 +196,14 @@ def test_bad_delete_after_without_s3upload_is_refused_up_front(docker, aws_run, 
 
     with pytest.raises(ConfigError, match="s3upload"):
         mj.run(SLEEP_WDL.replace("IMAGE", docker), submit="aws", backend="aws_batch", wait=False, cfg={"aws": {"delete_after": "always"}})
+
+
+def test_submit_from_a_cell_follows_the_run_to_its_outputs(docker, aws_run, shell, capsys):
+    shell.user_ns["names"] = ["p", "q"]
+    cell = MAIN_WDL.replace('import "lib/greet.wdl" as g\n', "").replace("g.greet", "greet") + GREET_WDL.split("\n", 1)[1].replace("IMAGE", docker)
+    result = shell.run_cell("%%wdl --submit aws -o r names=$names --progress text\n" + cell)
+    assert result.success, result.error_in_exec
+    run = shell.user_ns["r"]
+    assert run.status == "succeeded" and [p.read_text() for p in run.outputs["files"]] == ["hi p\n", "hi q\n"]
+    record = json.loads((run.run_dir / ".miniwdl_jupyter" / "launch.json").read_text())
+    assert record["launcher"] == "aws" and record["job_id"] and record["backend"] == "aws_batch"

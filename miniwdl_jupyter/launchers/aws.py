@@ -124,6 +124,8 @@ class AwsLauncher(Launcher):
             aws_endpoint_url=settings["endpoint_url"],
             head_image=head.image,
             s3upload=head.s3upload,
+            # what the head job really runs its tasks on (see head_environment)
+            backend=job_env["MINIWDL__SCHEDULER__CONTAINER_BACKEND"],
         )
         _logger.info("submitted head job %s (%s) on %s for %s", answer["jobId"], name, head.queue, run_dir)
         return None
