@@ -234,12 +234,16 @@ class BatchContainer(TaskContainer):
         runnable_since: Optional[float] = None
         warned_at = 0.0
         running = False
+        stderr_polled = 0.0
         poller = batch_poller.poller(self.cfg)
         while True:
             if terminating():
                 raise Terminated()
             poller.wait(slot, _CANCEL_CHECK_SECONDS)
-            poll_stderr()
+            if time.monotonic() - stderr_polled >= poller.period:
+                # read stderr.txt at the poller's pace, not the cancel check's: it is on EFS
+                stderr_polled = time.monotonic()
+                poll_stderr()
             if slot.missing_polls >= _MISSING_POLLS_LIMIT:
                 raise BackendError(f"AWS Batch job {slot.job_id} on queue {queue} disappeared (DescribeJobs no longer finds it)")
             status = slot.status if slot.description else None
