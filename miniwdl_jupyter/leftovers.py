@@ -28,7 +28,24 @@ _logger = logging.getLogger("miniwdl_jupyter.leftovers")
 def stop_leftovers(run_dir: Path, cfg: Loader) -> int:
     """Stop every container and task process of `run_dir`. Call it only once its miniwdl process
     is gone (or has been told to stop). Returns how many were stopped."""
-    return remove_containers(cfg, run_dir) + kill_task_processes(run_dir)
+    # Batch jobs first, by the API: on AWS they run on other hosts, where nothing else reaches them
+    return stop_batch_jobs(run_dir, cfg) + remove_containers(cfg, run_dir) + kill_task_processes(run_dir)
+
+
+def stop_batch_jobs(run_dir: Path, cfg: Loader) -> int:
+    """TerminateJob for the AWS Batch task jobs of an aws_batch run (found by their name prefix)."""
+    from . import launch_record
+
+    record = launch_record.read(run_dir) or {}
+    if record.get("backend") != "aws_batch":
+        return 0
+    from .backends.aws_batch import stop_run_jobs
+
+    settings = {"region": record["aws_region"], "endpoint_url": record.get("aws_endpoint_url", "")} if record.get("aws_region") else None
+    stopped = stop_run_jobs(cfg, str(run_dir), record.get("task_queues"), settings)
+    if stopped:
+        _logger.info("terminated %d AWS Batch job(s) left by %s", len(stopped), run_dir)
+    return len(stopped)
 
 
 def remove_containers(cfg: Loader, run_dir: Optional[Path] = None) -> int:

@@ -223,3 +223,30 @@ def test_resources_map_to_resource_requirements(workdir, monkeypatch):
     assert props["jobRoleArn"] == "arn:aws:iam::1:role/task" and props["linuxParameters"] == {"sharedMemorySize": 512}
     task.runtime_values = {"docker": "img:1"}
     assert task.container_properties({})["resourceRequirements"] == [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "1024"}]
+
+
+def test_jobs_of_a_killed_miniwdl_process_are_terminated(moto, workdir, efs, monkeypatch):
+    import os
+    import signal
+
+    from miniwdl_jupyter import launch_record
+    from miniwdl_jupyter.errors import RunFailed
+
+    queue = use_batch(monkeypatch, efs)
+    run = mj.run(wdl("sleep_scatter.wdl", moto), {"n": 2, "seconds": 600}, backend="aws_batch", wait=False)
+    deadline = time.monotonic() + 180
+    while len(queue_jobs(queue["queue"], ("RUNNING",))["RUNNING"]) < 2:
+        assert time.monotonic() < deadline, "the jobs did not start"
+        time.sleep(1)
+    os.killpg(int(launch_record.read(run.run_dir)["pid"]), signal.SIGKILL)  # no chance to clean up
+    with pytest.raises(RunFailed):
+        run.wait(timeout=120)  # the runs layer sees the process gone and stops what it left
+    deadline = time.monotonic() + 60
+    while any(queue_jobs(queue["queue"]).values()):
+        assert time.monotonic() < deadline, f"jobs left: {queue_jobs(queue['queue'])}"
+        time.sleep(1)
+    # terminated through the Batch API (on AWS nothing else could reach them)
+    batch = boto_client("batch")
+    ids = [j["jobId"] for j in batch.list_jobs(jobQueue=queue["queue"], jobStatus="FAILED")["jobSummaryList"]]
+    assert len(ids) == 2
+    assert {j.get("statusReason") for j in batch.describe_jobs(jobs=ids)["jobs"]} == {"run cancelled"}

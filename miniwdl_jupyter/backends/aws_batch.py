@@ -501,3 +501,21 @@ def describe_run_jobs(
             if not token:
                 break
     return jobs
+
+
+def stop_run_jobs(
+    cfg: config.Loader, run_dir: str, queues: Optional[List[str]] = None, settings: Optional[Dict[str, str]] = None
+) -> List[str]:
+    """TerminateJob for every unfinished task job of `run_dir` (found by name prefix) on `queues`
+    (default: the configured task queues). For the runs layer, once the run's miniwdl process is
+    gone or told to stop; returns the job ids terminated."""
+    if queues is None:
+        found = BatchSettings(cfg)
+        queues = [q for q in (found.task_queue, found.task_queue_fallback) if q]
+    stopped = []
+    for job in describe_run_jobs(cfg, run_dir, queues, settings=settings):
+        if job.get("jobName", "").split("-")[1:2] == ["head"]:
+            continue  # a --submit aws head job is its launcher's to stop
+        batch_api.call(cfg, "terminate_job", settings=settings, jobId=job["jobId"], reason="run cancelled")
+        stopped.append(job["jobId"])
+    return stopped

@@ -27,7 +27,7 @@ from WDL.runtime.config import Loader
 
 from .. import launch_record
 from ..backends import batch_api, batch_jobdefs
-from ..backends.aws_batch import BatchSettings, describe_run_jobs, run_tag
+from ..backends.aws_batch import BatchSettings, run_tag, stop_run_jobs
 from ..errors import BackendError, ConfigError
 from . import Launcher
 
@@ -219,12 +219,7 @@ def _settings(record: Dict[str, Any]) -> Optional[Dict[str, str]]:
 
 def stop_task_jobs(cfg: Loader, run_dir: Path, queues: List[str], settings: Optional[Dict[str, str]] = None) -> List[str]:
     """TerminateJob for every unfinished task job of `run_dir` on `queues`."""
-    stopped = []
-    for job in describe_run_jobs(cfg, str(run_dir), queues, settings=settings):
-        if job.get("jobName", "").split("-")[1:2] == ["head"]:
-            continue  # the head job is terminated by name (its job id), not by prefix
-        batch_api.call(cfg, "terminate_job", settings=settings, jobId=job["jobId"], reason="run cancelled")
-        stopped.append(job["jobId"])
+    stopped = stop_run_jobs(cfg, str(run_dir), queues, settings)
     if stopped:
         _logger.info("terminated %d task job(s) of %s", len(stopped), run_dir)
     return stopped
