@@ -104,8 +104,11 @@ def test_cancel_terminates_every_job(moto, workdir, efs, monkeypatch):
     while any(queue_jobs(queue["queue"]).values()):
         assert time.monotonic() < deadline, f"jobs left: {queue_jobs(queue['queue'])}"
         time.sleep(1)
-    stopped = boto_client("batch").list_jobs(jobQueue=queue["queue"], jobStatus="FAILED")["jobSummaryList"]
+    batch = boto_client("batch")
+    stopped = batch.list_jobs(jobQueue=queue["queue"], jobStatus="FAILED")["jobSummaryList"]
     assert len(stopped) == 3
+    # by TerminateJob from the cancelled tasks (not by anything local)
+    assert {j.get("statusReason") for j in batch.describe_jobs(jobs=[j["jobId"] for j in stopped])["jobs"]} == {"miniwdl task cancelled"}
 
 
 def test_throttled_submit_and_describe_are_retried(moto, workdir, efs, monkeypatch):

@@ -141,6 +141,13 @@ def test_cancel_terminates_head_and_task_jobs(docker, aws_run, workdir):
         assert time.monotonic() < deadline, "jobs left RUNNABLE/RUNNING"
         time.sleep(1)
     assert run.poll().status == "cancelled"
+    batch = boto_client("batch")
+    tasks = [j["jobId"] for j in batch.list_jobs(jobQueue=aws_run["tasks"], jobStatus="FAILED")["jobSummaryList"]]
+    heads = [j["jobId"] for j in batch.list_jobs(jobQueue=aws_run["workflow"], jobStatus="FAILED")["jobSummaryList"]]
+    assert len(tasks) == 2 and len(heads) == 1
+    reasons = {j["jobId"]: j.get("statusReason") for j in batch.describe_jobs(jobs=tasks + heads)["jobs"]}
+    assert reasons[heads[0]] == "cancelled from miniwdl-jupyter"
+    assert {reasons[t] for t in tasks} <= {"run cancelled", "miniwdl task cancelled"}
 
 
 def test_submit_without_a_workflow_queue_says_what_to_set(docker, workdir, monkeypatch):
