@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import miniwdl_jupyter as mj
-from miniwdl_jupyter.backends.aws_batch import BatchSettings, call_keys, classify_stopped
+from miniwdl_jupyter.backends.batch_jobs import classify_stopped
+from miniwdl_jupyter.backends.batch_settings import BatchSettings, call_keys
 from miniwdl_jupyter.errors import TaskFailed
 
 from aws_fixtures import AwsProxy, batch_env, boto_client, make_queue, moto_answers, queue_jobs
@@ -183,7 +184,7 @@ def test_unknown_queue_is_a_backend_error_naming_it(moto, workdir, efs, monkeypa
 
 def test_stuck_runnable_report_names_the_compute_environments(moto, workdir, efs, monkeypatch):
     from miniwdl_jupyter import config
-    from miniwdl_jupyter.backends.aws_batch import queue_report
+    from miniwdl_jupyter.backends.batch_jobs import queue_report
 
     queue = use_batch(monkeypatch, efs)
     report = queue_report(config.load(), queue["queue"])

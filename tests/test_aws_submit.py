@@ -5,7 +5,6 @@ Batch jobs, the run directory on a host directory standing in for EFS. Over HTTP
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -17,7 +17,6 @@ What it does differently from miniwdl-aws (see docs/aws.md):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shlex
@@ -25,7 +24,7 @@ import shutil
 import threading
 import time
 from contextlib import ExitStack
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
 from WDL import Value
 from WDL._util import StructuredLogMessage as _
@@ -33,15 +32,15 @@ from WDL.runtime import config
 from WDL.runtime.error import Interrupted, Terminated
 from WDL.runtime.task_container import TaskContainer
 
-from .. import studio
 from ..errors import BackendError
 from . import batch_api, batch_jobdefs, batch_poller
+from .batch_jobs import classify_stopped, log_stream, queue_report, read_exit_code, run_tag
+from .batch_settings import BatchSettings
 
 # How long a task thread waits for the poller before re-checking the cancel flag.
 _CANCEL_CHECK_SECONDS = 0.5
 # A job the poller cannot find this many times in a row is lost (e.g. deleted by someone else).
 _MISSING_POLLS_LIMIT = 10
-_HOST_TERMINATED = ("Host EC2", "terminated")
 _MIB = 1024 * 1024
 
 
@@ -249,8 +248,8 @@ class BatchContainer(TaskContainer):
             status = slot.status if slot.description else None
             if status and status != last:
                 last = status
-                log_stream = _log_stream(slot.description)
-                logger.notice(_("aws_batch job status", job_id=slot.job_id, status=status, log_stream=log_stream or ""))
+                stream = log_stream(slot.description)
+                logger.notice(_("aws_batch job status", job_id=slot.job_id, status=status, log_stream=stream or ""))
                 if status == "RUNNABLE":
                     runnable_since = time.monotonic()
                 elif status in ("STARTING", "RUNNING") or status in batch_poller.TERMINAL:
@@ -258,7 +257,7 @@ class BatchContainer(TaskContainer):
                     if status == "RUNNING" and not running:
                         running = True  # miniwdl's running-task counters and timers
                         cleanup.enter_context(self.task_running_context())
-                        logger.notice(_("aws_batch task running", job_id=slot.job_id, log_stream=log_stream or ""))
+                        logger.notice(_("aws_batch task running", job_id=slot.job_id, log_stream=stream or ""))
             if status in batch_poller.TERMINAL:
                 return slot.description
             if runnable_since is not None and self.settings.runnable_timeout > 0:
@@ -277,7 +276,7 @@ class BatchContainer(TaskContainer):
     def _exit_code(self, logger: logging.Logger, description: Dict[str, Any], queue: str) -> int:
         outcome, exit_code, reason = classify_stopped(description)
         if exit_code is None:
-            exit_code = _read_exit_code(self.host_exit_code_txt())
+            exit_code = read_exit_code(self.host_exit_code_txt())
             if outcome == "failed" and exit_code is not None:
                 outcome = "exit"
         if reason:
@@ -291,9 +290,9 @@ class BatchContainer(TaskContainer):
             raise BackendError(
                 f"AWS Batch job {self.job_id} on queue {queue} FAILED without running the task: {reason or 'no reason given'}. "
                 "Fix: check the image exists and is pullable by the compute environment, and the job role; "
-                f"the job's log stream: {_log_stream(description) or 'none'}"
+                f"the job's log stream: {log_stream(description) or 'none'}"
             )
-        logger.notice(_("aws_batch task exit", job_id=self.job_id, exit_code=exit_code, log_stream=_log_stream(description) or ""))
+        logger.notice(_("aws_batch task exit", job_id=self.job_id, exit_code=exit_code, log_stream=log_stream(description) or ""))
         return exit_code
 
     def _terminate(self, logger: logging.Logger, job_id: str, reason: str) -> None:
@@ -302,220 +301,3 @@ class BatchContainer(TaskContainer):
             logger.notice(_("aws_batch job terminated", job_id=job_id))
         except BackendError as exn:
             logger.error(_("aws_batch could not terminate job", job_id=job_id, error=str(exn)))
-
-
-# ---- settings ---------------------------------------------------------------------------------
-
-
-class BatchSettings:
-    """`[aws]` settings, each read with an explicit default (any miniwdl Loader works)."""
-
-    def __init__(self, cfg: config.Loader):
-        self.cfg = cfg
-        # In SageMaker Studio, what is not configured is found (studio.py): the EFS, its access
-        # point and mount, the tagged task queue. Configuration still wins.
-        found = studio.aws_defaults(cfg).get("aws", {}) if not cfg.get("aws", "task_queue", "") or not (
-            cfg.get("aws", "fs", "") or cfg.get("aws", "host_path", "")
-        ) else {}
-        get = lambda key, default="": cfg.get("aws", key, "") or found.get(key, default)  # noqa: E731
-        self.task_queue = get("task_queue")
-        self.task_queue_fallback = get("task_queue_fallback")
-        self.fs = get("fs")
-        self.fsap = get("fsap")
-        self.mount = os.path.abspath(os.path.expanduser(get("mount", "/mnt/efs"))).rstrip("/") or "/"
-        self.host_path = get("host_path")
-        self.job_role_arn = get("job_role_arn")
-        self.execution_role_arn = get("execution_role_arn")
-        self.submit_rate = cfg.get_float("aws", "submit_rate", 10.0)
-        self.timeout = cfg.get_int("aws", "timeout", 0)
-        self.default_memory_mb = cfg.get_int("aws", "default_memory_mb", 1024)
-        self.runnable_timeout = cfg.get_float("aws", "runnable_timeout", 600.0)
-        self.runnable_fail = cfg.get_bool("aws", "runnable_fail", False)
-        self.container_properties: Dict[str, Any] = cfg.get_dict("aws", "container_properties", {})
-        self._call_overrides: Dict[str, Any] = cfg.get_dict("aws", "call_overrides", {})
-
-    def check(self) -> None:
-        studio.check_aws(self.cfg)  # in Studio without EFS: one paragraph saying so, and the fix
-        if not self.task_queue:
-            raise BackendError(
-                "the aws_batch backend needs a job queue: set [aws] task_queue (MINIWDL__AWS__TASK_QUEUE); "
-                "in SageMaker Studio, tag the queue MiniwdlStudioEfsId=<your EFS id> (docs/aws.md)"
-            )
-        if not (self.fs or self.host_path):
-            raise BackendError(
-                "the aws_batch backend needs the shared filesystem its jobs mount: set [aws] fs (and fsap) to "
-                "your EFS file system (and access point), or [aws] host_path to a directory every job host mounts; "
-                "[aws] mount is where it is mounted, here and in the jobs (docs/aws.md)"
-            )
-        if not os.path.isdir(self.mount):
-            raise BackendError(f"[aws] mount {self.mount} is not a directory here: mount the shared filesystem there, or set [aws] mount")
-
-    def on_mount(self, path: str) -> bool:
-        path = os.path.abspath(path)
-        return path == self.mount or path.startswith(self.mount + os.sep)
-
-    def check_on_mount(self, host_dir: str) -> None:
-        if not self.on_mount(host_dir):
-            raise BackendError(
-                f"the run directory {host_dir} is not on the shared filesystem mounted at {self.mount}, so AWS Batch "
-                f"jobs cannot see it. Fix: put runs under it ([jupyter] root = {self.mount}/wdl_runs, or --dir)"
-            )
-
-    def volume(self) -> Dict[str, Any]:
-        # host_path, when set, wins: it says the job hosts mount the filesystem themselves (also
-        # where EFS was found in Studio but the compute environment mounts it another way)
-        if self.fs and not self.host_path:
-            efs: Dict[str, Any] = {"fileSystemId": self.fs, "transitEncryption": "ENABLED"}
-            if self.fsap:
-                efs["authorizationConfig"] = {"accessPointId": self.fsap, "iam": "DISABLED"}
-            return {"name": "shared", "efsVolumeConfiguration": efs}
-        return {"name": "shared", "host": {"sourcePath": self.host_path}}
-
-    def call_overrides(self, run_id: str) -> Dict[str, Any]:
-        """`[aws] call_overrides` entries that apply to a call, by its name: the call id
-        (`call-greet-2` / `greet-2`), or the call name without its scatter index (`greet`).
-        More specific keys win."""
-        merged: Dict[str, Any] = {}
-        for key in sorted(call_keys(run_id), key=len):
-            entry = self._call_overrides.get(key)
-            if isinstance(entry, dict):
-                merged = {**merged, **entry, "container": {**merged.get("container", {}), **entry.get("container", {})}}
-        return merged
-
-
-def preflight(cfg: config.Loader) -> None:
-    """Checks that need no API call, for the runs layer to make before a run starts: the queue and
-    shared filesystem are configured (or found in Studio) and mounted here."""
-    BatchSettings(cfg).check()
-
-
-def call_keys(run_id: str) -> List[str]:
-    """Names a call answers to in [aws] call_overrides: `call-greet-2-x`, `greet-2-x` (miniwdl's
-    call id, with scatter index and value tag), `greet-2` and `greet` (WDL call names have no '-')."""
-    bare = run_id[len("call-"):] if run_id.startswith("call-") else run_id
-    parts = bare.split("-")
-    keys = {run_id, bare, parts[0]}
-    if len(parts) > 1 and parts[1].isdigit():
-        keys.add("-".join(parts[:2]))
-    return list(keys)
-
-
-# ---- reading job descriptions (pure functions over DescribeJobs' JSON) ----------------------
-
-
-def classify_stopped(job: Dict[str, Any]) -> Tuple[str, Optional[int], str]:
-    """(outcome, exit code, reason) of a stopped job: outcome is "succeeded", "exit" (the task
-    ran and exited non-zero), "interrupted" (the host went away: spot reclaim, scale-in), or
-    "failed" (the job never ran the task, e.g. the image could not be pulled)."""
-    attempts = job.get("attempts") or []
-    last = attempts[-1] if attempts else {}
-    container = job.get("container") or {}
-    exit_code = container.get("exitCode", (last.get("container") or {}).get("exitCode"))
-    reasons = [
-        job.get("statusReason") or "",
-        last.get("statusReason") or "",
-        container.get("reason") or "",
-        (last.get("container") or {}).get("reason") or "",
-    ]
-    reason = "; ".join(dict.fromkeys(r for r in reasons if r))
-    if any(all(word in r for word in _HOST_TERMINATED) for r in reasons):
-        return "interrupted", None, reason
-    if job.get("status") == "SUCCEEDED":
-        return "succeeded", exit_code, reason
-    if exit_code is not None:
-        return "exit", int(exit_code), reason
-    return "failed", None, reason
-
-
-def _log_stream(job: Dict[str, Any]) -> Optional[str]:
-    stream = (job.get("container") or {}).get("logStreamName")
-    if not stream and job.get("attempts"):
-        stream = (job["attempts"][-1].get("container") or {}).get("logStreamName")
-    return stream
-
-
-def _read_exit_code(path: str) -> Optional[int]:
-    try:
-        with open(path) as infile:  # a fresh open: NFS close-to-open consistency
-            return int(infile.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def queue_report(cfg: config.Loader, queue: str) -> List[Dict[str, Any]]:
-    """The state of the compute environments behind a queue, to explain a job stuck RUNNABLE."""
-    try:
-        queues = batch_api.call(cfg, "describe_job_queues", jobQueues=[queue]).get("jobQueues", [])
-        names = [entry["computeEnvironment"] for q in queues for entry in q.get("computeEnvironmentOrder", [])]
-        envs = batch_api.call(cfg, "describe_compute_environments", computeEnvironments=names).get("computeEnvironments", []) if names else []
-    except BackendError as exn:
-        return [{"error": str(exn)}]
-    report = []
-    for env in envs:
-        resources = env.get("computeResources") or {}
-        report.append(
-            {
-                "name": env.get("computeEnvironmentName"),
-                "state": env.get("state"),
-                "status": env.get("status"),
-                "statusReason": env.get("statusReason", ""),
-                "desiredvCpus": resources.get("desiredvCpus"),
-                "maxvCpus": resources.get("maxvCpus"),
-                "instanceTypes": resources.get("instanceTypes"),
-            }
-        )
-    return report
-
-
-def run_dir_of(host_dir: str) -> str:
-    """The run directory a call directory belongs to: the highest ancestor holding workflow.log,
-    else the call directory itself (a single-task run)."""
-    path = top = os.path.abspath(host_dir)
-    while os.path.dirname(path) != path:
-        if os.path.exists(os.path.join(path, "workflow.log")):
-            top = path
-        path = os.path.dirname(path)
-    return top
-
-
-def run_tag(host_dir: str) -> str:
-    """A short name prefix shared by every Batch job of one run."""
-    return "mj" + hashlib.sha1(run_dir_of(host_dir).encode()).hexdigest()[:10]
-
-
-def describe_run_jobs(
-    cfg: config.Loader, run_dir: str, queues: List[str], settings: Optional[Dict[str, str]] = None
-) -> List[Dict[str, Any]]:
-    """Jobs of a run (by name prefix) on `queues` that are not finished: for cancel and cleanup."""
-    prefix = "mj" + hashlib.sha1(os.path.abspath(run_dir).encode()).hexdigest()[:10]
-    jobs: List[Dict[str, Any]] = []
-    for queue in queues:
-        token = None
-        while True:
-            params: Dict[str, Any] = dict(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [prefix + "*"]}])
-            if token:
-                params["nextToken"] = token
-            page = batch_api.call(cfg, "list_jobs", what=f"queue {queue}", settings=settings, **params)
-            jobs += [j for j in page.get("jobSummaryList", []) if j.get("status") not in batch_poller.TERMINAL]
-            token = page.get("nextToken")
-            if not token:
-                break
-    return jobs
-
-
-def stop_run_jobs(
-    cfg: config.Loader, run_dir: str, queues: Optional[List[str]] = None, settings: Optional[Dict[str, str]] = None
-) -> List[str]:
-    """TerminateJob for every unfinished task job of `run_dir` (found by name prefix) on `queues`
-    (default: the configured task queues). For the runs layer, once the run's miniwdl process is
-    gone or told to stop; returns the job ids terminated."""
-    if queues is None:
-        found = BatchSettings(cfg)
-        queues = [q for q in (found.task_queue, found.task_queue_fallback) if q]
-    stopped = []
-    for job in describe_run_jobs(cfg, run_dir, queues, settings=settings):
-        if job.get("jobName", "").split("-")[1:2] == ["head"]:
-            continue  # a --submit aws head job is its launcher's to stop
-        batch_api.call(cfg, "terminate_job", settings=settings, jobId=job["jobId"], reason="run cancelled")
-        stopped.append(job["jobId"])
-    return stopped

@@ -27,7 +27,8 @@ from WDL.runtime.config import Loader
 
 from .. import launch_record
 from ..backends import batch_api, batch_jobdefs
-from ..backends.aws_batch import BatchSettings, run_tag, stop_run_jobs
+from ..backends.batch_jobs import run_tag, stop_run_jobs
+from ..backends.batch_settings import BatchSettings
 from ..errors import BackendError, ConfigError
 from . import Launcher
 
