@@ -254,3 +254,31 @@ def test_jobs_of_a_killed_miniwdl_process_are_terminated(moto, workdir, efs, mon
     ids = [j["jobId"] for j in batch.list_jobs(jobQueue=queue["queue"], jobStatus="FAILED")["jobSummaryList"]]
     assert len(ids) == 2
     assert {j.get("statusReason") for j in batch.describe_jobs(jobs=ids)["jobs"]} == {"run cancelled"}
+
+
+@pytest.fixture
+def slow_batch_states(moto):
+    """moto's own state manager, over HTTP: each Batch job state lasts 3 s (so a job sits RUNNABLE)."""
+    import json as _json
+    import urllib.request
+
+    from aws_fixtures import MOTO
+
+    def post(path: str, body: dict) -> None:
+        request = urllib.request.Request(f"http://{MOTO}/moto-api/state-manager/{path}", data=_json.dumps(body).encode(), method="POST")
+        urllib.request.urlopen(request, timeout=10).read()
+
+    post("set-transition", {"model_name": "batch::job", "transition": {"progression": "time", "seconds": 3}})
+    yield
+    post("unset-transition", {"model_name": "batch::job"})
+
+
+def test_job_stuck_runnable_is_reported_with_the_compute_environment(slow_batch_states, moto, workdir, efs, monkeypatch):
+    from miniwdl_jupyter.errors import BackendError
+
+    queue = use_batch(monkeypatch, efs, MINIWDL__AWS__RUNNABLE_TIMEOUT="1", MINIWDL__AWS__RUNNABLE_FAIL="true")
+    run = mj.run(wdl("exit3.wdl", moto), backend="aws_batch", wait=False)
+    with pytest.raises(BackendError) as raised:
+        run.wait(timeout=300)
+    assert "RUNNABLE" in str(raised.value) and queue["compute_environment"] in str(raised.value) and "maxvCpus" in str(raised.value)
+    assert "aws_batch job still RUNNABLE" in run.log(tail=200)
