@@ -189,3 +189,22 @@ def test_studio_notebook_runs_under_papermill(studio_domain, workdir, monkeypatc
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
     assert "hello alpha" in text and "STUDIO" in text and studio_domain["fs"] in text
+
+
+def test_detection_from_the_metadata_file(tmp_path):
+    assert studio.detect(tmp_path / "absent.json") is None
+    classic = tmp_path / "classic.json"
+    classic.write_text(json.dumps({"AppType": "KernelGateway", "DomainId": "d-1", "UserProfileName": "bo", "ResourceArn": "arn:aws:sagemaker:eu-west-1:1:app/d-1/bo/kernelgateway/x"}))
+    info = studio.detect(classic)
+    assert info.classic and info.region == "eu-west-1" and info.user_profile == "bo"
+    (tmp_path / "broken.json").write_text("{")
+    assert studio.detect(tmp_path / "broken.json") is None
+
+
+def test_docker_run_arguments_under_studio_rules(monkeypatch):
+    monkeypatch.setenv("MINIWDL_JUPYTER_STUDIO_DOCKER", "1")
+    args = studio.docker_run_args(["docker", "run", "--rm", "--privileged", "--network", "host", "--net=none", "--name", "x"])
+    assert args == ["docker", "run", "--network", "sagemaker", "--rm", "--name", "x"]
+    assert studio.docker_environment() == {"DOCKER_API_VERSION": "1.41", "DOCKER_BUILDKIT": "0"}
+    monkeypatch.setenv("MINIWDL_JUPYTER_STUDIO_DOCKER", "0")
+    assert studio.docker_run_args(["docker", "run", "--privileged"]) == ["docker", "run", "--privileged"]
