@@ -88,7 +88,7 @@ def detect(path: Optional[os.PathLike] = None) -> Optional[StudioInfo]:
     )
 
 
-_found: Dict[tuple, StudioSetup] = {}
+_found: Dict[tuple, Any] = {}  # a StudioSetup, or the BackendError that looking it up raised
 _found_lock = threading.Lock()
 
 
@@ -101,7 +101,12 @@ def discover(cfg: Loader, info: Optional[StudioInfo] = None) -> Optional[StudioS
     key = (info.domain_id, info.user_profile, cfg.get("aws", "endpoint_url", ""))
     with _found_lock:
         if key not in _found:
-            _found[key] = _discover(cfg, info)
+            try:
+                _found[key] = _discover(cfg, info)
+            except BackendError as exn:  # remembered too: configuration is loaded for every run
+                _found[key] = exn
+        if isinstance(_found[key], BackendError):
+            raise _found[key]
         return _found[key]
 
 
