@@ -213,3 +213,22 @@ def test_submit_from_a_cell_follows_the_run_to_its_outputs(docker, aws_run, shel
     assert run.status == "succeeded" and [p.read_text() for p in run.outputs["files"]] == ["hi p\n", "hi q\n"]
     record = json.loads((run.run_dir / ".miniwdl_jupyter" / "launch.json").read_text())
     assert record["launcher"] == "aws" and record["job_id"] and record["backend"] == "aws_batch"
+
+
+def test_follow_a_submitted_run_whose_directory_is_not_visible(docker, aws_run, workdir, tmp_path):
+    """A laptop: only the head job id is known; the mirror brings the log and the S3 outputs."""
+    s3upload = f"s3://{aws_run['bucket']}/far"
+    done = subprocess.run(
+        [sys.executable, "-m", "miniwdl_jupyter.cli_submit", "submit", "--self-test", "--self-test-image", docker, "--s3upload", s3upload],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    job_id = json.loads(done.stdout.strip().splitlines()[-1])["job_id"]
+    from miniwdl_jupyter.launchers import aws_mirror
+
+    run = aws_mirror.follow(job_id, tmp_path / "mirror")
+    run.wait(timeout=600)
+    assert run.status == "succeeded"
+    files = run.outputs["files"]
+    assert len(files) == 2 and all(str(f).startswith(f"{s3upload}/") for f in files)
+    assert sorted(c.state for c in run.calls) == ["succeeded", "succeeded"]  # from the head job's log

@@ -135,6 +135,11 @@ class AwsLauncher(Launcher):
         job = self._job(record, cfg)
         if job is None:
             return None
+        if record.get("mirror_dir"):
+            # The monitor looks for outputs.json/error.json before asking: a result the sync above
+            # has just brought over is read on its next poll, so the run is not taken for dead.
+            local = Path(record["mirror_dir"])
+            return job.get("status") not in TERMINAL or (local / "outputs.json").exists() or (local / "error.json").exists()
         return job.get("status") not in TERMINAL
 
     def cancel(self, record: Dict[str, Any], run_dir: Path, cfg: Loader) -> None:
@@ -178,6 +183,13 @@ class AwsLauncher(Launcher):
         job = jobs[0] if jobs else {"jobId": job_id, "status": "FAILED", "statusReason": "no longer known to AWS Batch"}
         with _status_lock:
             _status_cache[job_id] = (time.monotonic(), job)
+        if record.get("mirror_dir"):  # followed from a machine that does not see the run directory
+            from . import aws_mirror
+
+            try:
+                aws_mirror.sync(record, job, cfg)
+            except (BackendError, OSError) as exn:
+                _logger.warning("could not bring the mirror of head job %s up to date: %s", job_id, exn)
         return job
 
 
