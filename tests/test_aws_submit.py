@@ -79,7 +79,7 @@ def test_submit_with_s3upload_returns_at_once_then_attach_from_another_process(d
     (workdir / "lib" / "greet.wdl").write_text(GREET_WDL.replace("IMAGE", docker))
     s3upload = f"s3://{aws_run['bucket']}/runs"
     submitted = subprocess.run(
-        [sys.executable, "-m", "miniwdl_jupyter.cli_submit", "submit", "main.wdl", "names=x", "names=y", "--s3upload", s3upload],
+        [sys.executable, "-m", "miniwdl_jupyter.cli", "submit", "main.wdl", "names=x", "names=y", "--s3upload", s3upload],
         capture_output=True, text=True, timeout=120,
     )
     assert submitted.returncode == 0, submitted.stderr
@@ -164,7 +164,7 @@ def test_submit_without_a_workflow_queue_says_what_to_set(docker, workdir, monke
 
 def test_self_test_with_follow(docker, aws_run, workdir):
     done = subprocess.run(
-        [sys.executable, "-m", "miniwdl_jupyter.cli_submit", "submit", "--self-test", "--self-test-image", docker, "--follow"],
+        [sys.executable, "-m", "miniwdl_jupyter.cli", "submit", "--self-test", "--self-test-image", docker, "--follow"],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -176,7 +176,7 @@ def test_self_test_with_follow(docker, aws_run, workdir):
 def test_delete_after_success_keeps_only_what_says_what_happened(docker, aws_run, workdir):
     s3upload = f"s3://{aws_run['bucket']}/kept"
     done = subprocess.run(
-        [sys.executable, "-m", "miniwdl_jupyter.cli_submit", "submit", "--self-test", "--self-test-image", docker,
+        [sys.executable, "-m", "miniwdl_jupyter.cli", "submit", "--self-test", "--self-test-image", docker,
          "--s3upload", s3upload, "--delete-after", "success"],
         capture_output=True, text=True, timeout=600,
     )
@@ -219,7 +219,7 @@ def test_follow_a_submitted_run_whose_directory_is_not_visible(docker, aws_run, 
     """A laptop: only the head job id is known; the mirror brings the log and the S3 outputs."""
     s3upload = f"s3://{aws_run['bucket']}/far"
     done = subprocess.run(
-        [sys.executable, "-m", "miniwdl_jupyter.cli_submit", "submit", "--self-test", "--self-test-image", docker, "--s3upload", s3upload],
+        [sys.executable, "-m", "miniwdl_jupyter.cli", "submit", "--self-test", "--self-test-image", docker, "--s3upload", s3upload],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
