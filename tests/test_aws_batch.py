@@ -282,3 +282,33 @@ def test_job_stuck_runnable_is_reported_with_the_compute_environment(slow_batch_
         run.wait(timeout=300)
     assert "RUNNABLE" in str(raised.value) and queue["compute_environment"] in str(raised.value) and "maxvCpus" in str(raised.value)
     assert "aws_batch job still RUNNABLE" in run.log(tail=200)
+
+
+PREEMPTIBLE_WDL = """version 1.1
+task spot {
+  command <<< echo "made it" > out.txt >>>
+  output { String said = read_string("out.txt") }
+  runtime { docker: "IMAGE" preemptible: 1 }
+}
+"""
+
+
+def test_host_termination_is_retried_on_the_fallback_queue(moto, workdir, efs, monkeypatch):
+    """moto cannot lose a host: a loopback stand-in reports the first attempt's job the way Batch
+    does when its EC2 host goes away (in DescribeJobs' own JSON); the retry goes to the fallback."""
+    def host_lost(answer: dict) -> dict:
+        for job in answer.get("jobs", []):
+            if job.get("jobName", "").endswith("-1") and job.get("status") in ("SUCCEEDED", "FAILED"):
+                job.update(status="FAILED", statusReason="Host EC2 (instance i-0123456789abcdef0) terminated.")
+                job.setdefault("container", {}).pop("exitCode", None)
+        return answer
+
+    fallback = make_queue()
+    with AwsProxy(rewrite={"describejobs": host_lost}) as proxy:
+        use_batch(monkeypatch, efs, endpoint=proxy.endpoint, MINIWDL__AWS__TASK_QUEUE_FALLBACK=fallback["queue"])
+        run = mj.run(PREEMPTIBLE_WDL.replace("IMAGE", moto), backend="aws_batch", wait=False)
+        run.wait(timeout=300)
+    assert run.outputs == {"said": "made it"}
+    assert "interrupted task will be retried" in run.log(tail=400)
+    retried = boto_client("batch").list_jobs(jobQueue=fallback["queue"], jobStatus="SUCCEEDED")["jobSummaryList"]
+    assert [j["jobName"].rsplit("-", 1)[-1] for j in retried] == ["2"]
