@@ -77,16 +77,21 @@ def remove_containers(cfg: Loader, run_dir: Optional[Path] = None) -> int:
 
 
 def kill_task_processes(run_dir: Path) -> int:
-    """SIGKILL the process groups of processes working inside `run_dir` (local-backend tasks)."""
+    """SIGKILL the process groups of processes working inside `run_dir` (local-backend tasks).
+    Processes in other pid namespaces (containers that bind the run directory at the same path,
+    e.g. shared-filesystem backends' jobs) are their backend's to stop, not ours."""
     inside = str(Path(run_dir).resolve()) + os.sep
-    own_group = os.getpgid(0)
+    own_group, own_namespace = os.getpgid(0), _pid_namespace("self")
     groups: List[int] = []
     for proc in psutil.process_iter(["pid", "cwd"]):
         cwd = proc.info.get("cwd")
-        if not cwd or not (cwd + os.sep).startswith(inside) or proc.info["pid"] == os.getpid():
+        pid = proc.info["pid"]
+        if not cwd or not (cwd + os.sep).startswith(inside) or pid == os.getpid():
+            continue
+        if _pid_namespace(str(pid)) != own_namespace:
             continue
         try:
-            group = os.getpgid(proc.info["pid"])
+            group = os.getpgid(pid)
         except ProcessLookupError:
             continue
         if group != own_group and group not in groups:
@@ -99,3 +104,10 @@ def kill_task_processes(run_dir: Path) -> int:
     if groups:
         _logger.info("killed %d task process group(s) left by %s", len(groups), run_dir)
     return len(groups)
+
+
+def _pid_namespace(pid: str) -> Optional[str]:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None

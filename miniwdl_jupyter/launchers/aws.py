@@ -81,6 +81,7 @@ class HeadSettings:
 
 class AwsLauncher(Launcher):
     name = "aws"
+    default_backend = "aws_batch"
 
     def launch(
         self, command: List[str], *, run_dir: Path, env: Mapping[str, str], cwd: Path, cfg: Loader
