@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -119,12 +120,21 @@ def test_missing_image_is_a_backend_error_naming_it(docker_image, tmp_path):
     assert "image no-such/image:0.1 is not on this machine and could not be pulled" in cause["message"]
 
 
+def _http_ok(url: str) -> bool:
+    """Does a server answer 2xx at url? (urllib, not curl: the test needs no tool the machine may lack)"""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return 200 <= response.status < 300
+    except OSError:  # URLError, HTTPError, timeouts
+        return False
+
+
 @pytest.fixture
 def image_only_in_registry(docker_image):
     """The test image pushed to the loopback registry under a fresh name that is then removed
     locally: present in a registry, missing on the machine."""
     registry = os.environ.get("MINIWDL_JUPYTER_TEST_REGISTRY", "127.0.0.1:5055")
-    answers = subprocess.run(["curl", "-sf", "-m", "5", f"http://{registry}/v2/"], capture_output=True).returncode == 0
+    answers = _http_ok(f"http://{registry}/v2/")
     require("a container registry", answers, f"no registry answers at {registry} (.ci/provision starts one)")
     name = f"{registry}/miniwdl-jupyter/pull-test:{uuid.uuid4().hex[:8]}"
     for command in (["tag", docker_image, name], ["push", name], ["rmi", name]):
