@@ -33,6 +33,9 @@ from . import Launcher
 
 class SlurmLauncher(Launcher):
     name = "slurm"
+    # With `[jupyter] backend = auto`, a head job's tasks are SLURM jobs too (not containers on
+    # whichever node the head job landed on).
+    default_backend = "slurm"
 
     def launch(
         self, command: List[str], *, run_dir: Path, env: Mapping[str, str], cwd: Path, cfg: Loader
