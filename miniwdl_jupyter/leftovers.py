@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -29,7 +30,33 @@ def stop_leftovers(run_dir: Path, cfg: Loader) -> int:
     """Stop every container and task process of `run_dir`. Call it only once its miniwdl process
     is gone (or has been told to stop). Returns how many were stopped."""
     # Batch jobs first, by the API: on AWS they run on other hosts, where nothing else reaches them
-    return stop_batch_jobs(run_dir, cfg) + remove_containers(cfg, run_dir) + kill_task_processes(run_dir)
+    return (
+        stop_batch_jobs(run_dir, cfg)
+        + cancel_slurm_jobs(run_dir)
+        + remove_containers(cfg, run_dir)
+        + kill_task_processes(run_dir)
+    )
+
+
+def cancel_slurm_jobs(run_dir: Path) -> int:
+    """scancel the SLURM task jobs of a slurm-backend run (found by the comment naming its run dir)."""
+    from . import launch_record
+
+    if (launch_record.read(run_dir) or {}).get("backend") != "slurm" or not shutil.which("squeue"):
+        return 0
+    from .backends.slurm import jobs_of_run
+    from .backends.slurm_jobs import SlurmUnavailable, cancel_jobs
+
+    try:
+        jobs = jobs_of_run(str(run_dir))
+        if jobs:
+            cancel_jobs(jobs)
+    except SlurmUnavailable as exn:
+        _logger.warning("could not cancel the SLURM jobs of %s: %s", run_dir, exn)
+        return 0
+    if jobs:
+        _logger.info("cancelled %d SLURM job(s) left by %s", len(jobs), run_dir)
+    return len(jobs)
 
 
 def stop_batch_jobs(run_dir: Path, cfg: Loader) -> int:

@@ -303,8 +303,16 @@ def _start(loaded, inputs_json, run_dir: Path, backend_name: str, cache: bool, t
     proc = get_launcher(launcher_name).launch(command, run_dir=run_dir, env=env, cwd=cwd, cfg=loader)
     if backend_name == "docker_run":
         # Containers left by runs whose process was killed hard; off the critical path.
-        threading.Thread(target=leftovers.remove_containers, args=(loader,), daemon=True).start()
+        threading.Thread(target=_sweep_containers, args=(loader,), daemon=True).start()
     return proc
+
+
+def _sweep_containers(loader: Loader) -> None:
+    """Remove containers of runs killed earlier. A convenience: it must never disturb this run."""
+    try:
+        leftovers.remove_containers(loader)
+    except Exception:  # noqa: BLE001 - e.g. the daemon went away meanwhile
+        _logger.debug("sweeping containers of killed runs failed", exc_info=True)
 
 
 def load_config(cfg: CfgArg = None) -> Loader:
@@ -396,7 +404,8 @@ def _typed_outputs(outputs_json: Dict[str, Any], run_dir: Path) -> Optional[Dict
 
 def _from_wdl_value(value: "WDL.Value.Base") -> Any:
     if isinstance(value, (WDL.Value.File, WDL.Value.Directory)):
-        return Path(value.value)
+        # a run on a WES server gives its files back as URLs: those stay strings
+        return value.value if "://" in value.value else Path(value.value)
     if isinstance(value, WDL.Value.Array):
         return [_from_wdl_value(v) for v in value.value]
     if isinstance(value, WDL.Value.Pair):
