@@ -54,7 +54,7 @@ const languagePlugin: JupyterFrontEndPlugin<void> = {
       name: 'miniwdl-jupyter:diagnostics',
       factory: options => EditorExtensionRegistry.createImmutableExtension(wdlDiagnostics(options.model))
     });
-    notebooks?.widgetAdded.connect((_, panel) => followNotebook(panel));
+    notebooks?.widgetAdded.connect((_, panel) => followNotebook(panel, languages));
     editors?.widgetAdded.connect((_, widget) => {
       editorContexts.set(widget.content.model, { kind: 'file', path: () => widget.context.path });
     });
@@ -62,7 +62,7 @@ const languagePlugin: JupyterFrontEndPlugin<void> = {
 };
 
 /** Keep each code cell's language in step with its first line. */
-function followNotebook(panel: NotebookPanel): void {
+function followNotebook(panel: NotebookPanel, languages: IEditorLanguageRegistry): void {
   const notebook = panel.content;
   const follow = (cell: ICellModel) => {
     if (cell.type !== 'code' || followed.has(cell)) {
@@ -80,8 +80,17 @@ function followNotebook(panel: NotebookPanel): void {
       }
     };
     cell.contentChanged.connect(sync);
-    // The notebook resets every code cell to the kernel's language when it learns it: redo ours.
-    cell.mimeTypeChanged.connect(sync);
+    // The notebook resets every code cell to the kernel's language when it learns it: redo ours,
+    // once that language has loaded. The editor applies each change when its language is ready,
+    // so switching back at once would let a slower-loading Python win the race.
+    cell.mimeTypeChanged.connect((_, change) => {
+      if (change.newValue !== WDL_MIME && isWdlCell(cell.sharedModel.getSource())) {
+        void languages
+          .getLanguage(change.newValue)
+          .catch(() => null)
+          .then(() => window.setTimeout(sync, 0));
+      }
+    });
     sync();
   };
   const followAll = () => {

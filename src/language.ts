@@ -4,8 +4,8 @@
  * find WDL tokens whatever colour scheme is active.
  */
 
-import { LanguageSupport, StreamLanguage, syntaxHighlighting } from '@codemirror/language';
-import { classHighlighter } from '@lezer/highlight';
+import { HighlightStyle, LanguageSupport, StreamLanguage, syntaxHighlighting } from '@codemirror/language';
+import { classHighlighter, tags } from '@lezer/highlight';
 
 import { wdlParser } from './wdl';
 
@@ -13,8 +13,14 @@ export const WDL_MIME = 'text/x-wdl';
 
 export const wdlLanguage = StreamLanguage.define(wdlParser);
 
+/** What JupyterLab's own highlight style leaves plain: WDL's types (String, File, Array...). */
+const wdlStyle = HighlightStyle.define([
+  { tag: tags.typeName, color: 'var(--jp-mirror-editor-variable-3-color)' },
+  { tag: tags.special(tags.string), color: 'var(--jp-mirror-editor-string-2-color)' }
+]);
+
 export function wdl(): LanguageSupport {
-  return new LanguageSupport(wdlLanguage, [syntaxHighlighting(classHighlighter)]);
+  return new LanguageSupport(wdlLanguage, [syntaxHighlighting(wdlStyle), syntaxHighlighting(classHighlighter)]);
 }
 
 /**
