@@ -81,7 +81,7 @@ def check_text(text: str, folder: Path, name: str) -> List[Dict[str, Any]]:
         try:
             loaded = wdl_source.load(str(source), cwd=folder, display_name=name, text=text)
         except WDLSourceError as exn:
-            return [_source_error_diagnostic(exn, name)]
+            return [_source_error_diagnostic(exn, name, text)]
         except InputError:
             return []  # e.g. no workflow and several tasks: fine while writing
         WDL.Lint.lint(loaded.doc, descend_imports=False)
@@ -101,7 +101,7 @@ def check_text(text: str, folder: Path, name: str) -> List[Dict[str, Any]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _source_error_diagnostic(exn: Any, name: str) -> Dict[str, Any]:
+def _source_error_diagnostic(exn: Any, name: str, text: str) -> Dict[str, Any]:
     message = str(exn.args[0]) if exn.args else str(exn)
     prefix = f"{exn.source}:{exn.line}:{exn.column}: " if exn.line else (f"{exn.source}: " if exn.source else "")
     if prefix and message.startswith(prefix):
@@ -109,9 +109,12 @@ def _source_error_diagnostic(exn: Any, name: str) -> Dict[str, Any]:
     message = " ".join([message, *[d for d in exn.details if d.startswith("(and ")]])
     if exn.line and exn.source == name:
         return {"line": exn.line, "column": exn.column, "severity": "error", "message": message}
-    # An error in an imported document: shown on the first line, naming where it is.
+    # An error in an imported document: shown on the import that brings it (else the first line),
+    # naming where it is.
     where = f"{exn.source}:{exn.line}:{exn.column}" if exn.line else exn.source
-    return {"line": 1, "column": 1, "severity": "error", "message": f"{where}: {message}" if where else message}
+    base = os.path.basename(exn.source or "")
+    line = next((n for n, l in enumerate(text.splitlines(), 1) if base and l.lstrip().startswith("import") and base in l), 1)
+    return {"line": line, "column": 1, "severity": "error", "message": f"{where}: {message}" if where else message}
 
 
 class CheckHandler(_Base):
