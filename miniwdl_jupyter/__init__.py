@@ -4,7 +4,17 @@
 Python too (no IPython needed).
 """
 
-from .errors import BackendError, Cancelled, InputError, NotebookFailed, RunFailed, TaskFailed, WDLSourceError
+from .errors import (
+    BackendError,
+    Cancelled,
+    ConfigError,
+    InputError,
+    NotebookFailed,
+    RunFailed,
+    RunNotFound,
+    TaskFailed,
+    WDLSourceError,
+)
 from .runs import Run, attach, list_runs, run
 
 __all__ = [
@@ -14,7 +24,9 @@ __all__ = [
     "Run",
     "BackendError",
     "Cancelled",
+    "ConfigError",
     "InputError",
+    "RunNotFound",
     "RunFailed",
     "TaskFailed",
     "WDLSourceError",

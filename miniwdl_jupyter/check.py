@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import concurrent.futures
 from pathlib import Path
+from typing import Optional
 
 import WDL
 import WDL.Lint
+from WDL.runtime.config import Loader
 
-from . import wdl_source
-from .runs import run_root
+from . import run_dirs, wdl_source
+from .runs import load_config
 
 
-def check(wdl: str) -> str:
+def check(wdl: str, cfg: Optional[Loader] = None) -> str:
     """Report for WDL text or a path: lint warnings with their line, or 'no problems'.
     Raises WDLSourceError when it does not parse or typecheck."""
     cwd = Path.cwd()
     if wdl_source.is_wdl_text(wdl):
-        source_path, name, text = str(wdl_source.stage_cell_source(wdl, run_root())), "cell", wdl
+        root = run_dirs.prepare_root(run_dirs.run_root(load_config(cfg), cwd))
+        source_path, name, text = str(wdl_source.stage_cell_source(wdl, root)), "cell", wdl
+    elif wdl.startswith(("http://", "https://")):
+        source_path, name, text = wdl, wdl, None
     else:
         source_path, name, text = str((cwd / wdl).resolve()), wdl, None
     loaded = wdl_source.load(source_path, cwd=cwd, display_name=name, text=text)

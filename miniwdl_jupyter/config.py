@@ -9,6 +9,7 @@ from __future__ import annotations
 import configparser
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -43,8 +44,32 @@ def load(cfg_file: Optional[os.PathLike | str] = None, overrides: Optional[Dict[
         from .errors import ConfigError
 
         raise ConfigError(f"configuration file not found: {cfg_file}")
-    cfg = Loader(_logger, filenames, overrides)
+    try:
+        cfg = Loader(_logger, filenames, overrides)
+    except configparser.Error as exn:
+        from .errors import ConfigError
+
+        raise ConfigError(_describe_parse_error(exn, cfg_file)) from None
+    except UnicodeDecodeError as exn:
+        from .errors import ConfigError
+
+        raise ConfigError(f"configuration file {cfg_file or os.environ.get('MINIWDL_CFG', '')} is not UTF-8 text (byte {exn.start})") from None
     return apply_defaults(cfg)
+
+
+def _describe_parse_error(exn: configparser.Error, cfg_file: Optional[os.PathLike | str]) -> str:
+    """configparser's multi-line report (passed through by miniwdl's loader) as one line."""
+    name = getattr(exn, "source", None) or cfg_file or "the configuration file"
+    line = getattr(exn, "lineno", None)
+    if isinstance(exn, configparser.MissingSectionHeaderError):
+        problem = "text before the first [section] header"
+    elif isinstance(exn, configparser.ParsingError) and exn.errors:
+        line, text = exn.errors[0][0], exn.errors[0][1]
+        problem = f"cannot read {text}"  # configparser gives the line as a repr
+    else:
+        problem = re.sub(r"^While reading from .*?\]: ", "", exn.message.splitlines()[0])
+    where = f"{name}, line {line}" if line else str(name)
+    return f"{where}: not a valid miniwdl configuration file ([section] headers, then key = value lines): {problem}"
 
 
 def origin(cfg: Loader, section: str, key: str) -> str:

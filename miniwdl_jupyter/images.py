@@ -34,6 +34,7 @@ from .errors import BackendError, ConfigError
 
 if TYPE_CHECKING:  # the Docker SDK is imported when first used: importing it costs ~0.1 s
     from docker import DockerClient
+    from WDL.runtime.config import Loader
 
 _logger = logging.getLogger("miniwdl_jupyter.images")
 # Our version goes into the tag (a new release may change how images are made). Read from the
@@ -90,6 +91,7 @@ def build_image(
     base_image: Optional[str] = None,
     push: Optional[str] = None,
     log: Optional[LogCallback] = None,
+    cfg: Optional["Loader"] = None,
 ) -> str:
     """Build (or find) the step image for `requirements` on `base_image`; return its tag.
 
@@ -97,18 +99,20 @@ def build_image(
     image as REGISTRY/<repository>:<hash>, pushes it, and returns that name, for backends whose
     nodes pull from a registry. Build output goes line by line to `log` (default: this module's
     logger) and to a log file. A failed build raises BackendError with the failing pip line.
+    `cfg`: the configuration (`[notebook_steps]`); loaded if not given.
     """
-    cfg = config.load()["notebook_steps"]
-    base_image = base_image or cfg.get("base_image")
-    push = push if push is not None else (cfg.get("push") or None)
+    loader = cfg or config.load()
+    settings = loader["notebook_steps"]
+    base_image = base_image or settings.get("base_image")
+    push = push if push is not None else (settings.get("push") or None)
     lines = normalize_requirements(requirements)
     client = _docker_client()
     base_id = _base_image_id(client, base_image)
-    tag = f"{cfg.get('repository')}:{image_hash(base_id, lines)}"
+    tag = f"{settings.get('repository')}:{image_hash(base_id, lines)}"
     if _image_exists(client, tag):
         _logger.info("step image %s is up to date (cache hit)", tag)
     else:
-        _build(client, tag, base_image, base_id, lines, log or _logger.info)
+        _build(client, tag, base_image, base_id, lines, log or _logger.info, build_log_path(tag, loader))
     return _push(client, tag, push, log or _logger.info) if push else tag
 
 
@@ -118,6 +122,7 @@ def build_from_magic_args(
     base_image: Optional[str],
     push: Optional[str],
     log: Optional[LogCallback] = None,
+    cfg: Optional["Loader"] = None,
 ) -> str:
     """`%wdl build [-r FILE] [--base IMAGE] [--push REGISTRY] [REQUIREMENT ...]` -> the image tag."""
     lines = list(requirements or [])
@@ -126,7 +131,7 @@ def build_from_magic_args(
         if not path.is_file():
             raise ConfigError(f"requirements file not found: {requirements_file}")
         lines += path.read_text().splitlines()
-    return build_image(lines, base_image=base_image, push=push, log=log)
+    return build_image(lines, base_image=base_image, push=push, log=log, cfg=cfg)
 
 
 def normalize_requirements(requirements: Iterable[str]) -> List[str]:
@@ -158,9 +163,9 @@ def image_hash(base_id: str, requirements: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def build_log_path(tag: str) -> Path:
+def build_log_path(tag: str, cfg: Optional["Loader"] = None) -> Path:
     """Where the build output of `tag` is kept (the latest attempt)."""
-    log_dir = Path(os.path.expanduser(config.load()["notebook_steps"].get("build_log_dir")))
+    log_dir = Path(os.path.expanduser((cfg or config.load())["notebook_steps"].get("build_log_dir")))
     return log_dir / (re.sub(r"[^A-Za-z0-9_.-]+", "_", tag) + ".log")
 
 
@@ -267,8 +272,7 @@ def _base_image_id(client: "DockerClient", base_image: str) -> str:
         ) from None
 
 
-def _build(client: "DockerClient", tag: str, base_image: str, base_id: str, requirements: List[str], log: LogCallback) -> None:
-    log_path = build_log_path(tag)
+def _build(client: "DockerClient", tag: str, base_image: str, base_id: str, requirements: List[str], log: LogCallback, log_path: Path) -> None:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="miniwdl-jupyter-build-") as context, open(log_path, "w") as log_file:

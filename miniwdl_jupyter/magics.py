@@ -7,21 +7,23 @@ the magic is marked `no_var_expand`: IPython would otherwise turn `$samples` int
 from __future__ import annotations
 
 import argparse
+import keyword
 import os
 import re
 import shlex
-import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
+from WDL.runtime.config import Loader
 
 from . import config, runs, wdl_source
 from .display import progress_view, render_outputs
+from .display.build_log import BuildLog
 from .display.tables import config_table, runs_table
-from .errors import ConfigError, RunNotFound
+from .errors import ConfigError, InputError, RunNotFound
 
 SUBCOMMANDS = ("run", "runs", "attach", "wait", "cancel", "logs", "check", "config", "show", "build")
 
@@ -38,7 +40,8 @@ class WDLMagics(Magics):
     @argument("-o", "--out", default="wdl_run", metavar="VAR", help="variable that receives the Run handle, also when the run fails (default: wdl_run)")
     @argument("--task", metavar="NAME", help="run one task of the document instead of its workflow")
     @argument("--backend", metavar="NAME", help="container backend (default: [jupyter] backend, auto = docker_run if Docker answers, else local)")
-    @argument("--dir", metavar="DIR", help="run directory for this run (default: a new one under [jupyter] root)")
+    @argument("--dir", metavar="DIR", help="as miniwdl run --dir: a new timestamped run directory under DIR, or exactly DIR given as DIR/. (default: under [jupyter] root)")
+    @argument("--submit", metavar="LAUNCHER", help="where the miniwdl process runs: local (default), or an installed launcher such as slurm or aws")
     @argument("--no-cache", action="store_true", help="do not reuse cached task results for this cell")
     @argument("--no-wait", action="store_true", help="return at once with the handle; progress keeps updating")
     @argument("--progress", choices=("auto", "widget", "html", "text", "none"), help="progress display (default: [jupyter] progress)")
@@ -79,9 +82,11 @@ class WDLMagics(Magics):
     # -- running -----------------------------------------------------------------------------
     def _run(self, line: str, cell: Optional[str]) -> None:
         args = self.wdl.parser.parse_args(_split(line))
+        _check_variable_name(args.out, "-o")
+        loader = _load_config(args.cfg)
         if args.file:
             wdl: str = args.file
-            inputs = wdl_source.parse_inputs_text(cell or "")
+            inputs = wdl_source.inputs_for_file(wdl, cell or "")
         elif cell is not None and cell.strip():
             wdl = cell
             inputs = {}
@@ -99,7 +104,8 @@ class WDLMagics(Magics):
                 cache=False if args.no_cache else None,
                 wait=False,
                 task=args.task,
-                cfg=args.cfg,
+                cfg=loader,
+                submit=args.submit,
             )
         except ConfigError as exn:
             raise UsageError(str(exn)) from None
@@ -108,7 +114,7 @@ class WDLMagics(Magics):
 
     def _follow(self, handle: runs.Run, progress: Optional[str], *, wait: bool) -> None:
         """Show progress; block until the run ends (or follow it in the background); raise its error."""
-        view = progress_view(handle, progress)  # None: [jupyter] progress
+        view = progress_view(handle, progress)  # None: the run's [jupyter] progress
         if not wait:
             view.follow()
             return
@@ -160,123 +166,177 @@ class WDLMagics(Magics):
             raise UsageError(f"${name}: no such variable in the notebook") from None
 
     # -- subcommands -------------------------------------------------------------------------
-    def _resolve_run(self, spec: str) -> runs.Run:
+    def _resolve_run(self, spec: str, loader: Loader) -> runs.Run:
         if spec.startswith("$"):
             value = self._lookup(spec[1:])
             if isinstance(value, runs.Run):
                 return value
+            if not isinstance(value, (str, os.PathLike)):
+                raise UsageError(f"{spec} is a {type(value).__name__}; give a Run, a run directory or a run's name")
             spec = os.fspath(value)
-        if spec == "last":
-            found = runs.list_runs()
-            if not found:
-                raise UsageError("there are no runs yet under " + str(runs.run_root()))
-            return found[0]
         try:
-            return runs.attach(spec)
-        except RunNotFound as exn:
+            return runs.attach(spec, cfg=loader)
+        except (RunNotFound, InputError) as exn:
             raise UsageError(str(exn)) from None
 
     def _runs(self, argv: List[str]) -> None:
-        args = _parse(argv, "runs", [(("--root",), {}), (("-n",), {"type": int, "default": 20})])
-        display(runs_table(runs.list_runs(args.root)[: args.n]))
+        args = _parse(_runs_args, argv)
+        loader = _load_config(args.cfg)
+        display(runs_table(runs.list_runs(args.root, cfg=loader)[: args.n]))
 
     def _attach(self, argv: List[str]) -> None:
-        args = _parse(argv, "attach", [(("run",), {}), (("-o", "--out"), {"default": "wdl_run"}), (("--progress",), {})])
-        handle = self._resolve_run(args.run)
+        args = _parse(_attach_args, argv)
+        _check_variable_name(args.out, "-o")
+        handle = self._resolve_run(args.run, _load_config(args.cfg))
         self.shell.user_ns[args.out] = handle
-        if handle.done:
-            self._follow(handle, args.progress, wait=True)
-        else:
-            self._follow(handle, args.progress, wait=False)
+        self._follow(handle, args.progress, wait=handle.done)
 
     def _wait(self, argv: List[str]) -> None:
-        args = _parse(argv, "wait", [(("run",), {}), (("--progress",), {})])
-        self._follow(self._resolve_run(args.run), args.progress, wait=True)
+        args = _parse(_wait_args, argv)
+        self._follow(self._resolve_run(args.run, _load_config(args.cfg)), args.progress, wait=True)
 
     def _cancel(self, argv: List[str]) -> None:
-        args = _parse(argv, "cancel", [(("run",), {})])
-        handle = self._resolve_run(args.run)
+        args = _parse(_cancel_args, argv)
+        handle = self._resolve_run(args.run, _load_config(args.cfg))
         handle.cancel()
         print(f"{handle.name}: {handle.status}")
 
     def _logs(self, argv: List[str]) -> None:
-        args = _parse(argv, "logs", [(("run",), {}), (("call",), {"nargs": "?"}), (("-n",), {"type": int, "default": 50})])
-        handle = self._resolve_run(args.run)
+        args = _parse(_logs_args, argv)
+        handle = self._resolve_run(args.run, _load_config(args.cfg))
         try:
             print(handle.log(args.call, tail=args.n))
         except RunNotFound as exn:
             raise UsageError(str(exn)) from None
 
     def _show(self, argv: List[str]) -> None:
-        args = _parse(argv, "show", [(("run",), {})])
-        render_outputs(self._resolve_run(args.run))
+        args = _parse(_show_args, argv)
+        render_outputs(self._resolve_run(args.run, _load_config(args.cfg)))
 
     def _config(self, argv: List[str]) -> None:
-        args = _parse(argv, "config", [(("sections",), {"nargs": "*"}), (("--cfg",), {})])
-        display(config_table(config.describe(config.load(args.cfg), args.sections or None)))
+        args = _parse(_config_args, argv)
+        display(config_table(config.describe(_load_config(args.cfg), args.sections or None)))
 
     def _check(self, argv: List[str], cell: Optional[str]) -> None:
         from .check import check
 
-        args = _parse(argv, "check", [(("-f", "--file"), {})])
+        args = _parse(_check_args, argv)
         if not args.file and not (cell and cell.strip()):
             raise UsageError("%wdl check needs -f FILE, or use %%wdl check with WDL in the cell")
-        print(check(args.file or cell))
+        print(check(args.file or cell, cfg=_load_config(args.cfg)))
 
     def _build(self, argv: List[str]) -> None:
         from . import images
 
-        args = _parse(
-            argv,
-            "build",
-            [
-                (("requirements",), {"nargs": "*"}),
-                (("-r", "--requirements-file"), {}),
-                (("--base",), {}),
-                (("--push",), {}),
-            ],
-        )
+        args = _parse(_build_args, argv)
+        loader = _load_config(args.cfg)
         progress = BuildLog()
         try:
-            tag = images.build_from_magic_args(args.requirements, args.requirements_file, args.base, args.push, log=progress.line)
+            tag = images.build_from_magic_args(
+                args.requirements, args.requirements_file, args.base, args.push, log=progress.line, cfg=loader
+            )
         finally:
             progress.close()
         print(tag)
 
 
-class BuildLog:
-    """Build output in the cell: the latest lines, redrawn in place, cleared when the build ends
-    (the whole log stays in the file the build names; a failure shows pip's error)."""
+# -- the subcommands' arguments (IPython's magic_arguments, like %%wdl itself) ------------------
 
-    LINES = 12
-
-    def __init__(self) -> None:
-        self.lines: List[str] = []
-        self.handle = display(_Lines([]), display_id=True)
-        self.last_draw = 0.0
-
-    def line(self, text: str) -> None:
-        self.lines = (self.lines + [text.rstrip()])[-self.LINES :]
-        now = time.monotonic()
-        if now - self.last_draw > 0.2:  # redraw at most 5 times a second
-            self.last_draw = now
-            self.handle.update(_Lines(self.lines))
-
-    def close(self) -> None:
-        self.handle.update(_Lines([]))
+_cfg_argument = argument("--cfg", metavar="FILE", help="miniwdl configuration file")
+_run_argument = argument("run", help="a run: its directory, its name under the run root, last, or $variable")
+_progress_argument = argument("--progress", choices=("auto", "widget", "html", "text", "none"), help="progress display")
 
 
-class _Lines:
-    def __init__(self, lines: List[str]):
-        self.lines = lines
+@magic_arguments(name="wdl runs")
+@argument("--root", metavar="DIR", help="run root (default: [jupyter] root)")
+@argument("-n", type=int, default=20, help="how many runs, newest first (default 20)")
+@_cfg_argument
+def _runs_args() -> None:
+    """The runs under the run root, newest first."""
 
-    def __repr__(self) -> str:
-        return "\n".join(self.lines)
 
-    def _repr_html_(self) -> str:
-        import html
+@magic_arguments(name="wdl attach")
+@_run_argument
+@argument("-o", "--out", default="wdl_run", metavar="VAR", help="variable that receives the Run handle (default: wdl_run)")
+@_progress_argument
+@_cfg_argument
+def _attach_args() -> None:
+    """A handle on a run; follows it live."""
 
-        return "<pre style='max-height:14em;overflow:auto'>" + html.escape("\n".join(self.lines)) + "</pre>" if self.lines else ""
+
+@magic_arguments(name="wdl wait")
+@_run_argument
+@_progress_argument
+@_cfg_argument
+def _wait_args() -> None:
+    """Wait for a run, showing progress."""
+
+
+@magic_arguments(name="wdl cancel")
+@_run_argument
+@_cfg_argument
+def _cancel_args() -> None:
+    """Cancel a run; whatever a killed run left running is removed too."""
+
+
+@magic_arguments(name="wdl logs")
+@_run_argument
+@argument("call", nargs="?", help="a call's id or name (default: the run's own log)")
+@argument("-n", type=int, default=50, help="how many lines (default 50)")
+@_cfg_argument
+def _logs_args() -> None:
+    """The tail of a run's log, or of one call's."""
+
+
+@magic_arguments(name="wdl show")
+@_run_argument
+@_cfg_argument
+def _show_args() -> None:
+    """Render a run's outputs."""
+
+
+@magic_arguments(name="wdl config")
+@argument("sections", nargs="*", help="only these sections")
+@_cfg_argument
+def _config_args() -> None:
+    """The effective configuration and where each value came from."""
+
+
+@magic_arguments(name="wdl check")
+@argument("-f", "--file", metavar="WDL", help="a .wdl file (default: the cell body)")
+@_cfg_argument
+def _check_args() -> None:
+    """Lint and typecheck, as `miniwdl check`."""
+
+
+@magic_arguments(name="wdl build")
+@argument("requirements", nargs="*", help="pip requirement lines")
+@argument("-r", "--requirements-file", metavar="FILE", help="a requirements.txt")
+@argument("--base", metavar="IMAGE", help="base image (default: [notebook_steps] base_image)")
+@argument("--push", metavar="REGISTRY", help="also push the image to this registry")
+@_cfg_argument
+def _build_args() -> None:
+    """Build a notebook-step image."""
+
+
+def _parse(spec: Callable[[], None], argv: List[str]) -> argparse.Namespace:
+    try:
+        return spec.parser.parse_args(argv)  # type: ignore[attr-defined]
+    except UsageError as exn:  # name the subcommand: argparse's message alone does not
+        raise UsageError(f"%{spec.parser.prog}: {exn}") from None  # type: ignore[attr-defined]
+
+
+def _load_config(cfg_file: Optional[str]) -> Loader:
+    try:
+        return runs.load_config(cfg_file)
+    except ConfigError as exn:
+        raise UsageError(str(exn)) from None
+
+
+def _check_variable_name(name: str, option: str) -> None:
+    """The handle goes into the notebook's namespace: a name no one could type is refused up front."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise UsageError(f"{option} {name!r} is not a Python variable name; use e.g. {option} my_run")
 
 
 def _split(line: str) -> List[str]:
@@ -304,18 +364,9 @@ def _split(line: str) -> List[str]:
     return [re.sub("\x00(\\d+)\x00", lambda m: expressions[int(m.group(1))], w) for w in words]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would exit the kernel's process
-        raise UsageError(f"{self.prog}: {message}")
-
-
-def _parse(argv: List[str], sub: str, spec: list) -> argparse.Namespace:
-    parser = _Parser(prog=f"%wdl {sub}", add_help=False)
-    for flags, kwargs in spec:
-        parser.add_argument(*flags, **kwargs)
-    return parser.parse_args(argv)
-
-
 def register(ipython) -> None:  # type: ignore[no-untyped-def]
+    from . import cell_input  # %%wdl cells reach the magic verbatim, whatever IPython strips
+
+    cell_input.install(ipython)
     ipython.register_magics(WDLMagics)
     runs.set_show_hook(render_outputs)

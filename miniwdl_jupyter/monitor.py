@@ -10,8 +10,6 @@ process died is reported failed, never running forever.
 from __future__ import annotations
 
 import collections
-import errno
-import fcntl
 import json
 import os
 import time
@@ -19,7 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Deque, Dict, List, Optional, Set
 
-from . import launch_record
+from WDL.runtime.config import Loader
+
+from . import config, launch_record
+from .errors import ConfigError
+from .files import tail_lines
+from .launchers import get_launcher
+from .run_dirs import is_locked, log_files
+from .run_errors import is_cancellation, process_died_message
 
 # Run statuses and call states (the words users see).
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
@@ -29,6 +34,9 @@ FINISHED_CALL_STATES = (SUCCEEDED, CACHED, FAILED, CANCELLED)
 # A run whose process is gone but whose log was written this recently may still be writing its
 # outputs.json/error.json (they land just after the log lock is released).
 _GRACE_SECONDS = 5.0
+# A launch record without the launcher's handle (pid, job id) yet: the launching process is
+# between writing the record and starting the process. Past this, it died doing so.
+_STARTING_SECONDS = 120.0
 LOG_TAIL_LINES = 200
 _VALUE_EVENTS = ("visit", "input", "output", "eval")
 _VALUE_EVENT_PREFIXES = tuple(f'{{"message": "{m}"'.encode() for m in _VALUE_EVENTS)
@@ -125,46 +133,22 @@ def _call_name_and_index(call_id: str) -> tuple[str, Optional[str]]:
     return name, (index or None)
 
 
-def log_files(run_dir: Path) -> tuple[Path, Path]:
-    """(the flock'd plain log, the JSON log) of a workflow run or a single-task (--task) run."""
-    for stem in ("workflow", "task"):
-        plain = run_dir / f"{stem}.log"
-        if plain.exists():
-            return plain, run_dir / f"{stem}.log.json"
-    return run_dir / "workflow.log", run_dir / "workflow.log.json"
-
-
-def is_locked(path: Path) -> bool:
-    """True while a miniwdl process holds its exclusive lock on the log (i.e. it is running)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as exn:
-        if exn.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return True
-        raise
-    finally:
-        os.close(fd)  # closing drops our shared lock, if we got it
-    return False
-
-
 class RunMonitor:
     """Reads a run directory incrementally. Not thread-safe: one poller per monitor."""
 
-    def __init__(self, run_dir: os.PathLike | str):
+    def __init__(self, run_dir: os.PathLike | str, cfg: Optional[Loader] = None):
         self.run_dir = Path(run_dir).absolute()
+        self.cfg = cfg  # for launchers that ask a scheduler whether the run is alive
         self.state = RunState(run_dir=self.run_dir)
         self._offset = 0
         self._partial = b""
         self._root_logger: Optional[str] = None
         self._launch = launch_record.read(self.run_dir)
         if self._launch:
-            self.state.name = self._launch.get("name", "")
+            self.state.name = str(self._launch.get("name") or "")
             self.state.backend = self._launch.get("backend")
-            self.state.start_time = self._launch.get("start_time")
+            started = self._launch.get("start_time")
+            self.state.start_time = started if isinstance(started, (int, float)) else None
 
     # -- reading -------------------------------------------------------------------------------
     def poll(self) -> RunState:
@@ -207,31 +191,60 @@ class RunMonitor:
             self._apply(event)
 
     def _settle(self, plain_log: Path) -> None:
-        """The log is not locked: the run ended, has not started, or its process died."""
+        """The log is not locked here: the run ended, has not started, runs on another host, or its
+        process died. The launcher, not the lock, says which (a lock held on another host is
+        invisible over NFS)."""
         state = self.state
         outputs, error = self.run_dir / "outputs.json", self.run_dir / "error.json"
         if outputs.exists():
             state.outputs = _read_json(outputs)
             self._finish(SUCCEEDED)
-        elif error.exists():
+            return
+        if error.exists():
             state.error = _read_json(error)
-            self._finish(CANCELLED if _is_cancellation(state.error) else FAILED)
-        elif launch_record.process_alive(self._launch):
-            pass  # launched by us and still starting up (or writing its result)
-        elif plain_log.exists() and time.time() - plain_log.stat().st_mtime < _GRACE_SECONDS and not self._launch:
-            pass  # a run we did not launch, that may be writing its result right now
-        elif plain_log.exists() or self._launch:
-            cancelled = bool(self._launch and launch_record.cancel_requested(self.run_dir))
-            state.error = {
-                "error": "Cancelled" if cancelled else "ProcessDied",
-                "message": (
-                    "the run was cancelled"
-                    if cancelled
-                    else "the miniwdl process ended without writing outputs.json or error.json"
-                    + launch_record.stderr_hint(self.run_dir)
-                ),
-            }
-            self._finish(CANCELLED if cancelled else FAILED)
+            self._finish(CANCELLED if is_cancellation(state.error) else FAILED)
+            return
+        if self._launch is not None or launch_record.path(self.run_dir).exists():
+            # Re-read: the launcher adds its pid or job id after the record is first written.
+            self._launch = launch_record.read(self.run_dir) or self._launch
+        alive = self._alive(plain_log)
+        if alive:
+            if plain_log.exists() and state.status == QUEUED:
+                self._set_status(RUNNING)
+        elif alive is False:
+            self._died()
+
+    def _alive(self, plain_log: Path) -> Optional[bool]:
+        """True: still starting or running; False: gone without a result; None: can't tell."""
+        record = self._launch
+        if record is None:  # a run started outside miniwdl-jupyter (`miniwdl run`)
+            if plain_log.exists():  # it may be writing its result right now
+                return time.time() - plain_log.stat().st_mtime < _GRACE_SECONDS
+            return None
+        if self.cfg is None:
+            self.cfg = config.load()
+        try:
+            answer = get_launcher(record.get("launcher")).alive(record, self.cfg)
+        except ConfigError:
+            return None  # its launcher is not installed here
+        if answer is None and not _launched(record):
+            return time.time() - float(record.get("launch_time") or 0) < _STARTING_SECONDS
+        return answer
+
+    def _died(self) -> None:
+        state, record = self.state, self._launch or {}
+        if launch_record.cancel_requested(self.run_dir):
+            state.error = {"error": "Cancelled", "message": "the run was cancelled"}
+            self._finish(CANCELLED)
+            return
+        died = {"error": "ProcessDied", "pid": record.get("pid"), "exit_status": record.get("exit_status")}
+        died["message"] = process_died_message(died)
+        details = [f"last log line: {_format_event(state.tail_events[-1], self._root_logger or '')}"] if state.tail_events else []
+        details += _plain_lines(launch_record.stderr_path(self.run_dir))
+        details.append(f"miniwdl's own output: {launch_record.stderr_path(self.run_dir)}")
+        died["details"] = details
+        state.error = died
+        self._finish(FAILED)
 
     def _finish(self, status: str) -> None:
         state = self.state
@@ -403,13 +416,14 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _is_cancellation(error: Optional[Dict[str, Any]]) -> bool:
-    node = error
-    while isinstance(node, dict):
-        if node.get("error") in ("Terminated", "Cancelled"):
-            return True
-        node = node.get("cause")
-    return False
+def _launched(record: Dict[str, Any]) -> bool:
+    """Has the launcher recorded its handle on the process (a pid, a job id)?"""
+    return any(key in record for key in ("pid", "job_id", "exit_status"))
+
+
+def _plain_lines(stderr: Path, n: int = 3) -> List[str]:
+    """The last lines miniwdl printed that are not JSON log lines (a Python traceback's end)."""
+    return [line for line in tail_lines(stderr, 200) if line.strip() and not line.startswith("{")][-n:]
 
 
 def _read_json(path: Path) -> Optional[Dict[str, Any]]:

@@ -2,56 +2,70 @@
 
 A run is a directory, not kernel state (DESIGN.md): a `Run` handle is a thin view over its run
 directory, so a handle made by `attach()` in a new process is as good as the one `run()` returned.
+Each entry point loads the configuration once and hands that one loader to everything below it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
-from datetime import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from WDL.runtime.config import Loader
 
-from . import backends, config, launch_record, wdl_source
-from .errors import BackendError, Cancelled, InputError, RunFailed, RunNotFound, TaskFailed
-from .launchers import local as local_launcher
-from .monitor import CANCELLED, FAILED, SUCCEEDED, CallState, RunMonitor, RunState, log_files
+from . import config, launch_record, leftovers, miniwdl_command, run_dirs, wdl_source
+from .backend_choice import resolve_backend
+from .errors import Cancelled, InputError, RunFailed, RunNotFound
+from .files import tail_lines
+from .launchers import get_launcher
+from .monitor import CANCELLED, FAILED, SUCCEEDED, CallState, RunMonitor, RunState
+from .run_errors import error_from_json
 
 _logger = logging.getLogger("miniwdl_jupyter.runs")
-STDERR_TAIL_LINES = 20
 # How often wait() polls the run directory: fast at first (short runs end quickly), then 10 times
 # a second; a poll is a flock attempt and a read of what was appended. Views throttle their own
 # redraws.
 _POLL_MIN, _POLL_MAX = 0.05, 0.1
 
 CfgArg = Union[None, str, os.PathLike, Dict[str, Dict[str, Any]], Loader]
+_URL_PREFIXES = ("http://", "https://", "s3://", "gs://")
 
 
 class Run:
     """Handle on one run directory. Cheap to create; every property reads the directory."""
 
-    def __init__(self, run_dir: Union[str, os.PathLike], *, process: Optional[subprocess.Popen] = None):
+    def __init__(
+        self, run_dir: Union[str, os.PathLike], *, process: Optional[subprocess.Popen] = None, cfg: Optional[Loader] = None
+    ):
         self.run_dir = Path(run_dir).absolute()
-        self._monitor = RunMonitor(self.run_dir)
+        self._cfg = cfg
+        self._monitor = RunMonitor(self.run_dir, cfg)
         self._process = process  # set when this process launched the run: reaps it when it ends
         self._lock = threading.Lock()  # the widget's updater thread and the cell may both poll
 
     def __repr__(self) -> str:
         return f"<Run {self.name} {self.poll().status} {self.run_dir}>"
 
+    @property
+    def cfg(self) -> Loader:
+        """The configuration this handle was made with (loaded on first use if none was given)."""
+        if self._cfg is None:
+            self._cfg = self._monitor.cfg = config.load()
+        return self._cfg
+
     # -- state -------------------------------------------------------------------------------
     def poll(self) -> RunState:
         with self._lock:
             if self._process is not None and self._process.poll() is not None:
-                self._process = None  # reaped: no zombie left to look alive
+                # Reaped (no zombie left to look alive); its exit status explains a death.
+                launch_record.update(self.run_dir, exit_status=self._process.returncode)
+                self._process = None
             return self._monitor.poll()
 
     @property
@@ -122,31 +136,36 @@ class Run:
             if on_poll is not None:
                 on_poll(self.poll())
             raise Cancelled(f"run {self.name} cancelled (interrupted)", run_dir=self.run_dir) from None
+        if (state.error or {}).get("error") == "ProcessDied":
+            leftovers.stop_leftovers(self.run_dir, self.cfg)  # its tasks must not outlive it
         if raise_on_failure and self.error is not None:
             raise self.error
         return self
 
     def cancel(self, *, timeout: float = 30.0) -> None:
-        """Stop the run: miniwdl gets SIGTERM, stops its containers and writes error.json."""
-        record = launch_record.read(self.run_dir)
-        if self.poll().done:
-            return
-        launch_record.request_cancel(self.run_dir)
-        if record and record.get("launcher", "local") == "local":
-            local_launcher.cancel(record)
-        deadline = time.monotonic() + timeout
-        while not self.poll().done and time.monotonic() < deadline:
-            time.sleep(0.1)
-        backends.cleanup_orphans(self.run_dir)
+        """Stop the run: its launcher stops the miniwdl process (which stops its tasks and writes
+        error.json); then anything still left of it (a killed run's containers or task processes)
+        is removed, also when the run had already ended."""
+        if not self.poll().done:
+            launch_record.request_cancel(self.run_dir)
+            record = launch_record.read(self.run_dir)
+            if record:
+                get_launcher(record.get("launcher")).cancel(record, self.run_dir, self.cfg)
+            deadline = time.monotonic() + timeout
+            while not self.poll().done and time.monotonic() < deadline:
+                time.sleep(0.1)
+        leftovers.stop_leftovers(self.run_dir, self.cfg)
 
     def log(self, call: Optional[str] = None, tail: Optional[int] = 50) -> str:
         """The last `tail` lines of the run's log, or of one call's (by id or name) task log."""
         if call is None:
-            path = log_files(self.run_dir)[0]
+            path = run_dirs.log_files(self.run_dir)[0]
         else:
             found = self.find_call(call)
             path = (found.dir or self.run_dir / found.id) / "task.log"
-        return _tail_text(path, tail)
+        if not path.exists():
+            return f"(no log yet at {path})"
+        return "\n".join(tail_lines(path, tail))
 
     def find_call(self, call: str) -> CallState:
         calls = self.poll().calls
@@ -181,7 +200,7 @@ def set_show_hook(hook: Callable[[Run], None]) -> None:
 
 def run(
     wdl: Union[str, os.PathLike],
-    inputs: Optional[Dict[str, Any]] = None,
+    inputs: Optional[Mapping] = None,
     *,
     backend: Optional[str] = None,
     dir: Union[None, str, os.PathLike] = None,
@@ -189,63 +208,62 @@ def run(
     wait: bool = True,
     task: Optional[str] = None,
     cfg: CfgArg = None,
+    submit: Optional[str] = None,
 ) -> Run:
     """Run a WDL workflow (or one task) as its own miniwdl process.
 
     `wdl` is WDL source text, a path, or a URL. Inputs are Python values keyed by input name
     (namespaced keys work as in `miniwdl run`). Everything is checked before anything starts.
-    `cache=None` follows `[jupyter] cache` (on by default): re-running reuses every finished task.
+    `dir`: as `miniwdl run --dir`: a new timestamped run directory under DIR, or exactly DIR given
+    as `DIR/.` (default: under `[jupyter] root`). `cache=None` follows `[jupyter] cache` (on by
+    default): re-running reuses every finished task. `submit` names the launcher that starts the
+    miniwdl process (default `local`: a process on this machine; e.g. `slurm`, `aws`).
+    `cfg`: a miniwdl.cfg path, a dict of overrides ({section: {key: value}}), or a Loader.
     """
-    loader = _config(cfg)
+    loader = load_config(cfg)
+    if inputs is not None and not isinstance(inputs, Mapping):
+        raise InputError(f"inputs must be a mapping of input names to values (a dict), not {type(inputs).__name__}")
     if cache is None:
         cache = loader["jupyter"].get_bool("cache")
+    launcher = get_launcher(submit)  # an unknown launcher fails before anything is created
     cwd = Path.cwd()
-    root = run_root(loader)
+    root = run_dirs.prepare_root(run_dirs.run_root(loader, cwd))
     source = os.fspath(wdl)
     text: Optional[str] = None
     if wdl_source.is_wdl_text(source):
         text = source
         source_path, display_name = str(wdl_source.stage_cell_source(text, root)), "cell"
-    elif source.startswith(("http://", "https://", "s3://", "gs://")):
+    elif source.startswith(_URL_PREFIXES):
         source_path, display_name = source, source
     else:
         source_path, display_name = str((cwd / source).resolve()), source
     loaded = wdl_source.load(source_path, cwd=cwd, display_name=display_name, task=task, text=text)
-    inputs_json = wdl_source.bind_inputs(loaded, inputs or {}, cwd=cwd)
-    backend_name = backends.resolve_backend(backend or loader["jupyter"].get("backend"), loader)
-    run_dir = _new_run_dir(root, loaded.name, dir, cwd)
+    inputs_json = wdl_source.bind_inputs(loaded, dict(inputs or {}), cwd=cwd)
+    backend_name = resolve_backend(backend or loader["jupyter"].get("backend"), loader)
+    run_dir = run_dirs.new_run_dir(root, loaded.name, dir, cwd)
     try:
-        proc = _launch(loaded, inputs_json, run_dir, backend_name, cache, task, loader, cwd, cfg)
+        proc = _start(loaded, inputs_json, run_dir, backend_name, cache, task, loader, cwd, launcher.name)
     except BaseException:
-        _remove_unstarted(run_dir)  # nothing half-written is left behind
+        run_dirs.remove_unstarted(run_dir)  # nothing half-written is left behind
         raise
-    handle = Run(run_dir, process=proc)
+    handle = Run(run_dir, process=proc, cfg=loader)
     _logger.info("started %s on %s in %s", loaded.name, backend_name, run_dir)
     if wait:
         handle.wait()
     return handle
 
 
-def _launch(loaded, inputs_json, run_dir: Path, backend_name: str, cache: bool, task, loader: Loader, cwd: Path, cfg: CfgArg) -> subprocess.Popen:
+def _start(loaded, inputs_json, run_dir: Path, backend_name: str, cache: bool, task, loader: Loader, cwd: Path, launcher_name: str) -> Optional[subprocess.Popen]:
     meta = launch_record.meta_dir(run_dir)
     meta.mkdir(parents=True, exist_ok=True)
     inputs_file = meta / "inputs.json"
     inputs_file.write_text(wdl_source.dump_inputs(inputs_json))
-    command = [sys.executable, "-m", "WDL", "run", loaded.source_path, "-i", str(inputs_file)]
-    command += ["--dir", f"{run_dir}/.", "--log-json", "--verbose", "--error-json"]
-    for path in wdl_source.search_path(cwd):
-        command += ["--path", path]
-    if task:
-        command += ["--task", task]
-    if loader.cfg_filename:
-        command += ["--cfg", loader.cfg_filename]
-    env = dict(os.environ)
-    env.update(_env_overrides(cfg))
-    env["MINIWDL__SCHEDULER__CONTAINER_BACKEND"] = backend_name
-    env["MINIWDL__CALL_CACHE__GET"] = env["MINIWDL__CALL_CACHE__PUT"] = "true" if cache else "false"
-    if cache:
-        env["MINIWDL__CALL_CACHE__BACKEND"] = "notebook"
-        env["MINIWDL__CALL_CACHE__SKIP_KEY_PREFIXES"] = json.dumps(wdl_source.workflow_cache_prefixes(loaded.doc))
+    command, env = miniwdl_command.build(
+        loaded, inputs_file, run_dir, backend=backend_name, cache=cache, task=task, cfg=loader, cwd=cwd
+    )
+    now = time.time()
+    # Written before the process starts, naming its launcher: a monitor reading it meanwhile sees
+    # a run that is starting, not one that died.
     launch_record.write(
         run_dir,
         {
@@ -256,117 +274,71 @@ def _launch(loaded, inputs_json, run_dir: Path, backend_name: str, cache: bool, 
             "cache": cache,
             "task": task,
             "cwd": str(cwd),
-            "start_time": time.time(),
+            "launcher": launcher_name,
+            "launch_time": now,
+            "start_time": now,
             "host": socket.gethostname(),
             "command": command,
         },
     )
-    proc = local_launcher.launch(command, run_dir=run_dir, env=env, cwd=cwd)
+    proc = get_launcher(launcher_name).launch(command, run_dir=run_dir, env=env, cwd=cwd, cfg=loader)
     if backend_name == "docker_run":
         # Containers left by runs whose process was killed hard; off the critical path.
-        threading.Thread(target=backends.cleanup_orphans, daemon=True).start()
+        threading.Thread(target=leftovers.remove_containers, args=(loader,), daemon=True).start()
     return proc
 
 
-def _config(cfg: CfgArg) -> Loader:
+def load_config(cfg: CfgArg = None) -> Loader:
+    """One Loader from what an entry point was given: a Loader, a dict of overrides, a cfg file or None."""
     if isinstance(cfg, Loader):
         return cfg
-    if isinstance(cfg, dict):
-        return config.load(overrides=cfg)
+    if isinstance(cfg, Mapping):
+        return config.load(overrides=dict(cfg))
     return config.load(cfg)
-
-
-def _env_overrides(cfg: CfgArg) -> Dict[str, str]:
-    """Overrides given as a dict reach the miniwdl process as MINIWDL__SECTION__KEY variables."""
-    if not isinstance(cfg, dict):
-        return {}
-    env = {}
-    for section, options in cfg.items():
-        for key, value in (options or {}).items():
-            text = json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
-            env[f"MINIWDL__{section.upper()}__{key.upper()}"] = text
-    return env
-
-
-def run_root(loader: Optional[Loader] = None) -> Path:
-    loader = loader or config.load()
-    return (Path.cwd() / os.path.expanduser(loader["jupyter"].get("root"))).resolve()
-
-
-def _new_run_dir(root: Path, name: str, requested: Union[None, str, os.PathLike], cwd: Path) -> Path:
-    if requested is not None:
-        run_dir = (cwd / os.path.expanduser(os.fspath(requested))).resolve()
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise InputError(f"run directory {run_dir} already exists and is not empty; choose a new --dir")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        return run_dir
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d_%H%M%S")
-    for n in range(1, 1000):
-        run_dir = root / (f"{stamp}_{name}" if n == 1 else f"{stamp}_{name}_{n}")
-        try:
-            run_dir.mkdir()
-        except FileExistsError:
-            continue
-        last = root / "_LAST"
-        try:
-            tmp = root / f".{run_dir.name}.last"
-            os.symlink(run_dir.name, tmp)
-            os.replace(tmp, last)
-        except OSError:
-            pass  # _LAST is a convenience; a filesystem without symlinks still runs
-        return run_dir
-    raise InputError(f"could not create a new run directory under {root}")
-
-
-def _remove_unstarted(run_dir: Path) -> None:
-    """Remove a run directory that never got a miniwdl process (only our own files are in it)."""
-    import shutil
-
-    if not log_files(run_dir)[0].exists():
-        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 # -- finding runs ---------------------------------------------------------------------------------
 
 
-def attach(run: Union[str, os.PathLike], *, root: Union[None, str, os.PathLike] = None) -> Run:
-    """A handle on an existing run: its directory, or its name under the run root."""
-    candidates = [Path(os.path.expanduser(os.fspath(run)))]
-    base = Path(root) if root else run_root()
-    candidates.append(base / os.fspath(run))
-    for path in candidates:
-        if _is_run_dir(path):
-            return Run(path.resolve())
+def attach(run: Union[str, os.PathLike], *, root: Union[None, str, os.PathLike] = None, cfg: CfgArg = None) -> Run:
+    """A handle on an existing run: its directory, its name under the run root, or `last`."""
+    if not isinstance(run, (str, os.PathLike)):
+        raise InputError(f"attach takes a run directory, a run's name or 'last', not {type(run).__name__}")
+    loader = load_config(cfg)
+    base = Path(root) if root else run_dirs.run_root(loader)
+    if os.fspath(run) == "last":
+        found = list_runs(base, cfg=loader)
+        if not found:
+            raise RunNotFound(f"there are no runs yet under {base}")
+        return found[0]
+    for path in (Path(os.path.expanduser(os.fspath(run))), base / os.fspath(run)):
+        if run_dirs.is_run_dir(path):
+            return Run(path.resolve(), cfg=loader)
     raise RunNotFound(f"no run at {os.fspath(run)!r} (looked in {Path.cwd()} and {base}); `%wdl runs` lists runs")
 
 
-def list_runs(root: Union[None, str, os.PathLike] = None) -> List[Run]:
-    """Runs under the run root, newest first."""
-    base = Path(root) if root else run_root()
+def list_runs(root: Union[None, str, os.PathLike] = None, *, cfg: CfgArg = None) -> List[Run]:
+    """Runs under the run root, newest first. A damaged run directory is listed, never fatal."""
+    loader = load_config(cfg)
+    base = Path(root) if root else run_dirs.run_root(loader)
     if not base.is_dir():
         return []
-    runs = [Run(p) for p in base.iterdir() if p.is_dir() and not p.is_symlink() and _is_run_dir(p)]
-    runs.sort(key=lambda r: (r.state.start_time or _ctime(r.run_dir), r.run_dir.name), reverse=True)
+    runs = [Run(p, cfg=loader) for p in base.iterdir() if p.is_dir() and not p.is_symlink() and run_dirs.is_run_dir(p)]
+    runs.sort(key=lambda r: (_start_time(r), r.run_dir.name), reverse=True)
     return runs
 
 
-def _is_run_dir(path: Path) -> bool:
-    return path.is_dir() and (
-        (launch_record.meta_dir(path) / "launch.json").exists()
-        or (path / "workflow.log").exists()
-        or (path / "task.log").exists()
-    )
-
-
-def _ctime(path: Path) -> float:
+def _start_time(run: Run) -> float:
+    started = run.state.start_time
+    if isinstance(started, (int, float)):
+        return float(started)
     try:
-        return path.stat().st_ctime
+        return run.run_dir.stat().st_ctime
     except OSError:
         return 0.0
 
 
-# -- outputs and errors ---------------------------------------------------------------------------
+# -- outputs --------------------------------------------------------------------------------------
 
 
 def _strip_namespace(key: str) -> str:
@@ -387,73 +359,6 @@ def _python_value(value: Any, run_dir: Path) -> Any:
     return value
 
 
-def error_from_json(error: Dict[str, Any], run_dir: Path, *, cancelled: bool = False) -> RunFailed:
-    """error.json (miniwdl's nested RunFailed -> cause chain) -> the exception users see."""
-    chain = []
-    node: Any = error
-    while isinstance(node, dict):
-        chain.append(node)
-        node = node.get("cause")
-    root_cause = chain[-1] if chain else {}
-    failed_dirs = [n.get("dir") for n in chain if n.get("dir")]
-    call_dir = Path(failed_dirs[-1]) if failed_dirs else run_dir
-    call = _call_label(call_dir, run_dir, chain)
-    kind = root_cause.get("error", "")
-    message = root_cause.get("message") or ""
-    if cancelled or kind in ("Terminated", "Cancelled"):
-        return Cancelled(f"run {run_dir.name} was cancelled", run_dir=run_dir, error=error)
-    if kind == "CommandFailed":
-        stderr_file = Path(root_cause["stderr_file"]) if root_cause.get("stderr_file") else None
-        return TaskFailed(
-            call,
-            exit_code=root_cause.get("exit_status"),
-            stderr_tail=_tail_lines(stderr_file, STDERR_TAIL_LINES) if stderr_file else [],
-            stderr_file=stderr_file,
-            log_file=call_dir / "task.log",
-            run_dir=run_dir,
-            error=error,
-        )
-    details = [f"log: {log_files(call_dir)[0]}"]
-    if kind in ("EvalError", "OutputError", "InputError", "RuntimeError", "ValidationError", "RunFailed"):
-        where = root_cause.get("pos") or {}
-        at = f" ({Path(where['source']).name}:{where.get('line')})" if where.get("source") else ""
-        return RunFailed(f"{call}: {kind}{at}: {message or 'failed'}", run_dir=run_dir, details=details, error=error)
-    if kind == "ProcessDied":
-        return BackendError(
-            f"{message}. Its last output is in {launch_record.stderr_path(run_dir)}",
-            run_dir=run_dir,
-            error=error,
-        )
-    return BackendError(f"{call}: {kind}: {message}".rstrip(": "), run_dir=run_dir, details=details, error=error)
-
-
-def _call_label(call_dir: Path, run_dir: Path, chain: List[Dict[str, Any]]) -> str:
-    try:
-        rel = call_dir.relative_to(run_dir)
-    except ValueError:
-        rel = Path(call_dir.name)
-    if str(rel) in ("", "."):
-        named = next((n.get("task") or n.get("workflow") for n in chain if n.get("task") or n.get("workflow")), None)
-        return f"task {named}" if named else run_dir.name
-    return str(rel)
-
-
-def _tail_lines(path: Optional[Path], n: Optional[int]) -> List[str]:
-    if path is None:
-        return []
-    try:
-        with open(path, "rb") as f:
-            # Read only the end: a task's stderr can be gigabytes.
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 64 * 1024 if n else 0))
-            lines = f.read().decode(errors="replace").splitlines()
-    except OSError:
-        return []
-    return lines[-n:] if n else lines
-
-
-def _tail_text(path: Path, n: Optional[int]) -> str:
-    if not path.exists():
-        return f"(no log yet at {path})"
-    return "\n".join(_tail_lines(path, n))
+def run_root(cfg: CfgArg = None) -> Path:
+    """The run root of a configuration (`[jupyter] root`)."""
+    return run_dirs.run_root(load_config(cfg))

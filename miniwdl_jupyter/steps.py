@@ -9,7 +9,6 @@ run directory like any other run. The same task is importable from a `%%wdl` cel
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,9 +16,13 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from . import backends, config, images
+from WDL.runtime.config import Loader
+
+from . import images, run_dirs
+from .backend_choice import resolve_backend
 from .errors import NotebookFailed, RunFailed, TaskFailed
-from .runs import Run, run, run_root
+from .files import content_addressed, tail_lines
+from .runs import CfgArg, Run, load_config, run
 
 NOTEBOOK_WDL = Path(__file__).with_name("wdl") / "notebook.wdl"
 TASK = "notebook_step"
@@ -95,11 +98,11 @@ class NotebookStep:
 
     @property
     def stdout_tail(self) -> List[str]:
-        return _tail(self._attempt_file("stdout"))
+        return tail_lines(self._attempt_file("stdout"), TAIL_LINES)
 
     @property
     def stderr_tail(self) -> List[str]:
-        return _tail(self._attempt_file("stderr"))
+        return tail_lines(self._attempt_file("stderr"), TAIL_LINES)
 
     # -- where the task's files are ----------------------------------------------------------------
     def _product(self, output: str, file_name: str) -> Optional[Path]:
@@ -148,6 +151,7 @@ def run_notebook(
     wait: bool = True,
     raise_on_failure: bool = True,
     log: Optional[images.LogCallback] = None,
+    cfg: CfgArg = None,
 ) -> NotebookStep:
     """Execute `notebook` with papermill in a step image, as a one-task WDL run.
 
@@ -157,10 +161,13 @@ def run_notebook(
     patterns of files to collect besides the notebook's outputs/ folder; `input_files` are linked
     into the notebook's working directory. With `wait=True` a failing notebook raises
     NotebookFailed unless `raise_on_failure=False`; either way the executed notebook and HTML stay.
+    `cfg`, `dir` and `backend` mean what they mean for `run()`.
     """
+    loader = load_config(cfg)
+    backend = resolve_backend(backend or loader["jupyter"].get("backend"), loader)
     notebook_path = Path(notebook).expanduser().resolve()
     if image is None:
-        image = _step_image(requirements, base_image, push, backend, log)
+        image = _step_image(requirements, base_image, push, backend, log, loader)
     inputs: Dict[str, Any] = {
         "notebook": str(notebook_path),
         "image": image,
@@ -168,11 +175,11 @@ def run_notebook(
         "output_patterns": list(outputs),
     }
     if parameters is not None:
-        inputs["parameters"] = str(_parameters_file(parameters))
+        inputs["parameters"] = str(_parameters_file(parameters, loader))
     if kernel:
         inputs["kernel"] = kernel
     step = NotebookStep(
-        run(NOTEBOOK_WDL, inputs, backend=backend, dir=dir, cache=cache, wait=False, task=TASK),
+        run(NOTEBOOK_WDL, inputs, backend=backend, dir=dir, cache=cache, wait=False, task=TASK, cfg=loader),
         image,
         notebook_path.name,
     )
@@ -181,10 +188,9 @@ def run_notebook(
     return step
 
 
-def _step_image(requirements: Sequence[str], base_image: Optional[str], push: Optional[str], backend: Optional[str], log: Optional[images.LogCallback]) -> str:
-    cfg = config.load()
-    if backends.resolve_backend(backend or cfg["jupyter"].get("backend"), cfg) != "local":
-        return images.build_image(requirements, base_image=base_image, push=push, log=log)
+def _step_image(requirements: Sequence[str], base_image: Optional[str], push: Optional[str], backend: str, log: Optional[images.LogCallback], cfg: Loader) -> str:
+    if backend != "local":
+        return images.build_image(requirements, base_image=base_image, push=push, log=log, cfg=cfg)
     # No containers (e.g. Binder): the step runs on this machine's python3, so its environment
     # must already hold papermill and the requirements; an image would not be used.
     if requirements:
@@ -192,27 +198,10 @@ def _step_image(requirements: Sequence[str], base_image: Optional[str], push: Op
     return LOCAL_IMAGE
 
 
-def _parameters_file(parameters: Union[Dict[str, Any], PathLike]) -> Path:
+def _parameters_file(parameters: Union[Dict[str, Any], PathLike], cfg: Loader) -> Path:
     """A dict of parameters as a JSON file named by its content, so an unchanged step's inputs are
     unchanged and the call cache can reuse it; a path is used as it is."""
     if not isinstance(parameters, dict):
         return Path(parameters).expanduser().resolve()
     text = json.dumps(parameters, sort_keys=True, indent=1, default=str)
-    folder = run_root() / ".steps"
-    path = folder / f"parameters-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
-    if not path.exists():  # rewriting would make the file newer than a cache entry that uses it
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    return path
-
-
-def _tail(path: Path, n: int = TAIL_LINES) -> List[str]:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 64 * 1024))  # a notebook can print gigabytes
-            return f.read().decode(errors="replace").splitlines()[-n:]
-    except OSError:
-        return []
+    return content_addressed(run_dirs.run_root(cfg) / ".steps", text, prefix="parameters-", suffix=".json")

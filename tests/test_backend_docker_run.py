@@ -30,7 +30,7 @@ from backend_fixtures import (  # noqa: F401 (fixtures)
     wait_until,
     write_wdl,
 )
-from miniwdl_jupyter import backends, config
+from miniwdl_jupyter import backend_choice, config, leftovers
 from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer, _run_dir_of
 
 FAILING_TASK_WDL = 'version 1.1\ntask t { command <<< echo hi >>> runtime { docker: "IMAGE" } }\n'
@@ -86,13 +86,13 @@ def test_containers_of_a_killed_run_are_removed_by_cleanup_orphans(docker_image,
     proc = miniwdl_start(wdl, "docker_run", run_dir, {"n": 2, "seconds": 600})
     try:
         wait_until(lambda: len(labelled_containers(run_dir)) == 2, 120, "2 containers")
-        backends.cleanup_orphans()
+        leftovers.remove_containers(config.load())
         assert len(labelled_containers(run_dir)) == 2, "a live run's containers are not orphans"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # miniwdl and its docker CLIs, with no chance to clean up
         proc.wait()
     assert len(labelled_containers(run_dir)) == 2, "the hard kill left its containers"
-    assert backends.cleanup_orphans() >= 2
+    assert leftovers.remove_containers(config.load()) >= 2
     assert labelled_containers(run_dir) == []
 
 
@@ -104,7 +104,7 @@ def test_cleanup_orphans_of_one_run_dir_removes_all_its_containers(docker_image,
             check=True, capture_output=True,
         )
     assert len(labelled_containers(run_dir)) == 2
-    assert backends.cleanup_orphans(run_dir) == 2
+    assert leftovers.remove_containers(config.load(), run_dir) == 2
     assert labelled_containers(run_dir) == []
 
 
@@ -214,8 +214,8 @@ def test_container_names_differ_between_nested_calls_with_one_call_id(tmp_path, 
 
 def test_auto_picks_docker_run_when_the_daemon_answers(docker_image, tmp_path, monkeypatch):
     monkeypatch.setenv("MINIWDL_CFG", str(tmp_path / "none.cfg"))
-    assert backends.resolve_backend("auto", config.load()) == "docker_run"
-    assert backends.resolve_backend(None, config.load()) == "docker_run"
+    assert backend_choice.resolve_backend("auto", config.load()) == "docker_run"
+    assert backend_choice.resolve_backend(None, config.load()) == "docker_run"
 
 
 PODMAN_ARGS = '["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]'

@@ -25,7 +25,7 @@ from backend_fixtures import (
     wait_until,
     write_wdl,
 )
-from miniwdl_jupyter import backends, config
+from miniwdl_jupyter import backend_choice, config
 from miniwdl_jupyter.errors import ConfigError
 
 IGNORED_IMAGE_NOTICE = "local backend ignores runtime.docker: commands run on this machine with its own tools"
@@ -97,13 +97,13 @@ def test_background_children_do_not_outlive_their_task(tmp_path):
 def test_auto_falls_back_to_local_when_no_daemon_answers(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIWDL_CFG", str(tmp_path / "none.cfg"))
     monkeypatch.setenv("MINIWDL__DOCKER_RUN__EXE", '["docker", "-H", "unix:///nonexistent/docker.sock"]')
-    assert backends.resolve_backend("auto", config.load()) == "local"
+    assert backend_choice.resolve_backend("auto", config.load()) == "local"
 
 
 def test_unknown_backend_names_list_the_installed_ones(tmp_path, monkeypatch):
     monkeypatch.setenv("MINIWDL_CFG", str(tmp_path / "none.cfg"))
     cfg = config.load()
-    assert {"docker_run", "local", "docker_swarm"} <= set(backends.installed_backends(cfg))
-    assert backends.resolve_backend("local", cfg) == "local"
+    assert {"docker_run", "local", "docker_swarm"} <= set(backend_choice.installed_backends(cfg))
+    assert backend_choice.resolve_backend("local", cfg) == "local"
     with pytest.raises(ConfigError, match=r"unknown backend 'nosuch'; installed backends: .*docker_run.*local"):
-        backends.resolve_backend("nosuch", cfg)
+        backend_choice.resolve_backend("nosuch", cfg)

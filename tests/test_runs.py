@@ -167,7 +167,7 @@ def test_a_run_whose_process_died_is_failed_not_running_forever(docker, workdir)
     os.killpg(record["pid"], signal.SIGKILL)
     handle.wait(timeout=30, raise_on_failure=False)
     assert handle.status == "failed"
-    assert "ended without writing" in str(handle.error)
+    assert "was killed by SIGKILL before it wrote outputs.json or error.json" in str(handle.error)
 
 
 def test_list_runs_newest_first_and_attach_by_name(docker, workdir):

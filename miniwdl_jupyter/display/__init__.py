@@ -6,7 +6,8 @@
     render_outputs(run)
 """
 
-from .progress import ProgressView, progress_view
+from .progress import ProgressView
+from .views import progress_view
 from .renderers import render_outputs
 
 __all__ = ["ProgressView", "progress_view", "render_outputs"]

@@ -13,7 +13,6 @@ from typing import Any, Dict, List, Optional
 
 from ..monitor import FAILED, RETRYING, RUNNING, CallState, RunState
 from . import summary
-from .modes import resolve_mode
 
 MIN_INTERVAL = 0.2  # seconds between refreshes: at most 5 a second
 
@@ -106,23 +105,3 @@ class NoView(ProgressView):
 
     def _render(self, state: RunState, final: bool) -> None:
         pass
-
-
-def progress_view(run: Any, mode: Optional[str] = None) -> ProgressView:
-    """A view of `run` that has displayed itself. `mode`: auto, widget, html, text or none
-    (None: `[jupyter] progress`). `run` is a `Run` or anything with .state, .poll(), .cancel(),
-    .run_dir, .outputs and .status."""
-    resolved = resolve_mode(mode)
-    if resolved == "widget":
-        from .widget import WidgetView
-
-        return WidgetView(run)
-    if resolved == "html":
-        from .html_board import HtmlBoard
-
-        return HtmlBoard(run)
-    if resolved == "text":
-        from .text import TextLine
-
-        return TextLine(run)
-    return NoView(run)

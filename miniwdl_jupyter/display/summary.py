@@ -7,11 +7,12 @@ one group whose counts the monitor keeps incrementally.
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from ..files import tail_lines
 from ..monitor import CALL_STATES, FAILED, CallGroup, CallState, RunState
+from ..run_errors import cause_chain
 
 # Colours by state; one place so the widget, the board and the summary agree.
 STATE_COLOURS = {
@@ -25,21 +26,24 @@ STATE_COLOURS = {
 }
 MAX_GROUP_ROWS = 50  # call names shown; a workflow with more shows "... N more"
 STDERR_TAIL_LINES = 12
-_STDERR_TAIL_BYTES = 16 * 1024
 
 
 def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def elapsed(state: RunState) -> str:
-    seconds = state.duration
+def format_duration(seconds: Optional[float]) -> str:
+    """M:SS, or H:MM:SS from an hour on; "-" when unknown."""
     if seconds is None:
         return "-"
     seconds = int(seconds)
     if seconds >= 3600:
         return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def elapsed(state: RunState) -> str:
+    return format_duration(state.duration)
 
 
 def run_title(state: RunState) -> str:
@@ -121,17 +125,7 @@ def _unfinished_or_bad(group: CallGroup) -> Dict[str, int]:
 
 def stderr_tail(call: CallState, lines: int = STDERR_TAIL_LINES) -> List[str]:
     """The last lines of a failed call's stderr, reading only the file's end (it can be huge)."""
-    path = stderr_path(call)
-    if path is None:
-        return []
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - _STDERR_TAIL_BYTES))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return []
-    return text.splitlines()[-lines:]
+    return tail_lines(stderr_path(call), lines)
 
 
 def stderr_path(call: CallState) -> Optional[Path]:
@@ -166,11 +160,9 @@ def failure_text(call: CallState, tail: List[str]) -> str:
 
 def run_error_text(state: RunState) -> str:
     """The run-level error message (error.json's innermost cause), when there is one."""
-    node = state.error
     message = ""
-    while isinstance(node, dict):
+    for node in cause_chain(state.error):
         message = node.get("message") or message or node.get("error", "")
-        node = node.get("cause")
     return message
 
 

@@ -7,6 +7,7 @@ import time
 from typing import Iterable, List, Sequence, Tuple
 
 from ..monitor import FAILED, FINISHED_CALL_STATES
+from .summary import format_duration
 
 
 class Table:
@@ -34,13 +35,6 @@ class Table:
         return "\n".join(lines)
 
 
-def _duration(seconds) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
-
-
 def runs_table(runs) -> Table:  # type: ignore[no-untyped-def]
     rows: List[Tuple[str, ...]] = []
     for run in runs:
@@ -52,7 +46,7 @@ def runs_table(runs) -> Table:  # type: ignore[no-untyped-def]
                 run.run_dir.name,
                 state.status,
                 started,
-                _duration(state.duration),
+                format_duration(state.duration),
                 f"{finished}/{state.task_calls}",
                 str(state.counts[FAILED]),
                 state.backend or "-",
