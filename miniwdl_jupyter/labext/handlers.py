@@ -152,19 +152,16 @@ def _known(run: Any) -> Any:
         return known
 
 
-def run_root_of(folder: Path) -> Path:
-    """The run root a kernel in `folder` uses: `[jupyter] root`, relative to the folder."""
-    from .. import config
-
-    return (folder / os.path.expanduser(config.load()["jupyter"].get("root"))).resolve()
-
-
 def list_folder_runs(folder: Path, relative) -> Dict[str, Any]:  # type: ignore[no-untyped-def]
+    from .. import config, run_dirs
     from ..monitor import FAILED, FINISHED_CALL_STATES
     from ..runs import list_runs
 
-    root = run_root_of(folder)
-    found = list_runs(root)
+    # The run root a kernel in `folder` uses: `[jupyter] root`, relative to the folder (a kernel
+    # JupyterLab starts for a notebook works in the notebook's folder).
+    loader = config.load()
+    root = run_dirs.run_root(loader, cwd=folder)
+    found = list_runs(root, cfg=loader)
     rows = []
     for run in (_known(r) for r in found[:RUNS_LISTED]):
         state = run.poll()
@@ -207,7 +204,7 @@ def cancel_run(run_dir: Path) -> str:
 
     with _runs_lock:
         run = _runs.get(run_dir)
-    run = run or _known(attach(run_dir))
+    run = run or _known(attach(run_dir, root=run_dir.parent))
     run.cancel()
     return run.poll().status
 
