@@ -59,11 +59,11 @@ export function badge(status: string): HTMLElement {
   return node;
 }
 
-export function countsLine(counts: Record<string, number>): HTMLElement {
+export function countsLine(counts: Record<string, number>, none = 'no calls yet'): HTMLElement {
   const node = el('span', { className: 'miniwdl-counts' });
   const parts = CALL_STATES.filter(s => counts[s]);
   if (!parts.length) {
-    node.textContent = 'no calls yet';
+    node.textContent = none;
   }
   parts.forEach((s, i) => {
     const part = el('span', { text: `${counts[s].toLocaleString()} ${s}` });

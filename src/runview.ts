@@ -127,7 +127,7 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
           el('td', {}, el('code', { text: g.name })),
           el('td', {}, bar(g.finished, g.total, g.counts.failed || 0)),
           el('td', { text: `${g.finished.toLocaleString()}/${g.total.toLocaleString()}` }),
-          el('td', {}, countsLine(unfinishedOrBad(g.counts)))
+          el('td', {}, countsLine(unfinishedOrBad(g.counts), ''))
         )
       );
     }
@@ -157,9 +157,6 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
     if (f.also_failed && f.also_failed.length) {
       const more = f.more_failed ? ` and ${f.more_failed.toLocaleString()} more` : '';
       node.append(el('div', {}, 'also failed: ', el('code', { text: f.also_failed.join(', ') + more })));
-    }
-    if (r.error) {
-      node.append(el('div', { className: 'miniwdl-run-error', text: r.error }));
     }
     return node;
   }

@@ -34,6 +34,14 @@ task greet {
   output { File out = "out.txt" }
 }
 """
+FAILS = """version 1.1
+workflow breaks {
+  call crash
+}
+task crash {
+  command <<< echo "reading sample 3: bad header" >&2; exit 3 >>>
+}
+"""
 SLEEPY = """version 1.1
 workflow sleepy {
   call nap
@@ -93,6 +101,15 @@ def test_wdl_cells_are_highlighted_and_diagnosed_as_you_type(workdir, jupyterlab
     page.screenshot(path=str(ARTIFACTS / "lab-wdl-cell.png"))
     (ARTIFACTS / "lab-diagnostics.json").write_text(json.dumps({"underlined_after_ms": round(latency_ms)}))
 
+    # A .wdl file opens in the editor as WDL, with the same diagnostics.
+    (workdir / "lib.wdl").write_text("version 1.1\ntask t {\n  Boolean b = 1\n  command <<< echo ~{b} >>>\n}\n")
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:open', {path: 'lib.wdl'})")
+    page.wait_for_selector(".jp-FileEditor .tok-keyword", timeout=30_000)
+    page.wait_for_selector(".jp-FileEditor .cm-lintRange-error", timeout=30_000)
+    assert page.inner_text(".jp-FileEditor .cm-lintRange-error") == "1"
+    page.screenshot(path=str(ARTIFACTS / "lab-wdl-file.png"))
+    page.evaluate("() => window.jupyterapp.commands.execute('application:close')")  # back to the notebook
+
     # Removing the magic line switches the cell back to Python (and its diagnostics go).
     page.click(f"{new_cell} .cm-content")
     page.keyboard.press("Control+Home")
@@ -140,11 +157,12 @@ def test_runs_sidebar_lists_runs_and_cancels_a_running_one(workdir, jupyterlab, 
 
 def test_saved_notebook_reopened_untrusted_shows_the_run(workdir, jupyterlab, browser_page):
     base, token = jupyterlab
-    write_notebook(workdir / "hello.ipynb", "%load_ext miniwdl_jupyter", "%%wdl -o r\n" + HELLO)
+    write_notebook(workdir / "hello.ipynb", "%load_ext miniwdl_jupyter", "%%wdl -o r\n" + HELLO, "%%wdl -o bad\n" + FAILS)
     page = browser_page
     open_notebook(page, base, token, "hello.ipynb")
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     page.wait_for_selector(".miniwdl-run-summary[data-status='succeeded']", timeout=150_000)
+    page.wait_for_selector(".miniwdl-run-summary[data-status='failed']", timeout=150_000)
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -166,8 +184,10 @@ def test_saved_notebook_reopened_untrusted_shows_the_run(workdir, jupyterlab, br
         "() => { const cells = window.jupyterapp.shell.currentWidget.content.model.cells;"
         " return Array.from({length: cells.length}, (_, i) => cells.get(i).trusted); }"
     )
-    assert trusted == [False, False], trusted
-    summary = page.inner_text(".miniwdl-run-summary")
+    assert trusted == [False, False, False], trusted
+    failed = page.inner_text(".miniwdl-run-summary[data-status='failed']")
+    assert "breaks" in failed and "call-crash failed (exit 3)" in failed and "reading sample 3: bad header" in failed, failed
+    summary = page.inner_text(".miniwdl-run-summary[data-status='succeeded']")
     assert "hello" in summary and "succeeded" in summary and "1/1 calls" in summary, summary
     page.click(".miniwdl-run-summary summary")  # unfold the outputs
     link = page.locator(".miniwdl-run-outputs a")
