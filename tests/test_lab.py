@@ -193,3 +193,22 @@ def test_saved_notebook_reopened_untrusted_shows_the_run(workdir, jupyterlab, br
     link = page.locator(".miniwdl-run-outputs a")
     assert link.inner_text() == "out.txt" and "out.txt" in link.get_attribute("href")
     page.screenshot(path=str(ARTIFACTS / "lab-reopened-untrusted.png"))
+
+
+def test_live_view_tells_what_happens_and_keeps_raw_lines_behind_a_toggle(workdir, jupyterlab, browser_page):
+    base, token = jupyterlab
+    write_notebook(workdir / "live.ipynb", "%load_ext miniwdl_jupyter", "%%wdl -o nap_run\n" + SLEEPY)
+    page = browser_page
+    open_notebook(page, base, token, "live.ipynb")
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    widget = ".miniwdl-run-widget"
+    page.wait_for_selector(f"{widget} pre:has-text('nap started')", timeout=120_000)
+    friendly = page.inner_text(f"{widget} pre")
+    assert "nap started" in friendly and "pid" not in friendly, friendly  # no invocation details
+    page.click(f"{widget} :text('raw log')")  # unfolds in the browser, while the cell still runs
+    page.wait_for_selector(f"{widget} pre:has-text('task setup')", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "lab-live-view.png"))
+    # Interrupting the kernel cancels the run (widget buttons wait until the cell ends).
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:interrupt-kernel')")
+    page.wait_for_selector(".miniwdl-run-summary[data-status='cancelled']", timeout=120_000)
+    assert page.locator(widget).count() == 0, "one view left when the run ends"

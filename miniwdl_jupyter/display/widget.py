@@ -8,7 +8,7 @@ widget with the final summary (the run record the JupyterLab extension renders, 
 fallbacks): one calm view per run, which a notebook saved without widget state shows as it was.
 
 The log tail says what happens in words (calls starting, finishing, retrying, failing); miniwdl's
-raw lines are behind the "raw log" toggle, and built only while it is open.
+raw lines are in the folded "raw log" accordion.
 """
 
 from __future__ import annotations
@@ -94,10 +94,11 @@ class WidgetView(ProgressView):
         self.rows: Dict[str, GroupRow] = {}
         self.failure = widgets.HTML()
         self.log = widgets.HTML()
-        self.raw_toggle = widgets.ToggleButton(description="raw log", icon="list", tooltip="miniwdl's own log lines",
-                                               layout=widgets.Layout(width="8em"))
-        self.raw_log = widgets.HTML(layout=widgets.Layout(display="none"))
-        self.raw_toggle.observe(self._on_raw_toggle, names="value")
+        # Opening the accordion is the frontend's own business: it works while the cell blocks
+        # (the kernel handles widget messages only between cells), so the raw lines are kept current.
+        self.raw_log = widgets.HTML()
+        self.raw_box = widgets.Accordion(children=[self.raw_log], selected_index=None)
+        self.raw_box.set_title(0, "raw log")
         self.message = widgets.HTML()
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", button_style="danger",
                                             tooltip="cancel the run (its containers stop)")
@@ -110,8 +111,8 @@ class WidgetView(ProgressView):
                 self.groups_box,
                 self.failure,
                 self.log,
-                self.raw_log,
-                widgets.HBox([self.cancel_button, self.raw_toggle, self.message]),
+                self.raw_box,
+                widgets.HBox([self.cancel_button, self.message]),
             ],
         )
         self.root.add_class("miniwdl-run-widget")
@@ -138,13 +139,7 @@ class WidgetView(ProgressView):
     def _draw_log(self, state: RunState) -> None:
         friendly = friendly_tail(state)
         self.log.value = summary.log_tail_html(friendly) if friendly else ""
-        if self.raw_toggle.value:
-            self.raw_log.value = summary.log_tail_html(list(state.log_tail)[-LOG_TAIL_LINES:])
-
-    def _on_raw_toggle(self, change: Dict[str, Any]) -> None:
-        shown = bool(change["new"])
-        self.raw_log.layout.display = None if shown else "none"
-        self.raw_log.value = summary.log_tail_html(list(self.run.state.log_tail)[-LOG_TAIL_LINES:]) if shown else ""
+        self.raw_log.value = summary.log_tail_html(list(state.log_tail)[-LOG_TAIL_LINES:]) if state.tail_events else ""
 
     def _draw_groups(self, state: RunState) -> None:
         groups = list(state.groups.values())[: summary.MAX_GROUP_ROWS]
