@@ -2,7 +2,7 @@
 
 The display benchmark and the display tests need runs of any size and in any state (10,000-way
 scatters, failures, retries) in a second. `SyntheticRun` appends the same JSON log events miniwdl
-writes with `--log-json --verbose` (checked against a real docker_swarm run), holds the exclusive
+writes with `--log-json --verbose` (kept so by tests/test_synthetic_run_shape.py, against real docker_swarm runs), holds the exclusive
 flock on `workflow.log` while "running" as miniwdl does, makes call directories as task threads
 start, and ends with `outputs.json` or `error.json`.
 
@@ -134,8 +134,12 @@ class SyntheticRun:
             stdout_file=str(call_dir / "stdout.txt"),
         )
 
-    def retry_call(self, call_id: str) -> None:
-        self._event(self._task(call_id), "failed task will be retried", "WARNING")
+    def retry_call(self, call_id: str, prev_retries: int = 0, max_retries: int = 1) -> None:
+        # miniwdl logs this at ERROR, with the attempt's error and the retry counts.
+        self._event(
+            self._task(call_id), "failed task will be retried", "ERROR",
+            error="CommandFailed", prev_retries=prev_retries, max_retries=max_retries,
+        )
 
     # -- writing ---------------------------------------------------------------------------------
     def _task(self, call_id: str) -> str:

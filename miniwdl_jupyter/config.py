@@ -7,26 +7,57 @@ merged under miniwdl's defaults, so `%wdl config` and `miniwdl run` see one conf
 from __future__ import annotations
 
 import configparser
+import functools
 import logging
 import os
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from WDL.runtime.config import Loader, _env_var_name
+from WDL.runtime.config import ConfigMissing, Loader, _env_var_name
 
 _DEFAULTS_FILE = Path(__file__).with_name("defaults.cfg")
 _logger = logging.getLogger("miniwdl_jupyter.config")
 
 
-def project_defaults() -> Dict[str, Dict[str, str]]:
+@functools.lru_cache(maxsize=1)
+def _parsed_defaults() -> configparser.ConfigParser:
     parser = configparser.ConfigParser()
     parser.read(_DEFAULTS_FILE)
+    return parser
+
+
+def project_defaults() -> Dict[str, Dict[str, str]]:
+    parser = _parsed_defaults()
     return {section: dict(parser[section]) for section in parser.sections()}
 
 
+@functools.lru_cache(maxsize=1)
+def _defaults_loader() -> Loader:
+    """A Loader holding only defaults.cfg's values (as overrides), to parse them exactly as miniwdl
+    parses a cfg file's: same JSON lists, booleans and ${VAR} expansion."""
+    return Loader(logging.getLogger("miniwdl_jupyter.config.defaults"), [], project_defaults())
+
+
+_GETTERS = {"str": "get", "bool": "get_bool", "int": "get_int", "float": "get_float", "list": "get_list", "dict": "get_dict"}
+
+
+def option(cfg: Loader, section: str, key: str, kind: str = "str") -> Any:
+    """`[section] key` from ANY miniwdl Loader (miniwdl makes its own, which know nothing of our
+    sections), falling back to defaults.cfg, the one place our defaults are written.
+    `kind`: str | bool | int | float | list | dict. A key missing from defaults.cfg is a bug: KeyError."""
+    getter = _GETTERS[kind]
+    try:
+        return getattr(cfg, getter)(section, key)
+    except ConfigMissing:
+        if not _parsed_defaults().has_option(section, key):
+            raise KeyError(f"[{section}] {key} has no default in {_DEFAULTS_FILE.name}") from None
+        return getattr(_defaults_loader(), getter)(section, key)
+
+
 def apply_defaults(cfg: Loader) -> Loader:
-    """Add our sections' defaults to a miniwdl Loader (also used by backends under `miniwdl run`)."""
+    """Add our sections' defaults to a Loader of our own making, so `%wdl config` lists them. Code
+    that may be handed someone else's Loader (the backends) reads through `option()` instead."""
     missing: Dict[str, Dict[str, str]] = {}
     for section, options in project_defaults().items():
         for key, value in options.items():

@@ -42,6 +42,7 @@ class WDLMagics(Magics):
     @argument("--backend", metavar="NAME", help="container backend (default: [jupyter] backend, auto = docker_run if Docker answers, else local)")
     @argument("--dir", metavar="DIR", help="as miniwdl run --dir: a new timestamped run directory under DIR, or exactly DIR given as DIR/. (default: under [jupyter] root)")
     @argument("--submit", metavar="LAUNCHER", help="where the miniwdl process runs: local (default), or an installed launcher such as slurm or aws")
+    @argument("--wes", metavar="URL", help="run on a GA4GH WES server (http(s)://host:port); its token from [wes] token / MINIWDL__WES__TOKEN")
     @argument("--no-cache", action="store_true", help="do not reuse cached task results for this cell")
     @argument("--no-wait", action="store_true", help="return at once with the handle; progress keeps updating")
     @argument("--progress", choices=("auto", "widget", "html", "text", "none"), help="progress display (default: [jupyter] progress)")
@@ -106,6 +107,7 @@ class WDLMagics(Magics):
                 task=args.task,
                 cfg=loader,
                 submit=args.submit,
+                wes=args.wes,
             )
         except ConfigError as exn:
             raise UsageError(str(exn)) from None

@@ -209,6 +209,7 @@ def run(
     task: Optional[str] = None,
     cfg: CfgArg = None,
     submit: Optional[str] = None,
+    wes: Optional[str] = None,
 ) -> Run:
     """Run a WDL workflow (or one task) as its own miniwdl process.
 
@@ -217,7 +218,8 @@ def run(
     `dir`: as `miniwdl run --dir`: a new timestamped run directory under DIR, or exactly DIR given
     as `DIR/.` (default: under `[jupyter] root`). `cache=None` follows `[jupyter] cache` (on by
     default): re-running reuses every finished task. `submit` names the launcher that starts the
-    miniwdl process (default `local`: a process on this machine; e.g. `slurm`, `aws`).
+    miniwdl process (default `local`: a process on this machine; e.g. `slurm`, `aws`). `wes=URL`
+    sends the run to a GA4GH WES server (launcher `wes`; `backend` is then the server's).
     `cfg`: a miniwdl.cfg path, a dict of overrides ({section: {key: value}}), or a Loader.
     """
     loader = load_config(cfg)
@@ -225,6 +227,11 @@ def run(
         raise InputError(f"inputs must be a mapping of input names to values (a dict), not {type(inputs).__name__}")
     if cache is None:
         cache = loader["jupyter"].get_bool("cache")
+    if wes:
+        if submit not in (None, "wes"):
+            raise InputError(f"wes= sends the run to a WES server; it cannot also be submitted with {submit!r}")
+        submit = "wes"
+        loader = _with_overrides(loader, {"wes": {"url": wes, **({"backend": backend} if backend else {})}})
     launcher = get_launcher(submit)  # an unknown launcher fails before anything is created
     cwd = Path.cwd()
     root = run_dirs.prepare_root(run_dirs.run_root(loader, cwd))
@@ -239,7 +246,10 @@ def run(
         source_path, display_name = str((cwd / source).resolve()), source
     loaded = wdl_source.load(source_path, cwd=cwd, display_name=display_name, task=task, text=text)
     inputs_json = wdl_source.bind_inputs(loaded, dict(inputs or {}), cwd=cwd)
-    backend_name = resolve_backend(backend or loader["jupyter"].get("backend"), loader)
+    if submit == "wes":  # the server runs the tasks: its backends, not this machine's
+        backend_name = backend or loader["wes"].get("backend", "") or "wes server default"
+    else:
+        backend_name = resolve_backend(backend or loader["jupyter"].get("backend"), loader)
     run_dir = run_dirs.new_run_dir(root, loaded.name, dir, cwd)
     try:
         proc = _start(loaded, inputs_json, run_dir, backend_name, cache, task, loader, cwd, launcher.name)
@@ -297,6 +307,14 @@ def load_config(cfg: CfgArg = None) -> Loader:
     return config.load(cfg)
 
 
+def _with_overrides(loader: Loader, extra: Dict[str, Dict[str, Any]]) -> Loader:
+    """A new loader: `loader`'s file and overrides plus `extra` (the caller's loader stays as it was)."""
+    overrides: Dict[str, Dict[str, Any]] = {s: dict(loader._overrides.items(s)) for s in loader._overrides.sections()}
+    for section, options in extra.items():
+        overrides.setdefault(section, {}).update(options)
+    return config.load(loader.cfg_filename, overrides=overrides)
+
+
 # -- finding runs ---------------------------------------------------------------------------------
 
 
@@ -306,6 +324,10 @@ def attach(run: Union[str, os.PathLike], *, root: Union[None, str, os.PathLike] 
         raise InputError(f"attach takes a run directory, a run's name or 'last', not {type(run).__name__}")
     loader = load_config(cfg)
     base = Path(root) if root else run_dirs.run_root(loader)
+    if os.fspath(run).startswith("wes:"):  # wes:URL#RUN_ID, a run on a WES server
+        from .launchers import wes as wes_launcher
+
+        return Run(wes_launcher.attach_remote(os.fspath(run), run_dirs.prepare_root(base), loader), cfg=loader)
     if os.fspath(run) == "last":
         found = list_runs(base, cfg=loader)
         if not found:

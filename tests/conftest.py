@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,32 @@ TEST_IMAGE = os.environ.get("MINIWDL_JUPYTER_TEST_IMAGE", "debian:bookworm-slim"
 # Core tests run on miniwdl's own docker_swarm backend unless told otherwise.
 CORE_BACKEND = os.environ.get("MINIWDL_JUPYTER_TEST_BACKEND", "docker_swarm")
 DATA = Path(__file__).with_name("data")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def copy_repository(dest: Path) -> Path:
+    """A clean copy of the repository, as a fresh clone of the working tree would hold it: tracked
+    files plus new files that are not ignored (no build output, run directories or CI venvs)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        if (REPO / name).is_file():  # a tracked file deleted in the working tree is gone from a clone too
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
+def fresh_venv_env(venv: Path, home: Path) -> dict:
+    """Environment for commands in a fresh virtual environment `venv` (created here, never with the
+    machine's site-packages), as a new user's shell would have it: the venv first on PATH, an empty
+    HOME, no miniwdl or Jupyter settings from this process."""
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, capture_output=True)
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINIWDL", "XDG_", "JUPYTER", "PYTHONPATH", "VIRTUAL_ENV"))}
+    env.update(PATH=f"{venv / 'bin'}:{env['PATH']}", HOME=str(home), VIRTUAL_ENV=str(venv))
+    return env
 
 
 def require(service: str, available: bool, reason: str) -> None:
@@ -35,6 +62,11 @@ def docker_answers() -> bool:
         return False
 
 
+def swarm_active() -> bool:
+    state = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True, timeout=20)
+    return state.stdout.strip() == "active"
+
+
 def image_present(image: str) -> bool:
     return subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode == 0
 
@@ -44,6 +76,8 @@ def docker() -> str:
     """A Docker daemon that answers, with the test image present; returns the image name."""
     require("Docker", docker_answers(), "no Docker daemon answers (start it with .ci/provision)")
     require("the test image", image_present(TEST_IMAGE), f"image {TEST_IMAGE} is missing (build it with .ci/provision)")
+    if CORE_BACKEND == "docker_swarm":  # the backend these tests run on
+        require("Docker swarm mode", swarm_active(), "Docker is not in swarm mode (`docker swarm init`; .ci/provision does it)")
     return TEST_IMAGE
 
 

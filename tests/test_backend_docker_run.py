@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -31,7 +32,8 @@ from backend_fixtures import (  # noqa: F401 (fixtures)
     write_wdl,
 )
 from miniwdl_jupyter import backend_choice, config, leftovers
-from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer, _run_dir_of
+from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer, _run_dir_of, mount_args
+from miniwdl_jupyter.errors import BackendError
 
 FAILING_TASK_WDL = 'version 1.1\ntask t { command <<< echo hi >>> runtime { docker: "IMAGE" } }\n'
 
@@ -118,12 +120,21 @@ def test_missing_image_is_a_backend_error_naming_it(docker_image, tmp_path):
     assert "image no-such/image:0.1 is not on this machine and could not be pulled" in cause["message"]
 
 
+def _http_ok(url: str) -> bool:
+    """Does a server answer 2xx at url? (urllib, not curl: the test needs no tool the machine may lack)"""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return 200 <= response.status < 300
+    except OSError:  # URLError, HTTPError, timeouts
+        return False
+
+
 @pytest.fixture
 def image_only_in_registry(docker_image):
     """The test image pushed to the loopback registry under a fresh name that is then removed
     locally: present in a registry, missing on the machine."""
     registry = os.environ.get("MINIWDL_JUPYTER_TEST_REGISTRY", "127.0.0.1:5055")
-    answers = subprocess.run(["curl", "-sf", "-m", "5", f"http://{registry}/v2/"], capture_output=True).returncode == 0
+    answers = _http_ok(f"http://{registry}/v2/")
     require("a container registry", answers, f"no registry answers at {registry} (.ci/provision starts one)")
     name = f"{registry}/miniwdl-jupyter/pull-test:{uuid.uuid4().hex[:8]}"
     for command in (["tag", docker_image, name], ["push", name], ["rmi", name]):
@@ -246,3 +257,69 @@ def test_the_run_dir_label_is_the_top_run_directory(tmp_path):
     task_run = tmp_path / "runs" / "20261123_120001_t"  # `miniwdl run --task`: the call dir is the run
     task_run.mkdir()
     assert _run_dir_of(str(task_run)) == str(task_run)
+
+
+def test_gpu_tasks_fail_when_require_gpu_and_docker_gives_no_gpu(docker_image, tmp_path):
+    if any(Path("/dev").glob("nvidia[0-9]*")):
+        pytest.skip("this host has GPUs")
+    wdl = write_wdl(tmp_path, "t.wdl", 'version 1.1\ntask t { command <<< echo hi >>> runtime { docker: "IMAGE"  gpu: true } }\n')
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "docker_run", run_dir, env={"MINIWDL__DOCKER_RUN__REQUIRE_GPU": "true"})
+    assert proc.returncode != 0
+    cause = root_cause(run_dir)
+    assert cause["error"] == "BackendError"
+    assert cause["message"].startswith("runtime.gpu: `docker run` cannot give this task a GPU")
+    assert "require_gpu = false" in cause["message"]
+
+
+def test_input_files_with_any_name_are_mounted(docker_image, tmp_path):
+    """One mount per input file, whatever its name: CR LF (not expressible in --mount) goes
+    through -v; quotes, commas, colons through CSV-quoted --mount fields."""
+    names = ["cr\r\nlf", 'q"uote', "c,d:e", "tab\tx", " lead"]
+    files = []
+    for i, name in enumerate(names):
+        folder = tmp_path / f"in{i}"  # one folder each: the names differ only in odd characters
+        folder.mkdir()
+        (folder / name).write_text(f"{i}\n")
+        files.append(str(folder / name))
+    wdl = write_wdl(tmp_path, "t.wdl", """
+version 1.1
+task t {
+  input { Array[File] files }
+  command <<< find _miniwdl_inputs -type f -exec cat {} + | sort >>>
+  output { Array[String] seen = read_lines(stdout()) }
+  runtime { docker: "IMAGE" }
+}
+""")
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "docker_run", run_dir, {"files": files})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((run_dir / "outputs.json").read_text())["t.seen"] == [str(i) for i in range(len(names))]
+
+
+def test_mount_arguments_quote_what_docker_parses():
+    assert mount_args("/a:b/c,d", "/mnt/x", False) == ["--mount", 'type=bind,"src=/a:b/c,d",dst=/mnt/x,readonly']
+    assert mount_args('/a/"q"', "/mnt/w", True) == ["--mount", 'type=bind,"src=/a/""q""",dst=/mnt/w']
+    assert mount_args("/a/cr\r\nlf", "/mnt/cr\r\nlf", False) == ["-v", "/a/cr\r\nlf:/mnt/cr\r\nlf:ro"]
+    with pytest.raises(BackendError, match="both ':' and a carriage return"):
+        mount_args("/a:b/cr\r\nlf", "/mnt/x", False)
+
+
+@pytest.fixture
+def overlay_network_not_attachable(docker_image):
+    state = subprocess.run(["docker", "info", "--format", "{{.Swarm.LocalNodeState}}"], capture_output=True, text=True).stdout.strip()
+    require("Docker swarm mode", state == "active", "Docker is not in swarm mode (.ci/provision runs `docker swarm init`)")
+    name = f"miniwdl_jupyter_test_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "network", "create", "-d", "overlay", name], check=True, capture_output=True)
+    yield name
+    subprocess.run(["docker", "network", "rm", name], capture_output=True)
+
+
+def test_a_network_docker_run_cannot_join_is_a_backend_error_saying_why(overlay_network_not_attachable, tmp_path):
+    name = overlay_network_not_attachable
+    wdl = write_wdl(tmp_path, "t.wdl", f'version 1.1\ntask t {{ command <<< true >>> runtime {{ docker: "IMAGE"  docker_network: "{name}" }} }}\n')
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "docker_run", run_dir, env={"MINIWDL__DOCKER_SWARM__ALLOW_NETWORKS": json.dumps([name])})
+    assert proc.returncode != 0
+    cause = root_cause(run_dir)
+    assert cause["error"] == "BackendError" and "--attachable" in cause["message"], cause

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -66,7 +68,7 @@ task t {
     outputs = json.loads((run_dir / "outputs.json").read_text())
     assert outputs["t.content"] == "payload"
     assert outputs["t.path"].startswith(str(run_dir / "work" / "_miniwdl_inputs"))
-    assert Path(outputs["t.path"]).resolve() == source, "a link to the input, not a copy"
+    assert Path(outputs["t.path"]).samefile(source), "a hard link to the input, not a copy"
 
 
 @pytest.mark.slow
@@ -107,3 +109,73 @@ def test_unknown_backend_names_list_the_installed_ones(tmp_path, monkeypatch):
     assert backend_choice.resolve_backend("local", cfg) == "local"
     with pytest.raises(ConfigError, match=r"unknown backend 'nosuch'; installed backends: .*docker_run.*local"):
         backend_choice.resolve_backend("nosuch", cfg)
+
+
+def test_container_only_runtime_keys_get_one_notice_each(tmp_path):
+    wdl = write_wdl(tmp_path, "w.wdl", """
+version 1.2
+workflow w {
+  scatter (i in range(2)) { call t }
+}
+task t {
+  command <<< echo ran >>>
+  runtime {
+    docker_network: "sagemaker"
+    inlineDockerfile: <<<
+      FROM IMAGE
+    >>>
+  }
+}
+""")
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "local", run_dir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    messages = [e["message"] for e in json_events(run_dir / "workflow.log.json")]
+    for key in ("docker_network", "inlineDockerfile"):
+        notices = [m for m in messages if m.startswith(f"local backend ignores runtime.{key}:")]
+        assert len(notices) == 1, (key, messages)
+
+
+WRITES_INPUT_WDL = """
+version 1.1
+task t {
+  input { File f }
+  command <<< echo appended >> "~{f}" >>>
+  runtime { docker: "IMAGE" }
+}
+"""
+
+
+def test_a_command_writing_into_an_input_is_warned_about_and_copy_input_files_avoids_it(tmp_path):
+    source = tmp_path / "data.txt"
+    source.write_text("original\n")
+    wdl = write_wdl(tmp_path, "t.wdl", WRITES_INPUT_WDL)
+    proc = miniwdl_run(wdl, "local", tmp_path / "linked", {"f": str(source)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert source.read_text() == "original\nappended\n", "a hard link is the original file"
+    warnings = [e for e in json_events(tmp_path / "linked" / "task.log.json") if e["message"].startswith("the command wrote into input files")]
+    assert len(warnings) == 1 and warnings[0]["files"] == [str(source)]
+
+    source.write_text("original\n")
+    env = {"MINIWDL__FILE_IO__COPY_INPUT_FILES_FOR": '["t"]'}
+    proc = miniwdl_run(wdl, "local", tmp_path / "copied", {"f": str(source)}, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert source.read_text() == "original\n"
+    assert "the command wrote into input files" not in (tmp_path / "copied" / "task.log").read_text()
+
+
+def test_inputs_on_another_filesystem_are_copied(tmp_path):
+    """/dev/shm is a tmpfs: no hard link from there into the run directory."""
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no /dev/shm on a filesystem other than the test's")
+    source = Path(tempfile.mkdtemp(dir="/dev/shm")) / "data.txt"
+    try:
+        source.write_text("payload\n")
+        wdl = write_wdl(tmp_path, "t.wdl", 'version 1.1\ntask t { input { File f } command <<< cat "~{f}"; echo "~{f}" >&2 >>> output { String content = read_string(stdout())  String path = read_string(stderr()) } }\n')
+        proc = miniwdl_run(wdl, "local", tmp_path / "run", {"f": str(source)})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        outputs = json.loads((tmp_path / "run" / "outputs.json").read_text())
+        assert outputs["t.content"] == "payload"
+        assert not Path(outputs["t.path"]).is_symlink() and not Path(outputs["t.path"]).samefile(source)
+    finally:
+        shutil.rmtree(source.parent)

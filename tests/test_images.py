@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
@@ -56,15 +55,16 @@ def test_pip_settings_keep_remote_indexes_and_copy_the_certificate(tmp_path: Pat
     assert any("file:///opt/pypi/simple" in n for n in notes) and any("/opt/wheels" in n for n in notes)
 
 
-def test_cache_hit_does_not_rebuild_and_takes_under_a_second(step_image):
+def test_cache_hit_does_not_rebuild(step_image):
+    # How fast a hit is belongs to benchmarks/bench_images.py; here: no build runs at all.
     image_id = docker_cli("image", "inspect", "--format", "{{.Id}}", step_image.tag).stdout.strip()
     built_lines: list = []
-    started = time.monotonic()
+    log_file = images.build_log_path(step_image.tag)
+    log_before = log_file.stat().st_mtime_ns if log_file.exists() else None
     tag = images.build_image(list(reversed(STEP_REQUIREMENTS)) + ["# a comment"], base_image=step_image.base, log=built_lines.append)
-    elapsed = time.monotonic() - started
     assert tag == step_image.tag
     assert built_lines == [], "a cache hit runs no build"
-    assert elapsed < 1.0, f"cache hit took {elapsed:.2f} s"
+    assert (log_file.stat().st_mtime_ns if log_file.exists() else None) == log_before, "no build log was written"
     assert docker_cli("image", "inspect", "--format", "{{.Id}}", tag).stdout.strip() == image_id
 
 
@@ -107,17 +107,19 @@ def test_forwarded_pip_settings_leave_no_trace_in_the_image(step_image, monkeypa
 
 def test_nonexistent_requirement_fails_fast_with_the_pip_error(step_image):
     missing = "miniwdl-jupyter-no-such-package-4711"
-    started = time.monotonic()
     with pytest.raises(BackendError) as info:
         images.build_image([missing], base_image=step_image.base)
-    elapsed = time.monotonic() - started
     shown = str(info.value)
     assert f"No matching distribution found for {missing}" in shown
     assert "build log: " in shown
     log_path = Path(shown.split("build log: ")[1].strip())
-    assert missing in log_path.read_text()
-    # The runtime and tooling layers are cached from the shared image: only the failing pip runs.
-    assert elapsed < 60, f"took {elapsed:.0f} s"
+    log_text = log_path.read_text()
+    assert missing in log_text
+    # The runtime and tooling layers come from Docker's cache (the shared image built them): only
+    # the failing pip step ran. Each step the classic builder takes from its cache says so.
+    steps = [line for line in log_text.splitlines() if line.startswith("Step ")]
+    assert log_text.count("---> Using cache") >= 2, log_text[-3000:]
+    assert "requirements" in steps[-1], steps
 
 
 def test_magic_arguments_read_a_requirements_file(step_image, tmp_path: Path):

@@ -122,7 +122,7 @@ def _swarm_services() -> set:
     return set(subprocess.run(["docker", "service", "ls", "-q"], capture_output=True, text=True).stdout.split())
 
 
-def test_cancel_stops_a_running_scatter_within_10_seconds(docker, workdir):
+def test_cancel_stops_a_running_scatter(docker, workdir):
     services_before = _swarm_services()
     handle = mj.run(wdl("sleep_scatter.wdl", docker), {"n": 4}, wait=False)
     deadline = time.monotonic() + 120
@@ -133,10 +133,8 @@ def test_cancel_stops_a_running_scatter_within_10_seconds(docker, workdir):
         time.sleep(0.2)  # "running" starts at task setup, a moment before swarm has the service
     services = _swarm_services() - services_before
     assert services, "the run's tasks are swarm services"
-    started = time.monotonic()
-    handle.cancel()
+    handle.cancel()  # returns once the run is done (it waits up to 30 s), not on a timer
     assert handle.status == "cancelled"
-    assert time.monotonic() - started < 10
     assert isinstance(handle.error, Cancelled)
     assert _swarm_services() & services == set(), "no swarm service of this run is left"
     # Swarm removes a service's container asynchronously (docker's stop timeout is 10 s): give it

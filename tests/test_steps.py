@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -104,7 +106,9 @@ def test_failing_notebook_keeps_executed_notebook_and_html_and_names_the_cell(st
     # Without raising, the same facts are on the result (the ExecResult shape).
     step = run_notebook(notebook("fails.ipynb"), {"divisor": 0}, image=step_image.tag, raise_on_failure=False, cache=False)
     assert step.returncode == 1 and isinstance(step.exception, NotebookFailed)
-    assert step.executed_notebook.exists() and step.html.exists()
+    # What the user opens: the executed notebook with the error in its failing cell, and its HTML.
+    assert nbformat.read(step.executed_notebook, as_version=4).cells[step.exception.cell_index].source == "ratio = 1 / divisor"
+    assert "ZeroDivisionError" in step.html.read_text()
     assert step.stdout_tail == ["before the failure"], "the cell after the failure did not run"
     assert step.stderr_tail[-1] == step.exception.message
 
@@ -169,13 +173,17 @@ def test_papermill_fails_with_the_short_error_when_a_step_fails(step_image, work
     assert len(errors[0]["traceback"]) < 40, "a short error, not a Python traceback"
 
 
-def test_local_backend_runs_the_step_without_an_image(workdir):
-    # No Docker needed: the task runs on this machine's python3, which has papermill (test extras).
+def test_local_backend_runs_the_step_without_an_image(workdir, monkeypatch):
+    # No Docker needed: the task runs on the python3 first on PATH; make that the environment under
+    # test (it has papermill from the test extras), not whatever python3 the machine has.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     step = run_notebook(notebook("other_kernel.ipynb"), {"sample": "here"}, backend="local")
     assert step.image == LOCAL_IMAGE
     assert step.returncode == 0
     assert 'sample = "here"' in injected_parameters(step.executed_notebook)
-    assert step.html.exists()
+    assert "here" in step.html.read_text(), "the HTML rendering shows the injected parameter"
+    printed = "".join(o.get("text", "") for c in nbformat.read(step.executed_notebook, as_version=4).cells for o in c.get("outputs", []))
+    assert f"kernel python {Path(sys.executable).parent}{os.sep}" in printed, printed
 
 
 def test_input_files_are_linked_in_and_output_patterns_collected(step_image, workdir):

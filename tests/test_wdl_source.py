@@ -11,7 +11,6 @@ import functools
 import http.server
 import socket
 import threading
-from pathlib import Path
 
 import pytest
 from IPython.core.error import UsageError

@@ -32,6 +32,13 @@ class TextLine(ProgressView):
         self._said = ("final",) if final else step
         print(summary.summary_text(state), file=self.stream, flush=True)
 
+    def follow(self) -> None:
+        """--no-wait (and attach to a running run): show the state once, now, from the cell's own
+        thread, as the html board does when it is created. A thread must not print (its lines would
+        land in whatever cell runs then): `%wdl wait RUN` shows the rest."""
+        with self._lock:
+            self._render(self.run.state, final=False)
+
     def _final_output(self, state: RunState) -> None:
         failed = self.first_failure()
         if failed is not None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,155 @@ def test_call_cache(backend: str, tmp_path: Path) -> None:
     log = (tmp_path / "run2" / "workflow.log").read_text()
     assert "done (cached)" in log and "task setup" not in log
     assert json.loads((tmp_path / "run2" / "outputs.json").read_text()) == json.loads((tmp_path / "run1" / "outputs.json").read_text())
+
+
+# Task inputs as a user's files: names no one would choose, modes, and what a command may do to them.
+INPUTS_WDL = r"""
+version 1.2
+task inputs {
+  input { File f  Directory d }
+  command <<<
+    cat "~{f}"
+    find "~{d}" -type f | sed "s|^~{d}/||" | LC_ALL=C sort > listing.txt
+    stat -c %a "~{f}" "~{d}/run me.sh" > modes.txt
+    # a container mounts inputs read-only; wherever they are writable, only the task's view changes
+    rm -f "~{f}" 2>/dev/null || true
+    mv "~{d}/x.txt" moved.txt 2>/dev/null || true
+    rm -rf "~{d}/sub" 2>/dev/null || true
+  >>>
+  output {
+    String content = read_string(stdout())
+    Array[String] listing = read_lines("listing.txt")
+    Array[String] modes = read_lines("modes.txt")
+  }
+  runtime { docker: "IMAGE" }
+}
+"""
+ODD = "in:put, 1 \x01\t é"  # colon, comma, a control character, a tab, a space, non-ASCII
+
+
+def test_inputs_with_odd_names_are_real_files_and_the_originals_stay_intact(backend: str, tmp_path: Path) -> None:
+    runs = tmp_path / "runs:2026, a b"  # the run directory's own path has a colon, a comma, spaces
+    runs.mkdir()
+    source = runs / f"{ODD}.txt"
+    source.write_text("file content\n")
+    source.chmod(0o640)
+    folder = runs / f"dir {ODD}"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "x.txt").write_text("x")
+    (folder / "sub" / "deep, er.txt").write_text("deep")
+    (folder / "run me.sh").write_text("#!/bin/sh\n")
+    (folder / "run me.sh").chmod(0o755)
+    wdl = write_wdl(tmp_path, "inputs.wdl", INPUTS_WDL)
+    run_dir = runs / "run:1"
+    proc = miniwdl_run(wdl, backend, run_dir, {"f": str(source), "d": str(folder)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outputs = json.loads((run_dir / "outputs.json").read_text())
+    assert outputs["inputs.content"] == "file content"
+    assert outputs["inputs.listing"] == ["run me.sh", "sub/deep, er.txt", "x.txt"], "find -type f sees the files"
+    assert outputs["inputs.modes"] == ["640", "755"], "stat sees each file's own mode"
+    assert source.read_text() == "file content\n" and (folder / "x.txt").read_text() == "x"
+    assert (folder / "sub" / "deep, er.txt").read_text() == "deep"
+
+
+def test_a_run_directory_with_a_colon_runs_a_workflow(backend: str, tmp_path: Path) -> None:
+    stage(tmp_path)
+    run_dir = tmp_path / "runs:2026" / "run"
+    run_dir.parent.mkdir()
+    proc = miniwdl_run(tmp_path / "control_flow.wdl", backend, run_dir, {"bonus": 1})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+NETWORK_WDL = """
+version 1.1
+task net {
+  input { String network }
+  command <<< hostname -I | cut -d' ' -f1 >>>
+  output { String ip = read_string(stdout()) }
+  runtime { docker: "IMAGE"  docker_network: network }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def attachable_network(swarm: str):
+    """A swarm overlay network that `docker run` can join too (--attachable); (name, subnet prefix)."""
+    name = f"miniwdl_jupyter_test_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["docker", "network", "create", "-d", "overlay", "--attachable", name], check=True, capture_output=True)
+    subnet = subprocess.run(
+        ["docker", "network", "inspect", name, "--format", "{{(index .IPAM.Config 0).Subnet}}"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    yield name, subnet.rsplit(".", 1)[0] + "."
+    subprocess.run(["docker", "network", "rm", name], capture_output=True)
+
+
+@pytest.mark.parametrize("backend", ["docker_run", "docker_swarm"], indirect=True)
+def test_docker_network_only_when_allowed(backend: str, attachable_network, tmp_path: Path) -> None:
+    name, prefix = attachable_network
+    wdl = write_wdl(tmp_path, "net.wdl", NETWORK_WDL)
+    allowed = {"MINIWDL__DOCKER_SWARM__ALLOW_NETWORKS": json.dumps([name])}
+    proc = miniwdl_run(wdl, backend, tmp_path / "allowed", {"network": name}, env=allowed)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "allowed" / "outputs.json").read_text())["net.ip"].startswith(prefix)
+
+    proc = miniwdl_run(wdl, backend, tmp_path / "refused", {"network": name})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not json.loads((tmp_path / "refused" / "outputs.json").read_text())["net.ip"].startswith(prefix)
+    assert "runtime.docker_network ignored" in (tmp_path / "refused" / "task.log").read_text()
+
+
+DOCKERFILE_WDL = """
+version 1.2
+task built {
+  input { String marker }
+  command <<< cat /built.txt >>>
+  output { String out = read_string(stdout()) }
+  runtime {
+    inlineDockerfile: <<<
+      FROM IMAGE
+      RUN echo "~{marker}" > /built.txt
+    >>>
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("backend", ["docker_run", "docker_swarm"], indirect=True)
+def test_inline_dockerfile_is_built_once_by_content(backend: str, tmp_path: Path) -> None:
+    marker = f"built {uuid.uuid4().hex}"  # a Dockerfile no earlier run has built
+    wdl = write_wdl(tmp_path, "built.wdl", DOCKERFILE_WDL)
+    try:
+        for run in ("first", "second"):
+            proc = miniwdl_run(wdl, backend, tmp_path / run, {"marker": marker})
+            assert proc.returncode == 0, proc.stderr[-3000:]
+            assert json.loads((tmp_path / run / "outputs.json").read_text())["built.out"] == marker
+        assert "docker build cached" not in (tmp_path / "first" / "task.log").read_text()
+        assert "docker build cached" in (tmp_path / "second" / "task.log").read_text()
+    finally:
+        tags = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "miniwdl_auto_built"], capture_output=True, text=True)
+        for tag in tags.stdout.split():
+            if subprocess.run(["docker", "run", "--rm", tag, "cat", "/built.txt"], capture_output=True, text=True).stdout.strip() == marker:
+                subprocess.run(["docker", "rmi", tag], capture_output=True)
+
+
+@pytest.mark.parametrize("backend", ["docker_run", "docker_swarm"], indirect=True)
+def test_inline_dockerfile_that_does_not_build_fails_the_task(backend: str, tmp_path: Path) -> None:
+    wdl = write_wdl(tmp_path, "built.wdl", DOCKERFILE_WDL.replace('RUN echo "~{marker}"', 'RUN exit 3; echo "~{marker}"'))
+    proc = miniwdl_run(wdl, backend, tmp_path / "run", {"marker": uuid.uuid4().hex})
+    assert proc.returncode != 0
+    cause = root_cause(tmp_path / "run")
+    assert cause["error"] in ("BuildError", "InlineDockerfileBuildFailed"), cause
+
+
+GPU_WDL = 'version 1.1\ntask gpu { command <<< echo ran >>> output { String out = read_string(stdout()) } runtime { docker: "IMAGE"  gpu: true } }\n'
+
+
+@pytest.mark.parametrize("backend", ["docker_run", "docker_swarm"], indirect=True)
+def test_gpu_task_on_a_host_docker_gives_no_gpu_runs_with_a_warning(backend: str, tmp_path: Path) -> None:
+    if any(Path("/dev").glob("nvidia[0-9]*")):
+        pytest.skip("this host has GPUs")
+    proc = miniwdl_run(write_wdl(tmp_path, "gpu.wdl", GPU_WDL), backend, tmp_path / "run")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "outputs.json").read_text())["gpu.out"] == "ran"
+    assert "ignoring runtime.gpu" in (tmp_path / "run" / "task.log").read_text() or "runtime.gpu ignored" in (tmp_path / "run" / "task.log").read_text()
