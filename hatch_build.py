@@ -51,7 +51,8 @@ class LabExtensionBuildHook(BuildHookInterface):
             self._build(root)
         if built.exists():
             build_data["shared_data"][LABEXTENSION] = INSTALLED_AS
-            build_data["shared_data"]["install.json"] = f"{INSTALLED_AS}/install.json"
+            if not (root / LABEXTENSION / "install.json").exists():
+                build_data["shared_data"]["install.json"] = f"{INSTALLED_AS}/install.json"
         elif version == "standard":
             raise RuntimeError(f"the JupyterLab extension was not built ({built} is missing)")
         else:

@@ -112,7 +112,6 @@ def jupyterlab(workdir: Path, labextension: Path, lab_backend: str, tmp_path_fac
     paths = tmp_path_factory.mktemp("jupyter-paths")
     (paths / "data" / "labextensions").mkdir(parents=True)
     (paths / "data" / "labextensions" / "miniwdl-jupyter").symlink_to(labextension)
-    shutil.copy(REPO / "install.json", labextension / "install.json")
     shutil.copytree(REPO / "jupyter-config" / "server-config", paths / "config" / "jupyter_server_config.d")
     (paths / "config" / "labconfig").mkdir()  # no "news?" toast over the screenshots
     (paths / "config" / "labconfig" / "page_config.json").write_text(

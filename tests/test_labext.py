@@ -67,7 +67,8 @@ def test_wheel_ships_the_prebuilt_extension_and_enables_the_server_extension(lab
     assert ext + "package.json" in names and ext + "install.json" in names
     assert any(n.startswith(ext + "static/remoteEntry.") for n in names)
     assert data + "etc/jupyter/jupyter_server_config.d/miniwdl_jupyter.json" in names
-    for packaged in ("miniwdl_jupyter/defaults.cfg", "miniwdl_jupyter/wdl/notebook.wdl", "miniwdl_jupyter/labext/handlers.py"):
+    for packaged in ("miniwdl_jupyter/defaults.cfg", "miniwdl_jupyter/wdl/notebook.wdl", "miniwdl_jupyter/labext/handlers.py",
+                     "miniwdl_jupyter/wes/openapi/workflow_execution_service.openapi.yaml"):
         assert packaged in names, packaged
     assert not any(n.startswith("miniwdl_jupyter/labextension/") for n in names), "the build is shared data, not package data"
     entry_points = zipfile.ZipFile(wheel).read("miniwdl_jupyter-0.1.0.dist-info/entry_points.txt").decode()
