@@ -62,17 +62,21 @@ export class RunsPanel extends Widget {
     if (!this.isVisible || this.isDisposed) {
       return; // shown again: onAfterShow refreshes
     }
+    const generation = ++this.generation; // a newer refresh schedules the next one, not this
     const folder = this.folder();
     let active = false;
     try {
       const reply = await requestAPI<IRunsReply>(`runs?path=${encodeURIComponent(folder)}`);
+      if (generation !== this.generation) {
+        return; // a newer refresh is under way (another folder, a cancel)
+      }
       this.draw(reply);
       this.message.textContent = '';
       active = reply.runs.some(r => r.active);
     } catch (reason) {
       this.message.textContent = `could not list runs: ${reason}`;
     }
-    if (!this.isDisposed) {
+    if (!this.isDisposed && generation === this.generation) {
       this.timer = window.setTimeout(() => void this.refresh(), active ? ACTIVE_REFRESH_MS : IDLE_REFRESH_MS);
     }
   }
@@ -156,4 +160,5 @@ export class RunsPanel extends Widget {
   private list: HTMLElement;
   private message: HTMLElement;
   private timer = 0;
+  private generation = 0;
 }
