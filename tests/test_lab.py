@@ -1,9 +1,11 @@
 """The JupyterLab extension in a real JupyterLab in headless Chromium (see lab_fixtures.py):
-WDL highlighting in `%%wdl` cells only, diagnostics from miniwdl while typing, the runs sidebar
-(listing and cancelling), and the run renderer in a reopened, untrusted notebook.
+WDL highlighting in `%%wdl` cells (and .wdl files) only, diagnostics from miniwdl while typing, the
+runs sidebar (listing and cancelling), the run renderer in a reopened, untrusted notebook, and the
+calm live view.
 
-Screenshots land in test-artifacts/lab-*.png, the measured diagnostic latency in
-test-artifacts/lab-diagnostics.json.
+Screenshots land in test-artifacts/: lab-wdl-cell.png, lab-wdl-file.png, lab-runs-sidebar.png,
+lab-runs-sidebar-cancelled.png, lab-reopened-untrusted.png, lab-live-view.png; the measured
+diagnostic latency in lab-diagnostics.json.
 """
 
 from __future__ import annotations
