@@ -47,4 +47,8 @@ def resolve_backend(name: Optional[str], cfg: Loader) -> str:
     installed = installed_backends(cfg)
     if name not in installed:
         raise ConfigError(f"unknown backend {name!r}; installed backends: {', '.join(installed)}")
+    if name == "aws_batch":  # its settings (and Studio's EFS) are checked before anything starts
+        from .backends.batch_settings import preflight
+
+        preflight(cfg)
     return name

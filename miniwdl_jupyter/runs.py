@@ -249,7 +249,10 @@ def run(
     if submit == "wes":  # the server runs the tasks: its backends, not this machine's
         backend_name = backend or loader["wes"].get("backend", "") or "wes server default"
     else:
-        backend_name = resolve_backend(backend or loader["jupyter"].get("backend"), loader)
+        chosen = backend or loader["jupyter"].get("backend")
+        if chosen in ("", "auto") and launcher.default_backend:
+            chosen = launcher.default_backend
+        backend_name = resolve_backend(chosen, loader)
     run_dir = run_dirs.new_run_dir(root, loaded.name, dir, cwd)
     try:
         proc = _start(loaded, inputs_json, run_dir, backend_name, cache, task, loader, cwd, launcher.name)
@@ -301,7 +304,7 @@ def _start(loaded, inputs_json, run_dir: Path, backend_name: str, cache: bool, t
 def load_config(cfg: CfgArg = None) -> Loader:
     """One Loader from what an entry point was given: a Loader, a dict of overrides, a cfg file or None."""
     if isinstance(cfg, Loader):
-        return cfg
+        return config.apply_defaults(cfg)  # one made elsewhere knows nothing of our sections
     if isinstance(cfg, Mapping):
         return config.load(overrides=dict(cfg))
     return config.load(cfg)
