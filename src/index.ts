@@ -18,6 +18,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 
 import { editorContexts, wdlDiagnostics } from './diagnostics';
 import { isWdlCell, wdl, WDL_MIME } from './language';
+import { postJSON, requestAPI } from './request';
 import { RunsPanel } from './sidebar';
 
 const WDL_ICON = new LabIcon({
@@ -136,6 +137,17 @@ const runsPlugin: JupyterFrontEndPlugin<void> = {
     shell.add(panel, 'left', { rank: 650 });
     restorer?.add(panel, panel.id);
     notebooks?.currentChanged.connect(() => void panel.refresh());
+    // A live run widget's Cancel button: the kernel would see the click only after the cell that
+    // waits for the run returns, so cancel through the server now (the kernel's wait then ends).
+    document.addEventListener('click', event => {
+      const button = (event.target as HTMLElement | null)?.closest?.('.miniwdl-run-widget .miniwdl-cancel-button');
+      const runDir = button?.closest('.miniwdl-run-widget')?.querySelector('[data-run-dir]')?.getAttribute('data-run-dir');
+      if (button && runDir) {
+        void requestAPI('runs/cancel', postJSON({ path: runDir }))
+          .then(() => panel.refresh())
+          .catch(reason => console.warn('miniwdl-jupyter: cancel failed', reason));
+      }
+    });
     app.commands.addCommand('miniwdl-jupyter:show-runs', {
       label: 'Show WDL runs',
       execute: () => shell.activateById(panel.id)

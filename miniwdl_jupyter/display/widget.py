@@ -103,6 +103,10 @@ class WidgetView(ProgressView):
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", button_style="danger",
                                             tooltip="cancel the run (its containers stop)")
         self.cancel_button.on_click(self._on_cancel)
+        # The kernel handles this click only once the cell stops blocking; the JupyterLab extension
+        # sees the class and cancels through the server at once, naming the run by the root's
+        # data-run-dir (set in the header).
+        self.cancel_button.add_class("miniwdl-cancel-button")
         self.root = RunWidget(
             lambda: board_bundle(self.run.state, self, final=self.run.state.done),
             children=[
@@ -122,7 +126,7 @@ class WidgetView(ProgressView):
 
     # -- drawing (traits only) -------------------------------------------------------------------
     def _render(self, state: RunState, final: bool) -> None:
-        self.header.value = summary.header_html(state)
+        self.header.value = f"<span data-run-dir='{summary.esc(state.run_dir)}'></span>" + summary.header_html(state)
         self.bar.max = max(state.task_calls, 1)
         self.bar.value = state.finished_calls
         self.bar.bar_style = "danger" if state.counts[FAILED] or state.status == "failed" else (

@@ -5,7 +5,8 @@
   `{diagnostics: [{line, column, end_line, end_column, severity, message}]}` (1-based).
 - GET `runs?path=FOLDER`: the runs under the run root of FOLDER, newest first, read through
   `list_runs` and each run's monitor (the run directories stay the only source of truth).
-- POST `runs/cancel` {path}: cancel a listed run.
+- POST `runs/cancel` {path}: cancel a listed run, or one under the server root (relative or
+  absolute path: a live run widget's Cancel button names its run directory).
 
 Paths are relative to the server's root directory; nothing outside it is read on a client's say-so
 (a run root configured outside it is listed, and its runs can be cancelled once listed).
@@ -217,6 +218,9 @@ class CancelHandler(_Base):
             raise tornado.web.HTTPError(400, "path (the run directory) is required")
         with _runs_lock:
             listed = Path(given) if Path(given) in _runs else None
+        if listed is None and Path(given).is_absolute():
+            # A live widget names its run by absolute path: fine when it is under the server root.
+            given = self.relative(Path(given).resolve()) or _outside(given)
         run_dir = listed or self.local_path(given)
         from ..errors import RunNotFound
 
@@ -226,6 +230,10 @@ class CancelHandler(_Base):
         except RunNotFound as exn:
             raise tornado.web.HTTPError(404, str(exn)) from None
         self.finish(json.dumps({"status": status}))
+
+
+def _outside(path: str) -> str:
+    raise tornado.web.HTTPError(403, f"{path} is outside the server's root directory and not a listed run")
 
 
 def setup_handlers(web_app: Any, root_dir: str) -> None:
