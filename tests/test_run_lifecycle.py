@@ -181,6 +181,16 @@ def test_killing_the_runner_of_a_slurm_run_leaves_no_job_queued(slurm_cluster, w
     monkeypatch.setenv("MINIWDL__SLURM__RUNTIME", "none")
     handle = mj.run(wdl("sleep_scatter.wdl", "none"), {"n": 3, "seconds": 600}, backend="slurm", wait=False, cache=False)
     _wait_until(lambda: len(jobs_in_queue(handle.run_dir)) == 3, 120, "3 jobs in the queue")
+    # the live board says where each running task is: its SLURM job, state and node
+    from miniwdl_jupyter.display.html_board import board_bundle
+    from miniwdl_jupyter.display.progress import NoView
+
+    view = NoView(handle)
+    _wait_until(lambda: any(c.job.get("state") == "RUNNING" for c in handle.poll().calls.values()), 120, "a job RUNNING")
+    view.update(handle.poll())
+    board = board_bundle(handle.state, view, final=False)["text/plain"]
+    running = next(c for c in handle.state.calls.values() if c.job.get("state") == "RUNNING")
+    assert f"job {running.job['job_id']} RUNNING on {running.job['node']}" in board
     os.kill(launch_record.read(handle.run_dir)["pid"], signal.SIGKILL)
     handle.wait(timeout=60, raise_on_failure=False)
     assert handle.status == "failed"

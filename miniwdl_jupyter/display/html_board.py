@@ -19,6 +19,9 @@ LOG_TAIL_LINES = 12
 MORE_FAILURES_LISTED = 5
 
 
+JOBS_LISTED = 8  # running calls listed with their scheduler job on the live board
+
+
 def board_bundle(state: RunState, view: ProgressView, final: bool, with_groups: bool = True) -> Dict[str, Any]:
     """{'text/html', 'text/plain'} of the board; the final board adds the run record (RUN_MIME) that
     the JupyterLab extension renders. The live log tail is left out of the final board: the log is
@@ -48,6 +51,10 @@ def board_bundle(state: RunState, view: ProgressView, final: bool, with_groups: 
         message = summary.run_error_text(state)
         html_parts.append(f"<div style='color:{summary.STATE_COLOURS['failed']}'>{summary.esc(message)}</div>")
         text_parts.append(message)
+    placed = [c for c in itertools.islice(view.active.values(), JOBS_LISTED) if c.job.get("job_id")] if not final else []
+    if placed:  # tasks running on a scheduler: where each one is
+        html_parts.append("<div>" + "<br>".join(f"<code>{summary.esc(c.id)}</code> {summary.esc(summary.job_text(c))}" for c in placed) + "</div>")
+        text_parts += [f"  {c.id}: {summary.job_text(c)}" for c in placed]
     if not final and state.tail_events:
         html_parts.append(log_tail_html(state))
     html_parts.append(f"<div style='color:#757575'>run directory: <code>{summary.esc(state.run_dir)}</code></div></div>")

@@ -178,9 +178,9 @@ class WidgetView(ProgressView):
                 picked[call_id] = calls[call_id]
         rows = "".join(_call_row(c) for c in picked.values())
         more = group.total - len(picked)
-        tail = f"<tr><td colspan='5'>... and {more:,} more (run.calls has them all)</td></tr>" if more > 0 else ""
+        tail = f"<tr><td colspan='6'>... and {more:,} more (run.calls has them all)</td></tr>" if more > 0 else ""
         return ("<table style='font-size:85%'><tr><th>call</th><th>state</th><th>exit</th><th>attempt</th>"
-                f"<th>time</th></tr>{rows}{tail}</table>")
+                f"<th>time</th><th>where</th></tr>{rows}{tail}</table>")
 
     # -- the API ---------------------------------------------------------------------------------
     def _final_output(self, state: RunState) -> None:
@@ -241,6 +241,6 @@ def _call_row(call: CallState) -> str:
     return (
         f"<tr><td><code>{summary.esc(call.id)}</code></td><td style='color:{colour}'>{summary.esc(call.state)}</td>"
         f"<td>{summary.esc(call.exit_code if call.exit_code is not None else '')}</td><td>{call.attempt}</td>"
-        f"<td>{duration}</td></tr>"
+        f"<td>{duration}</td><td>{summary.esc(summary.job_text(call))}</td></tr>"
     )
 
