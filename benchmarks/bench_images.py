@@ -1,15 +1,17 @@
 """Notebook-step image builds: a cache hit against a first build, on the local Docker daemon.
 
-    python benchmarks/bench_images.py [--base debian:bookworm-slim] [--hits 20]
+    python benchmarks/bench_images.py [--base debian:bookworm-slim] [--hits 20] [--rounds 3]
 
-Measures, in one run:
+Measures, in one run, --rounds times (each round on its own throw-away base, so the builds
+alternate with the hits they are compared with):
 - cold first build: a base image nothing was built on yet (a throw-away `LABEL` child of --base,
   so it has a new id), i.e. python3 from apt + the step tooling + the requirement from PyPI;
 - warm first build: a new requirement set on a base already used (Docker's layer cache holds the
   python3 and tooling layers: only the requirements layer and the venv copy are new);
 - cache hit: build_image() again with the same inputs (median and max of --hits calls), and the
   first call of a fresh process (importing the Docker SDK included).
-The images it makes are removed at the end.
+Each figure is printed as median [min-max] over the rounds (hits: over all rounds' hits). The
+images it makes are removed at the end.
 """
 
 from __future__ import annotations
@@ -52,32 +54,44 @@ def fresh_process_hit(base: str) -> float:
     return float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
 
 
+def spread(samples: list, scale: float = 1.0, digits: int = 1) -> str:
+    values = [scale * v for v in samples]
+    return f"{statistics.median(values):7.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base", default=os.environ.get("MINIWDL_JUPYTER_TEST_IMAGE", "debian:bookworm-slim"))
-    parser.add_argument("--hits", type=int, default=20)
+    parser.add_argument("--hits", type=int, default=20, help="cache hits per round")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    made = []
-    base = throwaway_base(args.base)
-    made.append(base)
-    try:
-        tag, cold = timed(images.build_image, [REQUIREMENT], base_image=base, log=lambda line: None)
-        made.append(tag)
-        hits = [timed(images.build_image, [REQUIREMENT], base_image=base)[1] for _ in range(args.hits)]
-        first_in_process = fresh_process_hit(base)
-        pinned = f"{REQUIREMENT}==0.20220715.0"
-        tag2, warm = timed(images.build_image, [pinned], base_image=base, log=lambda line: None)
-        made.append(tag2)
-    finally:
-        subprocess.run(["docker", "image", "rm", *made], capture_output=True)
+    colds, warms, hits, fresh = [], [], [], []
+    print(f"base {args.base} (a throw-away child per round), requirement {REQUIREMENT}, load {os.getloadavg()[0]:.1f}")
+    for _ in range(args.rounds):
+        made = []
+        base = throwaway_base(args.base)
+        made.append(base)
+        try:
+            tag, cold = timed(images.build_image, [REQUIREMENT], base_image=base, log=lambda line: None)
+            made.append(tag)
+            hits += [timed(images.build_image, [REQUIREMENT], base_image=base)[1] for _ in range(args.hits)]
+            fresh.append(fresh_process_hit(base))
+            pinned = f"{REQUIREMENT}==0.20220715.0"
+            tag2, warm = timed(images.build_image, [pinned], base_image=base, log=lambda line: None)
+            made.append(tag2)
+            colds.append(cold)
+            warms.append(warm)
+        finally:
+            subprocess.run(["docker", "image", "rm", *made], capture_output=True)
 
-    print(f"base {args.base} (throw-away child {base}), requirement {REQUIREMENT}")
-    print(f"cold first build (apt python3 + tooling + requirement): {cold:7.1f} s")
-    print(f"warm first build (new requirements, cached layers):     {warm:7.1f} s")
-    print(f"cache hit, median of {args.hits}:                            {statistics.median(hits) * 1000:7.1f} ms (max {max(hits) * 1000:.1f} ms)")
-    print(f"cache hit, first call in a fresh process:                {first_in_process * 1000:7.1f} ms")
-    print(f"cold build / cache hit: {cold / statistics.median(hits):.0f}x")
+    print(f"rounds {args.rounds}, load at the end {os.getloadavg()[0]:.1f}; median [min-max]")
+    print(f"cold first build (apt python3 + tooling + requirement): {spread(colds)} s")
+    print(f"warm first build (new requirements, cached layers):     {spread(warms)} s")
+    print(f"cache hit ({len(hits)} calls):                            {spread(hits, 1000)} ms")
+    print(f"cache hit, first call in a fresh process:                {spread(fresh, 1000)} ms")
+    print(f"cold build / cache hit (medians): {statistics.median(colds) / statistics.median(hits):.0f}x; "
+          f"slowest hit {max(hits) * 1000:.1f} ms against fastest cold build {min(colds):.1f} s")
 
 
 if __name__ == "__main__":

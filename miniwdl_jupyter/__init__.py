@@ -55,3 +55,8 @@ def load_ipython_extension(ipython) -> None:  # type: ignore[no-untyped-def]
     from .magics import register
 
     register(ipython)
+
+
+def _jupyter_labextension_paths() -> list:
+    """Where the prebuilt JupyterLab extension is, for `jupyter labextension develop .`"""
+    return [{"src": "labextension", "dest": "miniwdl-jupyter"}]

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from WDL.runtime.config import Loader, load_all_plugins
 
+from . import config
 from .errors import ConfigError
 
 _DOCKER_CHECK_TTL = 30.0
@@ -21,7 +22,7 @@ def installed_backends(cfg: Loader) -> List[str]:
 
 def docker_exe(cfg: Loader) -> List[str]:
     """The docker-compatible CLI docker_run uses (`[docker_run] exe`)."""
-    return cfg.get_list("docker_run", "exe", ["docker"])
+    return config.option(cfg, "docker_run", "exe", "list")
 
 
 def docker_answers(exe: Sequence[str] = ("docker",)) -> bool:
@@ -47,4 +48,8 @@ def resolve_backend(name: Optional[str], cfg: Loader) -> str:
     installed = installed_backends(cfg)
     if name not in installed:
         raise ConfigError(f"unknown backend {name!r}; installed backends: {', '.join(installed)}")
+    if name == "aws_batch":  # its settings (and Studio's EFS) are checked before anything starts
+        from .backends.batch_settings import preflight
+
+        preflight(cfg)
     return name

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from . import config
+from . import config, studio
 from .errors import BackendError, ConfigError
 
 if TYPE_CHECKING:  # the Docker SDK is imported when first used: importing it costs ~0.1 s
@@ -235,7 +235,7 @@ def _docker_client() -> "DockerClient":
     import docker
 
     try:
-        client = docker.from_env(timeout=600)
+        client = docker.from_env(timeout=600, **studio.docker_client_kwargs())  # Studio: API 1.41 only
         client.ping()
     except docker.errors.DockerException as exn:
         raise BackendError(
@@ -315,7 +315,8 @@ def _stream_build(
     }
     try:
         stream = client.api.build(
-            path=context, tag=tag, rm=True, forcerm=True, pull=False, decode=True, labels=labels
+            path=context, tag=tag, rm=True, forcerm=True, pull=False, decode=True, labels=labels,
+            **studio.docker_build_kwargs(),  # Studio: builds only on the sagemaker network
         )
         for chunk in stream:
             if "stream" in chunk:

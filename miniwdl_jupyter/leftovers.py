@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -28,7 +29,50 @@ _logger = logging.getLogger("miniwdl_jupyter.leftovers")
 def stop_leftovers(run_dir: Path, cfg: Loader) -> int:
     """Stop every container and task process of `run_dir`. Call it only once its miniwdl process
     is gone (or has been told to stop). Returns how many were stopped."""
-    return remove_containers(cfg, run_dir) + kill_task_processes(run_dir)
+    # Batch jobs first, by the API: on AWS they run on other hosts, where nothing else reaches them
+    return (
+        stop_batch_jobs(run_dir, cfg)
+        + cancel_slurm_jobs(run_dir)
+        + remove_containers(cfg, run_dir)
+        + kill_task_processes(run_dir)
+    )
+
+
+def cancel_slurm_jobs(run_dir: Path) -> int:
+    """scancel the SLURM task jobs of a slurm-backend run (found by the comment naming its run dir)."""
+    from . import launch_record
+
+    if (launch_record.read(run_dir) or {}).get("backend") != "slurm" or not shutil.which("squeue"):
+        return 0
+    from .backends.slurm import jobs_of_run
+    from .backends.slurm_jobs import SlurmUnavailable, cancel_jobs
+
+    try:
+        jobs = jobs_of_run(str(run_dir))
+        if jobs:
+            cancel_jobs(jobs)
+    except SlurmUnavailable as exn:
+        _logger.warning("could not cancel the SLURM jobs of %s: %s", run_dir, exn)
+        return 0
+    if jobs:
+        _logger.info("cancelled %d SLURM job(s) left by %s", len(jobs), run_dir)
+    return len(jobs)
+
+
+def stop_batch_jobs(run_dir: Path, cfg: Loader) -> int:
+    """TerminateJob for the AWS Batch task jobs of an aws_batch run (found by their name prefix)."""
+    from . import launch_record
+
+    record = launch_record.read(run_dir) or {}
+    if record.get("backend") != "aws_batch":
+        return 0
+    from .backends.batch_jobs import stop_run_jobs
+
+    settings = {"region": record["aws_region"], "endpoint_url": record.get("aws_endpoint_url", "")} if record.get("aws_region") else None
+    stopped = stop_run_jobs(cfg, str(run_dir), record.get("task_queues"), settings)
+    if stopped:
+        _logger.info("terminated %d AWS Batch job(s) left by %s", len(stopped), run_dir)
+    return len(stopped)
 
 
 def remove_containers(cfg: Loader, run_dir: Optional[Path] = None) -> int:
@@ -60,16 +104,21 @@ def remove_containers(cfg: Loader, run_dir: Optional[Path] = None) -> int:
 
 
 def kill_task_processes(run_dir: Path) -> int:
-    """SIGKILL the process groups of processes working inside `run_dir` (local-backend tasks)."""
+    """SIGKILL the process groups of processes working inside `run_dir` (local-backend tasks).
+    Processes in other pid namespaces (containers that bind the run directory at the same path,
+    e.g. shared-filesystem backends' jobs) are their backend's to stop, not ours."""
     inside = str(Path(run_dir).resolve()) + os.sep
-    own_group = os.getpgid(0)
+    own_group, own_namespace = os.getpgid(0), _pid_namespace("self")
     groups: List[int] = []
     for proc in psutil.process_iter(["pid", "cwd"]):
         cwd = proc.info.get("cwd")
-        if not cwd or not (cwd + os.sep).startswith(inside) or proc.info["pid"] == os.getpid():
+        pid = proc.info["pid"]
+        if not cwd or not (cwd + os.sep).startswith(inside) or pid == os.getpid():
+            continue
+        if _pid_namespace(str(pid)) != own_namespace:
             continue
         try:
-            group = os.getpgid(proc.info["pid"])
+            group = os.getpgid(pid)
         except ProcessLookupError:
             continue
         if group != own_group and group not in groups:
@@ -82,3 +131,10 @@ def kill_task_processes(run_dir: Path) -> int:
     if groups:
         _logger.info("killed %d task process group(s) left by %s", len(groups), run_dir)
     return len(groups)
+
+
+def _pid_namespace(pid: str) -> Optional[str]:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return None

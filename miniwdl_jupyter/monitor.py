@@ -40,6 +40,8 @@ _STARTING_SECONDS = 120.0
 LOG_TAIL_LINES = 200
 _VALUE_EVENTS = ("visit", "input", "output", "eval")
 _VALUE_EVENT_PREFIXES = tuple(f'{{"message": "{m}"'.encode() for m in _VALUE_EVENTS)
+# Backend event fields that say where a task runs on a scheduler (slurm, aws_batch).
+_JOB_FIELDS = ("job_id", "state", "status", "node", "log_stream", "queue")
 _NOT_SHOWN = ("message", "source", "timestamp", "level", "levelno", "thread", "traceback")
 
 
@@ -55,6 +57,9 @@ class CallState:
     end_time: Optional[float] = None
     exit_code: Optional[int] = None
     attempt: int = 1
+    # Where a scheduler runs it (from backend events that carry a job_id): job id, state or
+    # status, node, log stream... the latest value of each.
+    job: Dict[str, Any] = field(default_factory=dict)
     cached: bool = False
     error: Optional[Dict[str, Any]] = None  # the failure's fields from the log
 
@@ -293,6 +298,12 @@ class RunMonitor:
         if source.endswith(".stderr"):
             return
         call = self._call(leaf, kind="task" if is_task else "workflow")
+        if "job_id" in event:
+            fields = {k: v for k, v in event.items() if k in _JOB_FIELDS}
+            if fields != {k: call.job.get(k) for k in fields}:
+                call.job.update(fields)
+                state.changed.add(call.id)
+                state.version += 1
         if message in ("task setup", "workflow start"):
             call.dir = Path(event["dir"]) if "dir" in event else self.run_dir / call.id
             call.start_time = call.start_time or ts

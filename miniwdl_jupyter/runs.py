@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
+import WDL
 from WDL.runtime.config import Loader
 
 from . import config, launch_record, leftovers, miniwdl_command, run_dirs, wdl_source
@@ -48,6 +49,7 @@ class Run:
         self._monitor = RunMonitor(self.run_dir, cfg)
         self._process = process  # set when this process launched the run: reaps it when it ends
         self._lock = threading.Lock()  # the widget's updater thread and the cell may both poll
+        self._outputs: Optional[Dict[str, Any]] = None  # a finished run's outputs never change
 
     def __repr__(self) -> str:
         return f"<Run {self.name} {self.poll().status} {self.run_dir}>"
@@ -99,7 +101,11 @@ class Run:
         state = self.poll()
         if state.status != SUCCEEDED or state.outputs is None:
             return {}
-        return {_strip_namespace(key): _python_value(value, self.run_dir) for key, value in state.outputs.items()}
+        if self._outputs is None:
+            self._outputs = _typed_outputs(state.outputs, self.run_dir)
+            if self._outputs is None:  # the WDL is gone or remote: tell paths by where they point
+                self._outputs = {_strip_namespace(k): _python_value(v, self.run_dir) for k, v in state.outputs.items()}
+        return self._outputs
 
     @property
     def error(self) -> Optional[RunFailed]:
@@ -249,7 +255,10 @@ def run(
     if submit == "wes":  # the server runs the tasks: its backends, not this machine's
         backend_name = backend or loader["wes"].get("backend", "") or "wes server default"
     else:
-        backend_name = resolve_backend(backend or loader["jupyter"].get("backend"), loader)
+        chosen = backend or loader["jupyter"].get("backend")
+        if chosen in ("", "auto") and launcher.default_backend:
+            chosen = launcher.default_backend
+        backend_name = resolve_backend(chosen, loader)
     run_dir = run_dirs.new_run_dir(root, loaded.name, dir, cwd)
     try:
         proc = _start(loaded, inputs_json, run_dir, backend_name, cache, task, loader, cwd, launcher.name)
@@ -294,14 +303,22 @@ def _start(loaded, inputs_json, run_dir: Path, backend_name: str, cache: bool, t
     proc = get_launcher(launcher_name).launch(command, run_dir=run_dir, env=env, cwd=cwd, cfg=loader)
     if backend_name == "docker_run":
         # Containers left by runs whose process was killed hard; off the critical path.
-        threading.Thread(target=leftovers.remove_containers, args=(loader,), daemon=True).start()
+        threading.Thread(target=_sweep_containers, args=(loader,), daemon=True).start()
     return proc
+
+
+def _sweep_containers(loader: Loader) -> None:
+    """Remove containers of runs killed earlier. A convenience: it must never disturb this run."""
+    try:
+        leftovers.remove_containers(loader)
+    except Exception:  # noqa: BLE001 - e.g. the daemon went away meanwhile
+        _logger.debug("sweeping containers of killed runs failed", exc_info=True)
 
 
 def load_config(cfg: CfgArg = None) -> Loader:
     """One Loader from what an entry point was given: a Loader, a dict of overrides, a cfg file or None."""
     if isinstance(cfg, Loader):
-        return cfg
+        return config.apply_defaults(cfg)  # one made elsewhere knows nothing of our sections
     if isinstance(cfg, Mapping):
         return config.load(overrides=dict(cfg))
     return config.load(cfg)
@@ -365,6 +382,41 @@ def _start_time(run: Run) -> float:
 
 def _strip_namespace(key: str) -> str:
     return key.split(".", 1)[1] if "." in key else key
+
+
+def _typed_outputs(outputs_json: Dict[str, Any], run_dir: Path) -> Optional[Dict[str, Any]]:
+    """outputs.json read with the WDL's declared output types: Files and Directories become Paths
+    wherever they point (a cached call's outputs point into the run that made them). None when the
+    WDL cannot be read here (a URL, a moved file): the caller falls back to `_python_value`."""
+    record = launch_record.read(run_dir) or {}
+    source_path = record.get("source_path")
+    if not isinstance(source_path, str) or source_path.startswith(_URL_PREFIXES) or not os.path.isfile(source_path):
+        return None
+    try:
+        loaded = wdl_source.load(
+            source_path, cwd=Path(record.get("cwd") or run_dir), display_name=str(record.get("source")), task=record.get("task")
+        )
+        values = WDL.values_from_json(outputs_json, loaded.target.effective_outputs, namespace=loaded.target.name)
+    except Exception:  # noqa: BLE001 - an unreadable WDL only costs the types
+        return None
+    return {binding.name: _from_wdl_value(binding.value) for binding in values}
+
+
+def _from_wdl_value(value: "WDL.Value.Base") -> Any:
+    if isinstance(value, (WDL.Value.File, WDL.Value.Directory)):
+        # a run on a WES server gives its files back as URLs: those stay strings
+        return value.value if "://" in value.value else Path(value.value)
+    if isinstance(value, WDL.Value.Array):
+        return [_from_wdl_value(v) for v in value.value]
+    if isinstance(value, WDL.Value.Pair):
+        return (_from_wdl_value(value.value[0]), _from_wdl_value(value.value[1]))
+    if isinstance(value, WDL.Value.Map):
+        return {_from_wdl_value(k): _from_wdl_value(v) for k, v in value.value}
+    if isinstance(value, WDL.Value.Struct):
+        return {k: _from_wdl_value(v) for k, v in value.value.items()}
+    if isinstance(value, WDL.Value.Null):
+        return None
+    return value.value
 
 
 def _python_value(value: Any, run_dir: Path) -> Any:

@@ -171,7 +171,7 @@ task note {
 """
 
 
-@pytest.mark.xfail(strict=True, reason="a cached run of a lone task: outputs.json names the earlier run's file, so run.outputs gives a str, not a Path (runs._python_value)")
+
 def test_a_cached_task_run_gives_file_outputs_as_paths(fast, workdir):
     first = mj.run(NOTE_TASK.replace("IMAGE", fast))
     again = mj.run(NOTE_TASK.replace("IMAGE", fast))

@@ -19,6 +19,7 @@ from miniwdl_jupyter import launch_record
 from miniwdl_jupyter.errors import InputError, RunNotFound
 
 from conftest import wdl
+from slurm_fixtures import slurm_cluster  # noqa: F401 (a fixture)
 
 ECHO = textwrap.dedent(
     """
@@ -172,3 +173,25 @@ def test_one_damaged_run_directory_does_not_break_the_listing(workdir):
 
     table = runs_table(listed)._repr_html_()
     assert "20200101_000000_broken" in table and "echo" in table
+
+
+def test_killing_the_runner_of_a_slurm_run_leaves_no_job_queued(slurm_cluster, workdir, monkeypatch):
+    from slurm_fixtures import jobs_in_queue
+
+    monkeypatch.setenv("MINIWDL__SLURM__RUNTIME", "none")
+    handle = mj.run(wdl("sleep_scatter.wdl", "none"), {"n": 3, "seconds": 600}, backend="slurm", wait=False, cache=False)
+    _wait_until(lambda: len(jobs_in_queue(handle.run_dir)) == 3, 120, "3 jobs in the queue")
+    # the live board says where each running task is: its SLURM job, state and node
+    from miniwdl_jupyter.display.html_board import board_bundle
+    from miniwdl_jupyter.display.progress import NoView
+
+    view = NoView(handle)
+    _wait_until(lambda: any(c.job.get("state") == "RUNNING" for c in handle.poll().calls.values()), 120, "a job RUNNING")
+    view.update(handle.poll())
+    board = board_bundle(handle.state, view, final=False)["text/plain"]
+    running = next(c for c in handle.state.calls.values() if c.job.get("state") == "RUNNING")
+    assert f"job {running.job['job_id']} RUNNING on {running.job['node']}" in board
+    os.kill(launch_record.read(handle.run_dir)["pid"], signal.SIGKILL)
+    handle.wait(timeout=60, raise_on_failure=False)
+    assert handle.status == "failed"
+    _wait_until(lambda: jobs_in_queue(handle.run_dir) == [], 60, "the queue emptied of this run's jobs")

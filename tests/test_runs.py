@@ -118,25 +118,33 @@ def test_no_wait_run_survives_its_process_and_is_attached_later(docker, workdir)
     assert [p.read_text() for p in handle.outputs["files"]] == ["hello x\n", "hello y\n"]
 
 
-def _swarm_services() -> set:
-    return set(subprocess.run(["docker", "service", "ls", "-q"], capture_output=True, text=True).stdout.split())
+def _swarm_services(run_dir: Path) -> set:
+    """Swarm services of this run: those mounting its directory (the daemon is shared, and other
+    runs' services come and go meanwhile)."""
+    ids = subprocess.run(["docker", "service", "ls", "-q"], capture_output=True, text=True).stdout.split()
+    if not ids:
+        return set()
+    listed = subprocess.run(
+        ["docker", "service", "inspect", "--format", "{{.ID}} {{json .Spec.TaskTemplate.ContainerSpec.Mounts}}", *ids],
+        capture_output=True, text=True,
+    ).stdout.splitlines()
+    return {line.split(" ", 1)[0] for line in listed if f'"Source":"{run_dir}/' in line}
 
 
 def test_cancel_stops_a_running_scatter(docker, workdir):
-    services_before = _swarm_services()
     handle = mj.run(wdl("sleep_scatter.wdl", docker), {"n": 4}, wait=False)
     deadline = time.monotonic() + 120
     while handle.poll().counts["running"] < 1 and time.monotonic() < deadline:
         time.sleep(0.2)
     assert handle.state.counts["running"] >= 1, handle.log()
-    while not _swarm_services() - services_before and time.monotonic() < deadline:
+    while not _swarm_services(handle.run_dir) and time.monotonic() < deadline:
         time.sleep(0.2)  # "running" starts at task setup, a moment before swarm has the service
-    services = _swarm_services() - services_before
+    services = _swarm_services(handle.run_dir)
     assert services, "the run's tasks are swarm services"
     handle.cancel()  # returns once the run is done (it waits up to 30 s), not on a timer
     assert handle.status == "cancelled"
     assert isinstance(handle.error, Cancelled)
-    assert _swarm_services() & services == set(), "no swarm service of this run is left"
+    assert _swarm_services(handle.run_dir) == set(), "no swarm service of this run is left"
     # Swarm removes a service's container asynchronously (docker's stop timeout is 10 s): give it
     # that long, no more.
     deadline = time.monotonic() + 15

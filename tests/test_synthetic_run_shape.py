@@ -185,10 +185,10 @@ def test_the_monitor_reads_both_the_same_way(real_runs, synthetic_runs):
         assert sorted(real.calls) == sorted(synthetic.calls)
         for call_id, call in real.calls.items():
             twin = synthetic.calls[call_id]
-            if outcome == "failed" and call_id == "call-align-2":
-                # In the real failing run call 2 may or may not finish before the failure aborts
-                # it (a race miniwdl decides); the synthetic one was still running, so aborted.
-                assert twin.state == "cancelled" and call.state in ("cancelled", "succeeded"), call.state
+            if outcome == "failed" and call_id != "call-align-1":
+                # In the real failing run calls 0 and 2 may or may not finish before call 1's
+                # failure aborts them (a race the scheduler decides): either state is miniwdl's.
+                assert call.state in ("cancelled", "succeeded") and twin.state in ("cancelled", "succeeded"), (call.state, twin.state)
                 continue
             assert (twin.name, twin.state, twin.exit_code) == (call.name, call.state, call.exit_code), call_id
     real_failed = RunMonitor(real_runs["failed"]).poll().calls["call-align-1"]

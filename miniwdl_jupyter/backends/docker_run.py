@@ -34,6 +34,7 @@ from WDL.runtime import config
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
+from .. import studio
 from ..errors import BackendError
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 
@@ -61,6 +62,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
 
     @classmethod
     def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
+        studio.prepare_docker_cli()  # SageMaker Studio's daemon: API 1.41 only, no BuildKit
         exe = jupyter_config.option(cfg, "docker_run", "exe", "list")
         try:
             proc = subprocess.run(exe + ["info"], capture_output=True, text=True, timeout=30)
@@ -314,7 +316,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
         if self.runtime_values.get("privileged", False):
             logger.warning("runtime.privileged enabled (security & portability warning)")
             args.append("--privileged")
-        return args + option("extra_args", "list")
+        return studio.docker_run_args(args + option("extra_args", "list"), logger)
 
 
 class InlineDockerfileBuildFailed(docker.errors.BuildError, BackendError):

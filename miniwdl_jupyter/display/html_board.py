@@ -11,15 +11,21 @@ from typing import Any, Dict
 
 from ..monitor import RunState
 from . import summary
+from .logtail import friendly_tail
 from .progress import ProgressView
+from .record import RUN_MIME, run_record
 
 LOG_TAIL_LINES = 12
 MORE_FAILURES_LISTED = 5
 
 
-def board_bundle(state: RunState, view: ProgressView, final: bool, with_groups: bool = True) -> Dict[str, str]:
-    """{'text/html', 'text/plain'} of the board. The live log tail is left out of the final board:
-    the log is in the run directory, and the notebook should stay small."""
+JOBS_LISTED = 8  # running calls listed with their scheduler job on the live board
+
+
+def board_bundle(state: RunState, view: ProgressView, final: bool, with_groups: bool = True) -> Dict[str, Any]:
+    """{'text/html', 'text/plain'} of the board; the final board adds the run record (RUN_MIME) that
+    the JupyterLab extension renders. The live log tail is left out of the final board: the log is
+    in the run directory, and the notebook should stay small."""
     groups = list(state.groups.values()) if with_groups else []
     html_parts = [
         "<div class='miniwdl-run' style='font-size:90%;line-height:1.4'>",
@@ -45,12 +51,28 @@ def board_bundle(state: RunState, view: ProgressView, final: bool, with_groups: 
         message = summary.run_error_text(state)
         html_parts.append(f"<div style='color:{summary.STATE_COLOURS['failed']}'>{summary.esc(message)}</div>")
         text_parts.append(message)
-    if not final and state.log_tail:
-        tail = list(state.log_tail)[-LOG_TAIL_LINES:]
-        html_parts.append(summary.log_tail_html(tail))
+    placed = [c for c in itertools.islice(view.active.values(), JOBS_LISTED) if c.job.get("job_id")] if not final else []
+    if placed:  # tasks running on a scheduler: where each one is
+        html_parts.append("<div>" + "<br>".join(f"<code>{summary.esc(c.id)}</code> {summary.esc(summary.job_text(c))}" for c in placed) + "</div>")
+        text_parts += [f"  {c.id}: {summary.job_text(c)}" for c in placed]
+    if not final and state.tail_events:
+        html_parts.append(log_tail_html(state))
     html_parts.append(f"<div style='color:#757575'>run directory: <code>{summary.esc(state.run_dir)}</code></div></div>")
     text_parts.append(f"run directory: {state.run_dir}")
-    return {"text/html": "".join(html_parts), "text/plain": "\n".join(text_parts)}
+    bundle: Dict[str, Any] = {"text/html": "".join(html_parts), "text/plain": "\n".join(text_parts)}
+    if final:
+        bundle[RUN_MIME] = run_record(view.run, state, view)
+    return bundle
+
+
+def log_tail_html(state: RunState) -> str:
+    """What the run is doing, in words, with miniwdl's raw lines folded away underneath."""
+    raw = list(state.log_tail)[-LOG_TAIL_LINES:]
+    return (
+        summary.log_tail_html(friendly_tail(state))
+        + "<details style='font-size:85%'><summary style='cursor:pointer;color:#757575'>raw log</summary>"
+        + summary.log_tail_html(raw) + "</details>"
+    )
 
 
 class HtmlBoard(ProgressView):

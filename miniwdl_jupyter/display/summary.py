@@ -158,6 +158,22 @@ def failure_text(call: CallState, tail: List[str]) -> str:
     return "\n".join(lines)
 
 
+def job_text(call: CallState) -> str:
+    """Where a scheduler runs the call (slurm, aws_batch): job id, state, node, log stream."""
+    job = call.job
+    if not job.get("job_id"):
+        return ""
+    parts = [f"job {job['job_id']}"]
+    state = job.get("state") or job.get("status")
+    if state:
+        parts.append(str(state))
+    if job.get("node"):
+        parts.append(f"on {job['node']}")
+    if job.get("log_stream"):
+        parts.append(f"log stream {job['log_stream']}")
+    return " ".join(parts)
+
+
 def run_error_text(state: RunState) -> str:
     """The run-level error message (error.json's innermost cause), when there is one."""
     message = ""

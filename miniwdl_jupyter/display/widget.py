@@ -3,8 +3,12 @@ from one background thread after the cell returned.
 
 Updates only set widget traits (traitlets send a comm message only when a value changes); nothing
 here prints or display()s from a thread. The root widget's display bundle also carries the board as
-HTML and text, for frontends that can't render widgets, and `finish()` adds an ordinary summary
-output so a notebook saved without widget state still shows how the run ended.
+HTML and text, for frontends that can't render widgets. When the run ends, `finish()` replaces the
+widget with the final summary (the run record the JupyterLab extension renders, with HTML and text
+fallbacks): one calm view per run, which a notebook saved without widget state shows as it was.
+
+The log tail says what happens in words (calls starting, finishing, retrying, failing); miniwdl's
+raw lines are in the folded "raw log" accordion.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import ipywidgets as widgets
 from ..monitor import FAILED, CallGroup, CallState, RunState
 from . import summary
 from .html_board import LOG_TAIL_LINES, board_bundle
+from .logtail import friendly_tail
+from .record import RUN_MIME
 from .progress import MIN_INTERVAL, ProgressView
 
 EXPANDED_CALLS_SHOWN = 200  # an expanded 10,000-way scatter lists this many calls, failures first
@@ -32,7 +38,9 @@ class RunWidget(widgets.VBox):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Dict[str, Any]:
         data = super()._repr_mimebundle_(**kwargs)
-        data.update(self._fallback())
+        fallback = self._fallback()
+        fallback.pop(RUN_MIME, None)  # the record is the final view's, not the live widget's
+        data.update(fallback)
         return data
 
 
@@ -86,10 +94,19 @@ class WidgetView(ProgressView):
         self.rows: Dict[str, GroupRow] = {}
         self.failure = widgets.HTML()
         self.log = widgets.HTML()
+        # Opening the accordion is the frontend's own business: it works while the cell blocks
+        # (the kernel handles widget messages only between cells), so the raw lines are kept current.
+        self.raw_log = widgets.HTML()
+        self.raw_box = widgets.Accordion(children=[self.raw_log], selected_index=None)
+        self.raw_box.set_title(0, "raw log")
         self.message = widgets.HTML()
         self.cancel_button = widgets.Button(description="Cancel", icon="stop", button_style="danger",
                                             tooltip="cancel the run (its containers stop)")
         self.cancel_button.on_click(self._on_cancel)
+        # The kernel handles this click only once the cell stops blocking; the JupyterLab extension
+        # sees the class and cancels through the server at once, naming the run by the root's
+        # data-run-dir (set in the header).
+        self.cancel_button.add_class("miniwdl-cancel-button")
         self.root = RunWidget(
             lambda: board_bundle(self.run.state, self, final=self.run.state.done),
             children=[
@@ -98,6 +115,7 @@ class WidgetView(ProgressView):
                 self.groups_box,
                 self.failure,
                 self.log,
+                self.raw_box,
                 widgets.HBox([self.cancel_button, self.message]),
             ],
         )
@@ -108,7 +126,7 @@ class WidgetView(ProgressView):
 
     # -- drawing (traits only) -------------------------------------------------------------------
     def _render(self, state: RunState, final: bool) -> None:
-        self.header.value = summary.header_html(state)
+        self.header.value = f"<span data-run-dir='{summary.esc(state.run_dir)}'></span>" + summary.header_html(state)
         self.bar.max = max(state.task_calls, 1)
         self.bar.value = state.finished_calls
         self.bar.bar_style = "danger" if state.counts[FAILED] or state.status == "failed" else (
@@ -116,11 +134,16 @@ class WidgetView(ProgressView):
         self.counts.value = f"{state.finished_calls:,}/{state.task_calls:,} calls &middot; {summary.counts_html(state.counts)}"
         self._draw_groups(state)
         self._draw_failure(state)
-        self.log.value = summary.log_tail_html(list(state.log_tail)[-LOG_TAIL_LINES:]) if state.log_tail else ""
+        self._draw_log(state)
         if state.done:
             self.cancel_button.disabled = True
             self.cancel_button.layout.display = "none"
             self.root.add_class(f"miniwdl-run-{state.status}")
+
+    def _draw_log(self, state: RunState) -> None:
+        friendly = friendly_tail(state)
+        self.log.value = summary.log_tail_html(friendly) if friendly else ""
+        self.raw_log.value = summary.log_tail_html(list(state.log_tail)[-LOG_TAIL_LINES:]) if state.tail_events else ""
 
     def _draw_groups(self, state: RunState) -> None:
         groups = list(state.groups.values())[: summary.MAX_GROUP_ROWS]
@@ -155,16 +178,19 @@ class WidgetView(ProgressView):
                 picked[call_id] = calls[call_id]
         rows = "".join(_call_row(c) for c in picked.values())
         more = group.total - len(picked)
-        tail = f"<tr><td colspan='5'>... and {more:,} more (run.calls has them all)</td></tr>" if more > 0 else ""
+        tail = f"<tr><td colspan='6'>... and {more:,} more (run.calls has them all)</td></tr>" if more > 0 else ""
         return ("<table style='font-size:85%'><tr><th>call</th><th>state</th><th>exit</th><th>attempt</th>"
-                f"<th>time</th></tr>{rows}{tail}</table>")
+                f"<th>time</th><th>where</th></tr>{rows}{tail}</table>")
 
     # -- the API ---------------------------------------------------------------------------------
     def _final_output(self, state: RunState) -> None:
-        from IPython.display import display
+        # One view per run: the widget gives way to the final summary, in the same output.
+        self._handle.update(board_bundle(state, self, final=True), raw=True)
+        self._close()
 
-        self._handle.update(self.root)  # refresh the bundle's HTML/text fallback to the final state
-        display(board_bundle(state, self, final=True, with_groups=False), raw=True)
+    def _close(self) -> None:
+        """Close the widgets' comms: the output no longer shows them."""
+        _close_tree(self.root)
 
     def follow(self) -> None:
         """Update from one background thread, at most 5 times a second, until the run ends."""
@@ -203,12 +229,18 @@ class WidgetView(ProgressView):
         threading.Thread(target=cancel, name="miniwdl-cancel", daemon=True).start()
 
 
+def _close_tree(widget: widgets.Widget) -> None:
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
+
+
 def _call_row(call: CallState) -> str:
     duration = f"{call.duration:.0f}s" if call.duration is not None else "-"
     colour = summary.STATE_COLOURS.get(call.state, "#555")
     return (
         f"<tr><td><code>{summary.esc(call.id)}</code></td><td style='color:{colour}'>{summary.esc(call.state)}</td>"
         f"<td>{summary.esc(call.exit_code if call.exit_code is not None else '')}</td><td>{call.attempt}</td>"
-        f"<td>{duration}</td></tr>"
+        f"<td>{duration}</td><td>{summary.esc(summary.job_text(call))}</td></tr>"
     )
 

@@ -26,6 +26,9 @@ class Launcher:
     needed to find the process again goes into the launch record (`launch_record.update`)."""
 
     name = ""
+    # The container backend for runs this launcher starts when none is chosen (`[jupyter] backend`
+    # auto): e.g. a Batch head job's tasks are Batch jobs, not containers on this machine.
+    default_backend: Optional[str] = None
 
     def launch(
         self, command: List[str], *, run_dir: Path, env: Mapping[str, str], cwd: Path, cfg: Loader

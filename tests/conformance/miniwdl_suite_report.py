@@ -27,7 +27,9 @@ def outcomes(junit_xml: Path) -> Dict[str, str]:
 
 
 def main(out: Path, backends: List[str]) -> None:
-    results = {b: outcomes(out / f"{b}.xml") for b in backends if (out / f"{b}.xml").is_file()}
+    # the reference first, also when this run did not include it (an earlier run's result in OUT)
+    ordered = [REFERENCE] + [b for b in backends if b != REFERENCE]
+    results = {b: outcomes(out / f"{b}.xml") for b in ordered if (out / f"{b}.xml").is_file()}
     tag = (out / "tag").read_text().strip() if (out / "tag").is_file() else "?"
     print(f"miniwdl {tag} runtime tests\n")
     print("| backend | passed | failed | error | skipped | same outcome as docker_swarm |")

@@ -1,6 +1,6 @@
 """WDL conformance across container backends: every case runs through `miniwdl run` on docker_run,
-local and docker_swarm and must give the expected outputs (file contents compared, not paths) or
-the expected error.
+local, docker_swarm and slurm (node runtime docker and none) and must give the expected outputs
+(file contents compared, not paths) or the expected error.
 
 A case is `<name>.json` beside this module: {"inputs": {...}, "outputs": {...}} or
 {"inputs": {...}, "error": {...fields of the root cause in error.json}}, optionally with "wdl" (the
@@ -20,22 +20,30 @@ import pytest
 
 from backend_fixtures import (  # noqa: F401 (docker_image and swarm: fixtures requires_docker asks for)
     docker_image,
-    miniwdl_run,
+    miniwdl_run as _miniwdl_run,
     requires_docker,
     root_cause,
     swarm,
     write_wdl,
 )
+from slurm_fixtures import slurm_backend, slurm_cluster  # noqa: F401 (slurm_cluster: asked for by slurm_backend)
 
 CASES_DIR = Path(__file__).parent
 CASES = sorted(p.stem for p in CASES_DIR.glob("*.json"))
-BACKENDS = ["docker_run", "local", "docker_swarm"]
+BACKENDS = ["docker_run", "local", "docker_swarm", "slurm-docker", "slurm-none"]
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    if request.param.startswith("slurm-"):  # slurm with the node runtime after the dash
+        return slurm_backend(request, request.param.split("-", 1)[1])
     requires_docker(request, request.param)
     return request.param
+
+
+def miniwdl_run(wdl: Path, backend: str, run_dir: Path, inputs=None, env=None, args=()):
+    """backend_fixtures.miniwdl_run, plus the settings of a backend variant (slurm's node runtime)."""
+    return _miniwdl_run(wdl, str(backend), run_dir, inputs, env={**getattr(backend, "env", {}), **(env or {})}, args=args)
 
 
 def stage(workdir: Path) -> None:

@@ -1,0 +1,105 @@
+"""`[aws]` settings of the aws_batch backend, each read with an explicit default (any miniwdl
+Loader works), completed in SageMaker Studio by what studio.py finds; per-call overrides."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List
+
+from WDL.runtime import config
+
+from .. import studio
+from ..errors import BackendError
+
+
+class BatchSettings:
+    """`[aws]` settings, each read with an explicit default (any miniwdl Loader works)."""
+
+    def __init__(self, cfg: config.Loader):
+        self.cfg = cfg
+        # In SageMaker Studio, what is not configured is found (studio.py): the EFS, its access
+        # point and mount, the tagged task queue. Configuration still wins.
+        found = studio.aws_defaults(cfg).get("aws", {}) if not cfg.get("aws", "task_queue", "") or not (
+            cfg.get("aws", "fs", "") or cfg.get("aws", "host_path", "")
+        ) else {}
+        get = lambda key, default="": cfg.get("aws", key, "") or found.get(key, default)  # noqa: E731
+        self.task_queue = get("task_queue")
+        self.task_queue_fallback = get("task_queue_fallback")
+        self.fs = get("fs")
+        self.fsap = get("fsap")
+        self.mount = os.path.abspath(os.path.expanduser(get("mount", "/mnt/efs"))).rstrip("/") or "/"
+        self.host_path = get("host_path")
+        self.job_role_arn = get("job_role_arn")
+        self.execution_role_arn = get("execution_role_arn")
+        self.submit_rate = cfg.get_float("aws", "submit_rate", 10.0)
+        self.timeout = cfg.get_int("aws", "timeout", 0)
+        self.default_memory_mb = cfg.get_int("aws", "default_memory_mb", 1024)
+        self.runnable_timeout = cfg.get_float("aws", "runnable_timeout", 600.0)
+        self.runnable_fail = cfg.get_bool("aws", "runnable_fail", False)
+        self.container_properties: Dict[str, Any] = cfg.get_dict("aws", "container_properties", {})
+        self._call_overrides: Dict[str, Any] = cfg.get_dict("aws", "call_overrides", {})
+
+    def check(self) -> None:
+        studio.check_aws(self.cfg)  # in Studio without EFS: one paragraph saying so, and the fix
+        if not self.task_queue:
+            raise BackendError(
+                "the aws_batch backend needs a job queue: set [aws] task_queue (MINIWDL__AWS__TASK_QUEUE); "
+                "in SageMaker Studio, tag the queue MiniwdlStudioEfsId=<your EFS id> (docs/aws.md)"
+            )
+        if not (self.fs or self.host_path):
+            raise BackendError(
+                "the aws_batch backend needs the shared filesystem its jobs mount: set [aws] fs (and fsap) to "
+                "your EFS file system (and access point), or [aws] host_path to a directory every job host mounts; "
+                "[aws] mount is where it is mounted, here and in the jobs (docs/aws.md)"
+            )
+        if not os.path.isdir(self.mount):
+            raise BackendError(f"[aws] mount {self.mount} is not a directory here: mount the shared filesystem there, or set [aws] mount")
+
+    def on_mount(self, path: str) -> bool:
+        path = os.path.abspath(path)
+        return path == self.mount or path.startswith(self.mount + os.sep)
+
+    def check_on_mount(self, host_dir: str) -> None:
+        if not self.on_mount(host_dir):
+            raise BackendError(
+                f"the run directory {host_dir} is not on the shared filesystem mounted at {self.mount}, so AWS Batch "
+                f"jobs cannot see it. Fix: put runs under it ([jupyter] root = {self.mount}/wdl_runs, or --dir)"
+            )
+
+    def volume(self) -> Dict[str, Any]:
+        # host_path, when set, wins: it says the job hosts mount the filesystem themselves (also
+        # where EFS was found in Studio but the compute environment mounts it another way)
+        if self.fs and not self.host_path:
+            efs: Dict[str, Any] = {"fileSystemId": self.fs, "transitEncryption": "ENABLED"}
+            if self.fsap:
+                efs["authorizationConfig"] = {"accessPointId": self.fsap, "iam": "DISABLED"}
+            return {"name": "shared", "efsVolumeConfiguration": efs}
+        return {"name": "shared", "host": {"sourcePath": self.host_path}}
+
+    def call_overrides(self, run_id: str) -> Dict[str, Any]:
+        """`[aws] call_overrides` entries that apply to a call, by its name: the call id
+        (`call-greet-2` / `greet-2`), or the call name without its scatter index (`greet`).
+        More specific keys win."""
+        merged: Dict[str, Any] = {}
+        for key in sorted(call_keys(run_id), key=len):
+            entry = self._call_overrides.get(key)
+            if isinstance(entry, dict):
+                merged = {**merged, **entry, "container": {**merged.get("container", {}), **entry.get("container", {})}}
+        return merged
+
+
+def preflight(cfg: config.Loader) -> None:
+    """Checks that need no API call, for the runs layer to make before a run starts: the queue and
+    shared filesystem are configured (or found in Studio) and mounted here."""
+    BatchSettings(cfg).check()
+
+
+def call_keys(run_id: str) -> List[str]:
+    """Names a call answers to in [aws] call_overrides: `call-greet-2-x`, `greet-2-x` (miniwdl's
+    call id, with scatter index and value tag), `greet-2` and `greet` (WDL call names have no '-')."""
+    bare = run_id[len("call-"):] if run_id.startswith("call-") else run_id
+    parts = bare.split("-")
+    keys = {run_id, bare, parts[0]}
+    if len(parts) > 1 and parts[1].isdigit():
+        keys.add("-".join(parts[:2]))
+    return list(keys)

@@ -1,0 +1,282 @@
+"""The slurm backend on the real single-node cluster (.ci/provision starts it), through `miniwdl run`
+as a user would run it; plus the sbatch/apptainer command lines it builds for settings this cluster
+cannot show (GPUs, partitions, accounts).
+
+The WDL conformance cases run on slurm in tests/conformance.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from WDL.runtime.config import Loader
+
+from backend_fixtures import (  # noqa: F401 (docker_image: asked for through slurm_backend)
+    HELLO_SCATTER_WDL,
+    SLEEP_SCATTER_WDL,
+    docker_image,
+    json_events,
+    labelled_containers,
+    miniwdl_command,
+    miniwdl_env,
+    miniwdl_run,
+    root_cause,
+    wait_until,
+    write_wdl,
+)
+from slurm_fixtures import jobs_in_queue, slurm_backend, slurm_cluster  # noqa: F401
+from miniwdl_jupyter.backends.slurm import SlurmContainer
+from miniwdl_jupyter.backends.slurm_jobs import clean_environment
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(params=["docker", "none"])
+def slurm(request: pytest.FixtureRequest):
+    return slurm_backend(request, request.param)
+
+
+def test_miniwdl_run_on_slurm_logs_job_id_node_and_state(slurm, tmp_path: Path) -> None:
+    wdl = write_wdl(tmp_path, "hello.wdl", HELLO_SCATTER_WDL)
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "slurm", run_dir, {"names": ["a", "b", "c"]}, env=slurm.env, args=("--verbose",))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outputs = json.loads((run_dir / "outputs.json").read_text())
+    assert [Path(f).read_text() for f in outputs["hello.files"]] == ["hello a\n", "hello b\n", "hello c\n"]
+    events = json_events(next(run_dir.glob("call-greet-0*")) / "task.log.json")  # call-greet-0-a: the value is a tag
+    submitted = [e for e in events if e["message"] == "slurm job submitted"]
+    states = [e for e in events if e["message"] == "slurm job state"]
+    assert len(submitted) == 1 and submitted[0]["job_id"].isdigit()
+    assert {e["job_id"] for e in states} == {submitted[0]["job_id"]}
+    assert states[-1]["state"] == "COMPLETED" and states[-1]["node"]
+    assert not jobs_in_queue(run_dir)
+
+
+def test_cancel_leaves_no_job_in_the_queue_and_no_container(slurm, tmp_path: Path) -> None:
+    wdl = write_wdl(tmp_path, "sleepers.wdl", SLEEP_SCATTER_WDL)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        miniwdl_command(wdl, run_dir, {"n": 4, "seconds": 600}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=miniwdl_env("slurm", tmp_path, slurm.env),
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    try:
+        # four jobs submitted (two run on the two cpus, two wait in the queue)
+        wait_until(lambda: len(jobs_in_queue(run_dir)) == 4, 120, "4 jobs in the queue")
+        if slurm.env["MINIWDL__SLURM__RUNTIME"] == "docker":
+            wait_until(lambda: labelled_containers(run_dir), 120, "a running container")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2, stderr[-3000:]
+    assert root_cause(run_dir)["error"] == "Terminated"
+    assert jobs_in_queue(run_dir) == []
+    assert labelled_containers(run_dir) == []
+
+
+TIMEOUT_WDL = """
+version 1.1
+workflow limits {
+  call nap
+}
+task nap {
+  command <<< echo napping; sleep 600 >>>
+  runtime { docker: "IMAGE" }
+}
+"""
+
+
+def test_time_limit_is_a_task_failure_that_says_so(slurm_cluster, tmp_path: Path) -> None:
+    """The time limit comes from a per-call [slurm] override, the WDL unchanged (SLURM rounds
+    the 5 s up to its one-minute granularity)."""
+    wdl = write_wdl(tmp_path, "limits.wdl", TIMEOUT_WDL)
+    run_dir = tmp_path / "run"
+    env = {"MINIWDL__SLURM__RUNTIME": "none", "MINIWDL__SLURM__CALLS": json.dumps({"nap": {"extra_args": ["--time=0:05"]}})}
+    proc = miniwdl_run(wdl, "slurm", run_dir, {}, env=env)
+    assert proc.returncode != 0
+    cause = root_cause(run_dir)
+    assert cause["error"] == "CommandFailed"
+    assert "exceeded its time limit" in cause["message"] and "TIMEOUT" in cause["message"], cause
+    assert "time limit from the partition or [slurm] extra_args: 1:00" in cause["message"], cause  # SLURM rounds up to minutes
+    assert cause["slurm_state"] == "TIMEOUT"
+    assert not jobs_in_queue(run_dir)
+
+
+OOM_WDL = """
+version 1.1
+workflow hungry {
+  call eat
+}
+task eat {
+  command <<< python3 -c "x = bytearray(800 * 1024 * 1024); import time; time.sleep(30)" >>>
+  runtime { docker: "IMAGE" memory: "64M" }
+}
+"""
+
+
+def test_running_out_of_memory_is_a_task_failure_that_says_so(slurm_cluster, tmp_path: Path) -> None:
+    wdl = write_wdl(tmp_path, "hungry.wdl", OOM_WDL)
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "slurm", run_dir, {}, env={"MINIWDL__SLURM__RUNTIME": "none"})
+    assert proc.returncode != 0
+    cause = root_cause(run_dir)
+    assert cause["error"] == "CommandFailed"
+    assert "ran out of memory" in cause["message"] and "runtime.memory = 64 MB" in cause["message"], cause
+
+
+# ---- command lines for what the test cluster cannot show --------------------------------------
+
+
+def _container(tmp_path: Path, settings: dict, run_id: str = "call-align-2") -> SlurmContainer:
+    cfg = Loader(logging.getLogger("test"), [], overrides={"slurm": settings})
+    host_dir = tmp_path / run_id
+    host_dir.mkdir(exist_ok=True)
+    return SlurmContainer(cfg, run_id, str(host_dir))
+
+
+def _sbatch(container: SlurmContainer) -> list:
+    return container.sbatch_arguments(container.settings(), "job.sh", "job.log")
+
+
+def test_resources_map_to_sbatch_options(tmp_path: Path) -> None:
+    container = _container(tmp_path, {"partition": "short", "account": "lab", "constraint": "avx2", "extra_args": '["--qos", "high"]'})
+    container.runtime_values.update(cpu=4, memory_reservation=3 * 1024**3 + 1, time_minutes=90)
+    args = _sbatch(container)
+    for option in ("--cpus-per-task=4", "--mem=3073M", "--time=90", "--partition=short", "--account=lab", "--constraint=avx2", "--no-requeue"):
+        assert option in args
+    assert args[-3:] == ["--qos", "high", "job.sh"]  # extra_args last but the script: they win
+    assert not any(a.startswith("--gres") for a in args)
+
+
+def test_gpu_tasks_ask_for_gres_and_may_go_to_another_partition(tmp_path: Path) -> None:
+    container = _container(tmp_path, {"partition": "cpu", "gpu_partition": "gpu"})
+    container.runtime_values.update(gpu=True)
+    assert {"--gres=gpu:1", "--partition=gpu"} <= set(_sbatch(container))
+    container.runtime_values.update(gpuCount=2, gpuType="a100")
+    assert "--gres=gpu:a100:2" in _sbatch(container)
+
+
+def test_per_call_settings_override_the_section(tmp_path: Path) -> None:
+    calls = json.dumps({"align": {"partition": "big", "extra_args": ["--exclusive"]}, "other": {"partition": "no"}})
+    align = _container(tmp_path, {"partition": "short", "calls": calls})
+    assert {"--partition=big", "--exclusive"} <= set(_sbatch(align))
+    other = _container(tmp_path, {"partition": "short", "calls": calls}, run_id="call-sort")
+    assert "--partition=short" in _sbatch(other)
+
+
+def test_unknown_settings_are_clear_errors(tmp_path: Path) -> None:
+    from miniwdl_jupyter.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown setting.*partiton"):
+        _container(tmp_path, {"calls": json.dumps({"align": {"partiton": "gpu"}})})
+    with pytest.raises(ConfigError, match="runtime = 'singularty'"):
+        _container(tmp_path, {"runtime": "singularty"}, run_id="call-other")
+
+
+def test_apptainer_runs_the_docker_image_with_miniwdl_mounts(tmp_path: Path) -> None:
+    container = _container(tmp_path, {"runtime": "apptainer"})
+    container.runtime_values.update(gpu=True)
+    args = container.apptainer_invocation("ubuntu:22.04")
+    assert args[:2] == ["apptainer", "exec"] and "--nv" in args and args[-1] == "docker://ubuntu:22.04"
+    assert f"{container.host_work_dir()}:/mnt/miniwdl_task_container/work" in args
+
+
+def test_inherited_allocation_variables_are_cleared() -> None:
+    inherited = {"SLURM_JOB_ID": "7", "SLURM_MEM_PER_NODE": "100", "SLURM_EXPORT_ENV": "NONE", "SLURM_CONF": "/etc/x.conf", "SQUEUE_FORMAT": "%i", "PATH": "/bin"}
+    assert clean_environment(inherited) == {"SLURM_CONF": "/etc/x.conf", "PATH": "/bin"}
+
+
+def test_a_stalled_slurmctld_is_waited_out(slurm_cluster, tmp_path: Path) -> None:
+    """slurmctld stopped (SIGSTOP) while a run's jobs are in flight: squeue times out ("Socket timed
+    out on send/recv operation"), the watcher retries, and the run still succeeds."""
+    from conftest import require
+
+    pid_file = Path("/run/slurmctld.pid")
+    require("a local slurmctld", pid_file.exists(), "no local slurmctld (its pid file /run/slurmctld.pid is missing)")
+    pid = int(pid_file.read_text())
+    wdl = write_wdl(tmp_path, "sleepers.wdl", SLEEP_SCATTER_WDL)
+    run_dir = tmp_path / "run"
+    env = {"MINIWDL__SLURM__RUNTIME": "none", "MINIWDL__SCHEDULER__TASK_CONCURRENCY": "8"}
+    proc = subprocess.Popen(
+        miniwdl_command(wdl, run_dir, {"n": 2, "seconds": 30}),  # both jobs run through the stall
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=miniwdl_env("slurm", tmp_path, env),
+        cwd=tmp_path,
+    )
+    try:
+        running = lambda: [p for p in run_dir.glob("call-nap-*/task.log") if "slurm task running" in p.read_text()]  # noqa: E731
+        wait_until(lambda: len(running()) == 2, 120, "both task jobs running")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(15)  # longer than slurm's MessageTimeout (10 s): the watcher's squeue times out
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "slurmctld did not answer" in stderr  # the retry, logged by miniwdl_jupyter.slurm
+
+
+NODE_FAIL_WDL = """
+version 1.1
+workflow flaky_node {
+  call nap
+  output { String out = nap.out }
+}
+task nap {
+  command <<< echo started; sleep 20; echo finished >>>
+  output { String out = read_lines(stdout())[1] }
+  runtime { docker: "IMAGE" preemptible: 1 }
+}
+"""
+
+
+def test_a_failed_node_interrupts_the_task_and_preemptible_retries_it(slurm_cluster, tmp_path: Path) -> None:
+    """The node is set DOWN under a running task job: SLURM ends it NODE_FAIL, the backend raises
+    miniwdl's Interrupted, and `preemptible: 1` runs the task again (the node returns to service)."""
+    import socket
+
+    node = socket.gethostname().split(".")[0]
+    wdl = write_wdl(tmp_path, "flaky_node.wdl", NODE_FAIL_WDL)
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        miniwdl_command(wdl, run_dir, {}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=miniwdl_env("slurm", tmp_path, {"MINIWDL__SLURM__RUNTIME": "none"}),
+        cwd=tmp_path,
+    )
+    try:
+        log = run_dir / "call-nap" / "task.log"
+        wait_until(lambda: log.exists() and "slurm task running" in log.read_text(), 120, "the task job running")
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=down", "reason=miniwdl-jupyter test"], check=True)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        subprocess.run(["scontrol", "update", f"nodename={node}", "state=resume"], capture_output=True)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    events = json_events(run_dir / "call-nap" / "task.log.json")
+    retried = [e for e in events if e["message"] == "interrupted task will be retried"]
+    assert len(retried) == 1 and retried[0]["error"] == "Interrupted"
+    ends = [e["state"] for e in events if e["message"] == "slurm job end"]
+    assert ends == ["NODE_FAIL", "COMPLETED"]
+    assert json.loads((run_dir / "outputs.json").read_text())["flaky_node.out"] == "finished"
