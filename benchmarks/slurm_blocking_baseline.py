@@ -27,12 +27,7 @@ class BlockingSbatchContainer(SlurmContainer):
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         settings = self.settings()
         with ExitStack() as cleanup:
-            poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
-            job_log = self.host_cli_log_txt("slurm")
-            script_path = self._attempt_file("slurm_job") + ".sh"
-            with open(script_path, "w") as script:
-                script.write(self.job_script(logger, cleanup, settings, command))
-            sbatch = self.sbatch_arguments(settings, script_path, job_log)
+            poll_stderr, _job_log, sbatch = self.prepare_submission(logger, cleanup, settings, command)
             sbatch.insert(1, "--wait")  # miniwdl-slurm: sbatch blocks until the job has ended
             logger.info(_("blocking sbatch", args=" ".join(shlex.quote(a) for a in sbatch)))
             proc = subprocess.Popen(sbatch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_environment())

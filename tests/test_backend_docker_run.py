@@ -32,7 +32,7 @@ from backend_fixtures import (  # noqa: F401 (fixtures)
     write_wdl,
 )
 from miniwdl_jupyter import backend_choice, config, leftovers
-from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer, _run_dir_of, mount_args
+from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer, run_dir_of, mount_args
 from miniwdl_jupyter.errors import BackendError
 
 FAILING_TASK_WDL = 'version 1.1\ntask t { command <<< echo hi >>> runtime { docker: "IMAGE" } }\n'
@@ -253,10 +253,10 @@ def test_the_run_dir_label_is_the_top_run_directory(tmp_path):
     nested_call.mkdir(parents=True)
     (run / "workflow.log").touch()
     (run / "call-sub-0" / "workflow.log").touch()  # a sub-workflow's own log does not make it a run
-    assert _run_dir_of(str(nested_call)) == str(run)
+    assert run_dir_of(str(nested_call)) == str(run)
     task_run = tmp_path / "runs" / "20261123_120001_t"  # `miniwdl run --task`: the call dir is the run
     task_run.mkdir()
-    assert _run_dir_of(str(task_run)) == str(task_run)
+    assert run_dir_of(str(task_run)) == str(task_run)
 
 
 def test_gpu_tasks_fail_when_require_gpu_and_docker_gives_no_gpu(docker_image, tmp_path):

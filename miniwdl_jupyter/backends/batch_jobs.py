@@ -13,6 +13,7 @@ from WDL.runtime import config
 from ..errors import BackendError
 from . import batch_api, batch_poller
 from .batch_settings import BatchSettings
+from .docker_run import run_dir_of
 
 _HOST_TERMINATED = ("Host EC2", "terminated")
 
@@ -79,17 +80,6 @@ def queue_report(cfg: config.Loader, queue: str) -> List[Dict[str, Any]]:
             }
         )
     return report
-
-
-def run_dir_of(host_dir: str) -> str:
-    """The run directory a call directory belongs to: the highest ancestor holding workflow.log,
-    else the call directory itself (a single-task run)."""
-    path = top = os.path.abspath(host_dir)
-    while os.path.dirname(path) != path:
-        if os.path.exists(os.path.join(path, "workflow.log")):
-            top = path
-        path = os.path.dirname(path)
-    return top
 
 
 def run_tag(host_dir: str) -> str:

@@ -280,7 +280,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
             "--name",
             self.container_name,
             "--label",
-            f"{LABEL_RUN_DIR}={_run_dir_of(self.host_dir)}",
+            f"{LABEL_RUN_DIR}={run_dir_of(self.host_dir)}",
             "--label",
             f"{LABEL_CALL}={self.run_id}",
             "--workdir",
@@ -361,7 +361,7 @@ def _hint(cli_error: str) -> str:
     return ""
 
 
-def _run_dir_of(host_dir: str) -> str:
+def run_dir_of(host_dir: str) -> str:
     """The run directory a call directory belongs to: the highest ancestor holding workflow.log
     (a workflow run), else the call directory itself (a single-task run)."""
     path = top = os.path.abspath(host_dir)

@@ -27,7 +27,7 @@ import shlex
 import threading
 import time
 from contextlib import ExitStack
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from WDL import Type, Value
 from WDL._util import StructuredLogMessage as _
@@ -36,7 +36,7 @@ from WDL.runtime.error import CommandFailed, Interrupted, Terminated
 
 from .. import config as jupyter_config
 from ..errors import BackendError, ConfigError
-from .docker_run import CLI_FAILURES, FALLBACK_IMAGE, DockerRunContainer, _run_dir_of
+from .docker_run import CLI_FAILURES, FALLBACK_IMAGE, DockerRunContainer, run_dir_of
 from .local import BASE_ENVIRONMENT, LocalContainer
 from .slurm_jobs import (
     INTERRUPTED_STATES,
@@ -196,7 +196,7 @@ class SlurmContainer(DockerRunContainer):
             f"--job-name={self.container_name}",
             f"--chdir={self.host_dir}",
             f"--output={job_log}",
-            f"--comment={COMMENT_PREFIX}{_run_dir_of(self.host_dir)}",
+            f"--comment={COMMENT_PREFIX}{run_dir_of(self.host_dir)}",
             "--ntasks=1",
             "--no-requeue",  # a lost node becomes NODE_FAIL here, and miniwdl's retry policy applies
         ]
@@ -295,12 +295,7 @@ exit $status
         assert self._watcher is not None
         settings = self.settings()
         with ExitStack() as cleanup:
-            poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
-            job_log = self.host_cli_log_txt("slurm")
-            script_path = self._attempt_file("slurm_job") + ".sh"
-            with open(script_path, "w") as script:
-                script.write(self.job_script(logger, cleanup, settings, command))
-            sbatch = self.sbatch_arguments(settings, script_path, job_log)
+            poll_stderr, job_log, sbatch = self.prepare_submission(logger, cleanup, settings, command)
             logger.info(_("slurm sbatch", args=" ".join(shlex.quote(a) for a in sbatch)))
             job_id = self._submit(logger, sbatch)
             logger.notice(_("slurm job submitted", job_id=job_id, runtime=settings["runtime"], log=job_log))
@@ -315,6 +310,18 @@ exit $status
                 with self._jobs_lock:
                     self._active_jobs.discard(job_id)
             return self._outcome(logger, status, settings, job_log)
+
+    def prepare_submission(
+        self, logger: logging.Logger, cleanup: ExitStack, settings: Dict[str, Any], command: str
+    ) -> Tuple[Callable[[], None], str, List[str]]:
+        """(stderr poller, the job's own log, the sbatch argv) for this attempt; the job script is
+        written next to the call's other files."""
+        poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
+        job_log = self.host_cli_log_txt("slurm")
+        script_path = self._attempt_file("slurm_job") + ".sh"
+        with open(script_path, "w") as script:
+            script.write(self.job_script(logger, cleanup, settings, command))
+        return poll_stderr, job_log, self.sbatch_arguments(settings, script_path, job_log)
 
     def _submit(self, logger: logging.Logger, sbatch: List[str]) -> str:
         """One `sbatch --parsable`. A submission whose answer timed out may still have been
