@@ -49,7 +49,7 @@ def resolve_backend(name: Optional[str], cfg: Loader) -> str:
     if name not in installed:
         raise ConfigError(f"unknown backend {name!r}; installed backends: {', '.join(installed)}")
     if name == "aws_batch":  # its settings (and Studio's EFS) are checked before anything starts
-        from .backends.batch_settings import preflight
+        from .aws.settings import preflight
 
         preflight(cfg)
     return name

@@ -1,6 +1,6 @@
 """The `miniwdl-jupyter` command: argparse subcommands, each in its own module.
 
-`wes serve` is here now; `submit` (miniwdl_jupyter/cli_submit.py, exposing `add_parser(subparsers)`
+`wes serve` is here now; `submit` (miniwdl_jupyter/aws/submit.py, exposing `add_parser(subparsers)`
 and `main(args)`) is registered when that module exists.
 """
 
@@ -16,7 +16,7 @@ from .errors import MiniwdlJupyterError
 
 # Modules that contribute subcommands: each has add_parser(subparsers), and sets `handler`
 # (or offers main(args)). Optional ones are skipped when not installed in this version.
-_SUBCOMMANDS = ("miniwdl_jupyter.wes.serve", "miniwdl_jupyter.cli_submit")
+_SUBCOMMANDS = ("miniwdl_jupyter.wes.serve", "miniwdl_jupyter.aws.submit")
 
 
 def build_parser() -> argparse.ArgumentParser:

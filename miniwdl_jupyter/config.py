@@ -85,9 +85,7 @@ def load(cfg_file: Optional[os.PathLike | str] = None, overrides: Optional[Dict[
         from .errors import ConfigError
 
         raise ConfigError(f"configuration file {cfg_file or os.environ.get('MINIWDL_CFG', '')} is not UTF-8 text (byte {exn.start})") from None
-    from . import studio  # in SageMaker Studio: runs on its EFS, its access point and Batch queue
-
-    return apply_defaults(studio.apply_defaults(cfg))  # Studio's first: miniwdl keeps the first default
+    return apply_defaults(cfg)
 
 
 def _describe_parse_error(exn: configparser.Error, cfg_file: Optional[os.PathLike | str]) -> str:

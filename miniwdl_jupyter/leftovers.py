@@ -66,10 +66,10 @@ def stop_batch_jobs(run_dir: Path, cfg: Loader) -> int:
     record = launch_record.read(run_dir) or {}
     if record.get("backend") != "aws_batch":
         return 0
-    from .backends.batch_jobs import stop_run_jobs
+    from .aws.api import settings_of
+    from .aws.jobs import stop_run_jobs
 
-    settings = {"region": record["aws_region"], "endpoint_url": record.get("aws_endpoint_url", "")} if record.get("aws_region") else None
-    stopped = stop_run_jobs(cfg, str(run_dir), record.get("task_queues"), settings)
+    stopped = stop_run_jobs(cfg, str(run_dir), record.get("task_queues"), settings_of(record))
     if stopped:
         _logger.info("terminated %d AWS Batch job(s) left by %s", len(stopped), run_dir)
     return len(stopped)

@@ -21,6 +21,7 @@ import WDL
 from WDL.runtime.config import Loader
 
 from . import config, launch_record, leftovers, miniwdl_command, run_dirs, wdl_source
+from .aws import studio_discovery
 from .backend_choice import resolve_backend
 from .errors import Cancelled, InputError, RunFailed, RunNotFound
 from .files import tail_lines
@@ -318,10 +319,14 @@ def _sweep_containers(loader: Loader) -> None:
 def load_config(cfg: CfgArg = None) -> Loader:
     """One Loader from what an entry point was given: a Loader, a dict of overrides, a cfg file or None."""
     if isinstance(cfg, Loader):
-        return config.apply_defaults(cfg)  # one made elsewhere knows nothing of our sections
-    if isinstance(cfg, Mapping):
-        return config.load(overrides=dict(cfg))
-    return config.load(cfg)
+        loader = config.apply_defaults(cfg)  # one made elsewhere knows nothing of our sections
+    elif isinstance(cfg, Mapping):
+        loader = config.load(overrides=dict(cfg))
+    else:
+        loader = config.load(cfg)
+    # In SageMaker Studio, runs live on its EFS (the run root) and use its Batch queue: found here,
+    # explicitly, once per process (outside Studio: one missing-file check).
+    return studio_discovery.apply_defaults(loader)
 
 
 def _with_overrides(loader: Loader, extra: Dict[str, Dict[str, Any]]) -> Loader:

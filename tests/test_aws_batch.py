@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 import miniwdl_jupyter as mj
-from miniwdl_jupyter.backends.batch_jobs import classify_stopped
-from miniwdl_jupyter.backends.batch_settings import BatchSettings, call_keys
+from miniwdl_jupyter.aws.jobs import classify_stopped
+from miniwdl_jupyter.aws.settings import BatchSettings, call_keys
 from miniwdl_jupyter.errors import TaskFailed
 
 from aws_fixtures import AwsProxy, batch_env, boto_client, make_queue, moto_answers, queue_jobs
@@ -187,7 +187,7 @@ def test_unknown_queue_is_a_backend_error_naming_it(moto, workdir, efs, monkeypa
 
 def test_stuck_runnable_report_names_the_compute_environments(moto, workdir, efs, monkeypatch):
     from miniwdl_jupyter import config
-    from miniwdl_jupyter.backends.batch_jobs import queue_report
+    from miniwdl_jupyter.aws.jobs import queue_report
 
     queue = use_batch(monkeypatch, efs)
     report = queue_report(config.load(), queue["queue"])
@@ -208,7 +208,7 @@ def test_resources_map_to_resource_requirements(workdir, monkeypatch):
     """cpu, memory and GPUs -> the job definition's resourceRequirements; EFS through the access
     point; per-call container overrides. (No GPUs here: checked on what would be registered.)"""
     from miniwdl_jupyter import config
-    from miniwdl_jupyter.backends.aws_batch import BatchContainer
+    from miniwdl_jupyter.aws.backend import BatchContainer
 
     monkeypatch.setenv("MINIWDL__AWS__FS", "fs-0abc")
     monkeypatch.setenv("MINIWDL__AWS__FSAP", "fsap-0def")

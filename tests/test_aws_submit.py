@@ -224,9 +224,9 @@ def test_follow_a_submitted_run_whose_directory_is_not_visible(docker, aws_run, 
     )
     assert done.returncode == 0, done.stderr[-3000:]
     job_id = json.loads(done.stdout.strip().splitlines()[-1])["job_id"]
-    from miniwdl_jupyter.launchers import aws_mirror
+    from miniwdl_jupyter.aws import mirror
 
-    run = aws_mirror.follow(job_id, tmp_path / "mirror")
+    run = mirror.follow(job_id, tmp_path / "mirror")
     run.wait(timeout=600)
     assert run.status == "succeeded"
     files = run.outputs["files"]

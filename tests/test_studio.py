@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 import miniwdl_jupyter as mj
-from miniwdl_jupyter import config, studio
+from miniwdl_jupyter import config, runs
+from miniwdl_jupyter.aws import studio, studio_discovery
 from miniwdl_jupyter.errors import BackendError
 
-from aws_fixtures import DUMMY_CREDENTIALS, AwsProxy, boto_client, make_queue, moto_answers
+from aws_fixtures import DUMMY_CREDENTIALS, MOTO, AwsProxy, boto_client, make_queue, moto_answers
 from conftest import require
 from studio_docker_proxy import StudioDockerProxy
 
@@ -53,7 +54,7 @@ def studio_domain(docker, workdir: Path, monkeypatch: pytest.MonkeyPatch):
     queue = make_queue()
     batch = boto_client("batch")
     arn = batch.describe_job_queues(jobQueues=[queue["queue"]])["jobQueues"][0]["jobQueueArn"]
-    batch.tag_resource(resourceArn=arn, tags={studio.QUEUE_TAG: fs})
+    batch.tag_resource(resourceArn=arn, tags={studio_discovery.QUEUE_TAG: fs})
 
     home = workdir / "home"
     (home / "user-default-efs").mkdir(parents=True)
@@ -77,21 +78,22 @@ def studio_domain(docker, workdir: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("MINIWDL_JUPYTER_STUDIO_METADATA", str(metadata))
         monkeypatch.setenv("MINIWDL__AWS__ENDPOINT_URL", proxy.endpoint)  # the emulator, not AWS
         monkeypatch.delenv("MINIWDL__JUPYTER__ROOT", raising=False)
-        studio._found.clear()
+        studio_discovery._found.clear()
         yield {"domain": domain, "fs": fs, "fsap": fsap, "queue": queue["queue"], "mount": home / "user-default-efs", "proxy": proxy}
-        studio._found.clear()
+        studio_discovery._found.clear()
 
 
 def test_studio_settings_found_from_metadata_and_apis(studio_domain):
     info = studio.detect()
     assert info and info.user_profile == "alice" and info.region == "us-east-1" and not info.classic
-    cfg = config.load()
+    cfg = runs.load_config()  # the runs layer's entry point: Studio discovery is its explicit step
     assert cfg.get("aws", "fs") == studio_domain["fs"]
     assert cfg.get("aws", "fsap") == studio_domain["fsap"]
     assert cfg.get("aws", "task_queue") == studio_domain["queue"]
     assert cfg.get("aws", "mount") == str(studio_domain["mount"])
     assert cfg.get("jupyter", "root") == str(studio_domain["mount"] / "wdl_runs")
-    assert config.origin(cfg, "aws", "task_queue") != "override"  # a default: configuration still wins
+    assert config.origin(cfg, "aws", "task_queue") != "override"
+    assert config.load().get("aws", "task_queue") == ""  # loading configuration alone calls no AWS API  # a default: configuration still wins
 
 
 def test_scatter_in_studio_with_no_configuration(studio_domain, shell, monkeypatch, docker):
@@ -116,6 +118,39 @@ def test_domain_without_efs_says_so_before_anything_starts(studio_domain, workdi
         mj.run(CELL.replace("IMAGE", docker), {"names": ["x"]}, backend="aws_batch", wait=False)
     assert "Fix:" in str(raised.value)
     assert not list((workdir / "wdl_runs").glob("*_hello")) if (workdir / "wdl_runs").exists() else True
+
+
+def test_unknown_domain_says_which_call_failed_and_what_to_check(workdir, monkeypatch):
+    """DescribeDomain fails (here: a domain id the emulator does not know, as with a wrong
+    metadata file or another region): the run stops before anything starts, naming the call, the
+    domain, AWS's answer, and what to check; not the AWS Batch hint of other API failures."""
+    require("moto_server", moto_answers(), "no moto server answers (start it with .ci/provision)")
+    metadata = workdir / "resource-metadata.json"
+    metadata.write_text(json.dumps({
+        "AppType": "JupyterLab",
+        "DomainId": "d-nosuchdomain0",
+        "UserProfileName": "alice",
+        "ResourceArn": "arn:aws:sagemaker:us-east-1:123456789012:app/d-nosuchdomain0/alice-space/jupyterlab/default",
+    }))
+    for key, value in DUMMY_CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("MINIWDL_JUPYTER_STUDIO_METADATA", str(metadata))
+    monkeypatch.setenv("MINIWDL__AWS__ENDPOINT_URL", f"http://{MOTO}")
+    studio_discovery._found.clear()
+    try:
+        with pytest.raises(BackendError) as raised:
+            mj.run(CELL.replace("IMAGE", "debian:bookworm-slim"), {"names": ["x"]}, backend="aws_batch", wait=False)
+        # local runs still work in such a Studio: loading configuration there raised nothing
+        assert runs.load_config().get("aws", "region") == "us-east-1"
+    finally:
+        studio_discovery._found.clear()
+    message = str(raised.value)
+    assert "SageMaker DescribeDomain failed" in message and "d-nosuchdomain0" in message
+    assert "ValidationException" in message and "Could not find domain" in message  # AWS's own answer
+    fix = message.split("Fix:", 1)[1]
+    assert str(metadata) in fix and "sagemaker:DescribeDomain" in fix and "us-east-1" in fix
+    assert "AWS Batch setup" not in message and ".." not in message
+    assert not (workdir / "wdl_runs").exists() or not list((workdir / "wdl_runs").glob("*_hello"))
 
 
 @pytest.fixture

@@ -154,13 +154,13 @@ def _known(run: Any) -> Any:
 
 
 def list_folder_runs(folder: Path, relative) -> Dict[str, Any]:  # type: ignore[no-untyped-def]
-    from .. import config, run_dirs
+    from .. import run_dirs
     from ..monitor import FAILED, FINISHED_CALL_STATES
-    from ..runs import list_runs
+    from ..runs import list_runs, load_config
 
     # The run root a kernel in `folder` uses: `[jupyter] root`, relative to the folder (a kernel
     # JupyterLab starts for a notebook works in the notebook's folder).
-    loader = config.load()
+    loader = load_config()  # with the run root of SageMaker Studio's EFS, in Studio
     root = run_dirs.run_root(loader, cwd=folder)
     found = list_runs(root, cfg=loader)
     rows = []

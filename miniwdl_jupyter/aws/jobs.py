@@ -1,6 +1,6 @@
-"""Reading AWS Batch job descriptions (pure functions over DescribeJobs' JSON), explaining a queue
-that does not run its jobs, and finding a run's jobs by name: what the aws_batch backend, its
-launcher and the runs layer's cleanup share."""
+"""AWS Batch jobs: reading their descriptions (pure functions over DescribeJobs' JSON), naming them
+so that a run's jobs can be found by name, explaining a queue that does not run its jobs, and
+stopping a run's jobs: what the aws_batch backend, the aws launcher and leftover cleanup share."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from WDL.runtime import config
 
+from ..backends.docker_run import run_dir_of
 from ..errors import BackendError
-from . import batch_api, batch_poller
-from .batch_settings import BatchSettings
-from .docker_run import run_dir_of
+from . import api
+from .settings import BatchSettings
 
+TERMINAL = ("SUCCEEDED", "FAILED")
 _HOST_TERMINATED = ("Host EC2", "terminated")
 
 
@@ -43,6 +44,7 @@ def classify_stopped(job: Dict[str, Any]) -> Tuple[str, Optional[int], str]:
 
 
 def log_stream(job: Dict[str, Any]) -> Optional[str]:
+    """The job's CloudWatch log stream (in log group /aws/batch/job), once it has one."""
     stream = (job.get("container") or {}).get("logStreamName")
     if not stream and job.get("attempts"):
         stream = (job["attempts"][-1].get("container") or {}).get("logStreamName")
@@ -60,9 +62,9 @@ def read_exit_code(path: str) -> Optional[int]:
 def queue_report(cfg: config.Loader, queue: str) -> List[Dict[str, Any]]:
     """The state of the compute environments behind a queue, to explain a job stuck RUNNABLE."""
     try:
-        queues = batch_api.call(cfg, "describe_job_queues", jobQueues=[queue]).get("jobQueues", [])
+        queues = api.call(cfg, "describe_job_queues", jobQueues=[queue]).get("jobQueues", [])
         names = [entry["computeEnvironment"] for q in queues for entry in q.get("computeEnvironmentOrder", [])]
-        envs = batch_api.call(cfg, "describe_compute_environments", computeEnvironments=names).get("computeEnvironments", []) if names else []
+        envs = api.call(cfg, "describe_compute_environments", computeEnvironments=names).get("computeEnvironments", []) if names else []
     except BackendError as exn:
         return [{"error": str(exn)}]
     report = []
@@ -82,16 +84,32 @@ def queue_report(cfg: config.Loader, queue: str) -> List[Dict[str, Any]]:
     return report
 
 
+def run_prefix(run_dir: str) -> str:
+    """A short name prefix shared by every Batch job of one run (ListJobs' JOB_NAME filter finds
+    them by it)."""
+    return "mj" + hashlib.sha1(os.path.abspath(run_dir).encode()).hexdigest()[:10]
+
+
 def run_tag(host_dir: str) -> str:
-    """A short name prefix shared by every Batch job of one run."""
-    return "mj" + hashlib.sha1(run_dir_of(host_dir).encode()).hexdigest()[:10]
+    """The prefix of the run that a task's call directory `host_dir` belongs to."""
+    return run_prefix(run_dir_of(host_dir))
+
+
+def job_name(*parts: str) -> str:
+    """A Batch job name from `parts`: up to 128 letters, digits, '-' and '_'."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in "-".join(parts))[:128]
+
+
+def is_head_job(name: str) -> bool:
+    """Is this job name a `--submit aws` head job's (`<run prefix>-head-<run name>`)?"""
+    return name.split("-")[1:2] == ["head"]
 
 
 def describe_run_jobs(
     cfg: config.Loader, run_dir: str, queues: List[str], settings: Optional[Dict[str, str]] = None
 ) -> List[Dict[str, Any]]:
     """Jobs of a run (by name prefix) on `queues` that are not finished: for cancel and cleanup."""
-    prefix = "mj" + hashlib.sha1(os.path.abspath(run_dir).encode()).hexdigest()[:10]
+    prefix = run_prefix(run_dir)
     jobs: List[Dict[str, Any]] = []
     for queue in queues:
         token = None
@@ -99,8 +117,8 @@ def describe_run_jobs(
             params: Dict[str, Any] = dict(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [prefix + "*"]}])
             if token:
                 params["nextToken"] = token
-            page = batch_api.call(cfg, "list_jobs", what=f"queue {queue}", settings=settings, **params)
-            jobs += [j for j in page.get("jobSummaryList", []) if j.get("status") not in batch_poller.TERMINAL]
+            page = api.call(cfg, "list_jobs", what=f"queue {queue}", settings=settings, **params)
+            jobs += [j for j in page.get("jobSummaryList", []) if j.get("status") not in TERMINAL]
             token = page.get("nextToken")
             if not token:
                 break
@@ -114,12 +132,11 @@ def stop_run_jobs(
     (default: the configured task queues). For the runs layer, once the run's miniwdl process is
     gone or told to stop; returns the job ids terminated."""
     if queues is None:
-        found = BatchSettings(cfg)
-        queues = [q for q in (found.task_queue, found.task_queue_fallback) if q]
+        queues = BatchSettings(cfg).task_queues()
     stopped = []
     for job in describe_run_jobs(cfg, run_dir, queues, settings=settings):
-        if job.get("jobName", "").split("-")[1:2] == ["head"]:
+        if is_head_job(job.get("jobName", "")):
             continue  # a --submit aws head job is its launcher's to stop
-        batch_api.call(cfg, "terminate_job", settings=settings, jobId=job["jobId"], reason="run cancelled")
+        api.call(cfg, "terminate_job", settings=settings, jobId=job["jobId"], reason="run cancelled")
         stopped.append(job["jobId"])
     return stopped

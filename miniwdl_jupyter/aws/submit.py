@@ -115,12 +115,12 @@ def overrides(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
 def queue_tag_defaults(cfg: Any) -> Dict[str, str]:
     """Settings a workflow queue may carry as tags (as miniwdl-aws reads them): DefaultTaskQueue,
     DefaultTaskQueueFallback, DefaultFsap, WorkflowEngineRoleArn; only where none is configured."""
-    from .backends import batch_api
+    from . import api
 
     queue = cfg.get("aws", "workflow_queue", "")
     if not queue:
         return {}
-    found = batch_api.call(cfg, "describe_job_queues", what=f"workflow queue {queue}", jobQueues=[queue]).get("jobQueues", [])
+    found = api.call(cfg, "describe_job_queues", what=f"workflow queue {queue}", jobQueues=[queue]).get("jobQueues", [])
     tags = found[0].get("tags", {}) if found else {}
     defaults = {}
     for tag, key in (
@@ -154,16 +154,17 @@ def parse_pairs(pairs: List[str]) -> Dict[str, Any]:
 def main(args: argparse.Namespace) -> int:
     import os
 
-    from . import config as mj_config
-    from . import launch_record
-    from .errors import MiniwdlJupyterError
-    from .runs import run
+    from .. import config as mj_config
+    from .. import launch_record
+    from ..errors import MiniwdlJupyterError
+    from ..runs import run
+    from . import studio_discovery
 
     if args.no_env:
         for key in [k for k in os.environ if k.startswith("MINIWDL__")]:
             del os.environ[key]
     try:
-        cfg = mj_config.load(args.cfg, overrides(args))
+        cfg = studio_discovery.apply_defaults(mj_config.load(args.cfg, overrides(args)))
         tag_defaults = queue_tag_defaults(cfg)
         if tag_defaults:
             cfg.override({"aws": tag_defaults})
@@ -185,9 +186,9 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps({"run_dir": str(handle.run_dir), "job_id": record.get("job_id"), "job_queue": record.get("job_queue")}))
         sys.stdout.flush()
         if args.follow:
-            from .launchers.aws import follow_log
+            from .logs import follow
 
-            follow_log(record, cfg, sys.stderr.write)
+            follow(record, cfg, sys.stderr.write)
         if args.wait or args.follow:
             handle.wait()
             print(json.dumps({"status": handle.status, "outputs": handle.outputs}, default=str, indent=2))
@@ -205,7 +206,7 @@ def _on(path: str, mount: str) -> bool:
 
 
 def standalone(argv: Optional[List[str]] = None) -> int:
-    """For use without the umbrella command: `python -m miniwdl_jupyter.cli_submit submit ...`."""
+    """For use without the umbrella command: `python -m miniwdl_jupyter.aws.submit submit ...`."""
     parser = argparse.ArgumentParser(prog="miniwdl-jupyter")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """The entry point of an `--submit aws` head job (run inside the Batch job, not in the notebook):
 
-    python3 -m miniwdl_jupyter.launchers.aws_head --run-dir RUN_DIR -- -m WDL run ...
+    python3 -m miniwdl_jupyter.aws.head --run-dir RUN_DIR -- -m WDL run ...
 
 Runs `miniwdl run` with the given arguments, its stdout/stderr going to the run directory's
 launch files (as the local launcher's do) and its stderr also to this job's own output, which
@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .. import launch_record
 
-_logger = logging.getLogger("miniwdl_jupyter.aws_head")
+_logger = logging.getLogger("miniwdl_jupyter.aws.head")
 # What --delete-after keeps: the small files that say what happened.
 _KEEP = {"workflow.log", "workflow.log.json", "outputs.json", "error.json", "outputs.s3.json", "inputs.json", "rerun", launch_record.DIR_NAME}
 
@@ -77,19 +77,19 @@ def run_miniwdl(command: List[str], run_dir: Path) -> int:
     return status
 
 
-def split_s3(uri: str) -> Tuple[str, str]:
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    return bucket, prefix.strip("/")
+def upload_base(s3upload: str, run_name: str) -> Tuple[str, str]:
+    """(bucket, key prefix) under which a run's outputs and logs are uploaded: s3upload/RUN_NAME."""
+    bucket, _, prefix = s3upload[len("s3://"):].partition("/")
+    return bucket, "/".join(p for p in (prefix.strip("/"), run_name) if p)
 
 
 def upload(cfg: Any, run_dir: Path, s3upload: str, *, succeeded: bool) -> Dict[str, Any]:
     """Upload outputs (files and directories) and logs under s3upload/RUN_NAME/; returns the
     outputs with s3:// URIs in place of paths, also written to RUN_DIR/outputs.s3.json."""
-    from ..backends import batch_api
+    from . import api
 
-    s3 = batch_api.client(cfg, "s3")
-    bucket, prefix = split_s3(s3upload)
-    base = "/".join(p for p in (prefix, run_dir.name) if p)
+    s3 = api.client(cfg, "s3")
+    bucket, base = upload_base(s3upload, run_dir.name)
 
     def key_of(path: Path) -> str:
         return f"{base}/{path.relative_to(run_dir)}" if path.is_relative_to(run_dir) else f"{base}/extra/{path.name}"

@@ -1,6 +1,6 @@
-"""AWS Batch API access for the aws_batch backend: one client per process, calls retried with
-exponential backoff on throttling, submissions paced, and API errors turned into `BackendError`s
-that say what to do.
+"""AWS API access for everything in `aws/`: one client per service and endpoint per process, calls
+retried with exponential backoff on throttling, submissions paced, and API errors turned into
+`BackendError`s that say what failed and what to check.
 
 Batch throttles per account (SubmitJob and DescribeJobs answer `TooManyRequestsException`, HTTP
 429, when pressed). botocore's own retries are turned off here so that every retry is ours: paced,
@@ -35,14 +35,23 @@ _clients_lock = threading.Lock()
 
 def aws_settings(cfg: config.Loader) -> Dict[str, str]:
     """Region and endpoint from `[aws]`; empty means boto3's own resolution (AWS_REGION,
-    AWS_ENDPOINT_URL, ~/.aws/config...)."""
-    region = cfg.get("aws", "region", "")
-    if not region:  # in SageMaker Studio, the app's own region
-        from .. import studio
+    AWS_ENDPOINT_URL, ~/.aws/config...). In SageMaker Studio the region is the app's own, a
+    default that Studio discovery (studio_discovery.apply_defaults) adds to the Loader."""
+    return {"region": cfg.get("aws", "region", ""), "endpoint_url": cfg.get("aws", "endpoint_url", "")}
 
-        info = studio.detect()
-        region = info.region if info else ""
-    return {"region": region, "endpoint_url": cfg.get("aws", "endpoint_url", "")}
+
+def record_fields(settings: Dict[str, str]) -> Dict[str, str]:
+    """The region and endpoint a run was launched against, as launch-record fields: any later
+    process (another kernel, the leftover cleanup) then talks to the same endpoint."""
+    return {"aws_region": settings["region"], "aws_endpoint_url": settings["endpoint_url"]}
+
+
+def settings_of(record: Dict[str, Any]) -> Optional[Dict[str, str]]:
+    """The inverse of `record_fields`: the settings recorded for a run (None: none recorded, use
+    this process's configuration)."""
+    if "aws_region" in record or "aws_endpoint_url" in record:
+        return {"region": record.get("aws_region", ""), "endpoint_url": record.get("aws_endpoint_url", "")}
+    return None
 
 
 def client(cfg: config.Loader, service: str = "batch", settings: Optional[Dict[str, str]] = None) -> Any:
@@ -138,11 +147,12 @@ def call(
     service: str = "batch",
     settings: Optional[Dict[str, str]] = None,
     retries: Optional[int] = None,
+    advice: str = "",
     **params: Any,
 ) -> Dict[str, Any]:
     """`client.<operation>(**params)`, retried on throttling and transient errors with exponential
     backoff (up to `[aws] api_retries` times); other errors become a BackendError naming `what`
-    (the queue, role or job definition involved)."""
+    (the queue, role or job definition involved) and, unless `advice` says better, what to check."""
     import botocore.exceptions
 
     api = client(cfg, service, settings)
@@ -156,44 +166,60 @@ def call(
             return answer
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exn:
             if not (is_throttling(exn) or _is_transient(exn)) or attempt == retries:
-                raise backend_error(operation, exn, what) from None
+                raise backend_error(operation, exn, what, service=service, advice=advice) from None
             delay = backoff.failed()
             _logger.info("aws_batch %s throttled or failed transiently (%s); retrying in %.1fs", operation, error_code(exn) or exn, delay)
             deadline = time.monotonic() + delay
             while time.monotonic() < deadline:
                 if terminating and terminating() and operation != "terminate_job":
-                    raise backend_error(operation, exn, what) from None
+                    raise backend_error(operation, exn, what, service=service, advice=advice) from None
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
     raise AssertionError("unreachable")
 
 
-_ADVICE = {
-    "AccessDeniedException": "check the IAM permissions of these credentials for AWS Batch (batch:{op})",
+# How each service is named in messages, and in IAM actions.
+_SERVICES = {
+    "batch": ("AWS Batch", "batch"),
+    "sagemaker": ("SageMaker", "sagemaker"),
+    "efs": ("EFS", "elasticfilesystem"),
+    "logs": ("CloudWatch Logs", "logs"),
+    "s3": ("S3", "s3"),
+}
+_CREDENTIALS_ADVICE = {
     "UnrecognizedClientException": "the AWS credentials are not valid: refresh them (aws sso login, AWS_PROFILE)",
     "ExpiredTokenException": "the AWS credentials have expired: refresh them (aws sso login, AWS_PROFILE)",
 }
 
 
-def backend_error(operation: str, exn: BaseException, what: str = "") -> BackendError:
-    """A short BackendError for a failed Batch API call, naming what it was about and what to do."""
+def backend_error(operation: str, exn: BaseException, what: str = "", *, service: str = "batch", advice: str = "") -> BackendError:
+    """A short BackendError for a failed API call: which call failed, on what, AWS's error code
+    and message, and what to check (`advice` when the caller knows better than this module)."""
     import botocore.exceptions
 
+    label, iam_prefix = _SERVICES.get(service, (service, service))
     code = error_code(exn)
     message = str(getattr(exn, "response", {}).get("Error", {}).get("Message", "")) or str(exn)
     where = f" ({what})" if what else ""
-    if code in _ADVICE:
-        advice = _ADVICE[code].format(op=_pascal(operation))
+    if code in _CREDENTIALS_ADVICE:
+        advice = _CREDENTIALS_ADVICE[code]
     elif is_throttling(exn):
-        advice = "AWS Batch kept throttling; lower [aws] submit_rate or raise [aws] api_retries"
+        advice = f"{label} kept throttling; lower [aws] submit_rate or raise [aws] api_retries"
     elif isinstance(exn, botocore.exceptions.EndpointConnectionError) or _is_transient(exn):
         advice = "check the network and [aws] region / endpoint_url"
+    elif advice:
+        pass
+    elif code == "AccessDeniedException":
+        advice = f"check the IAM permissions of these credentials ({iam_prefix}:{_pascal(operation)})"
     elif operation == "submit_job":
         advice = "check that [aws] task_queue names an ENABLED job queue in this region and the job definition is ACTIVE"
     elif operation == "register_job_definition":
         advice = "check the image name, [aws] job_role_arn / execution_role_arn and the container overrides in [aws] call_overrides"
-    else:
+    elif service == "batch":
         advice = "check the AWS Batch setup (queues, roles) against docs/aws.md"
-    return BackendError(f"AWS {_pascal(operation)} failed{where}: {code + ': ' if code else ''}{message}. Fix: {advice}")
+    else:
+        advice = f"check the {label} setup and this role's {iam_prefix}:{_pascal(operation)} permission (docs/aws.md)"
+    error = f"{code}: {message}" if code else message
+    return BackendError(f"{label} {_pascal(operation)} failed{where}: {error.rstrip('. ')}. Fix: {advice.rstrip('.')}")
 
 
 def _pascal(operation: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 from WDL.runtime import config
 
-from . import batch_api
+from . import api
 
 NAME_PREFIX = "miniwdl-jupyter-"
 _known: Dict[str, str] = {}  # name -> ARN, for this process
@@ -48,7 +48,7 @@ def ensure(
     with lock:
         if name in _known:
             return _known[name]
-        found = batch_api.call(
+        found = api.call(
             cfg, "describe_job_definitions", what=f"job definition {name}", jobDefinitionName=name, status="ACTIVE"
         ).get("jobDefinitions", [])
         # the name is a digest of the content, but check it anyway: someone may have reused it
@@ -61,7 +61,7 @@ def ensure(
             )
             if tags:
                 params["tags"] = tags
-            arn = batch_api.call(
+            arn = api.call(
                 cfg, "register_job_definition", what=f"job definition {name} for image {container_properties.get('image')}", **params
             )["jobDefinitionArn"]
             registered += 1

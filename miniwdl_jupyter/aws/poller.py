@@ -16,10 +16,9 @@ from typing import Any, Callable, Dict, List, Optional
 
 from WDL.runtime import config
 
-from . import batch_api
+from . import api
 
 _logger = logging.getLogger("miniwdl_jupyter.aws_batch")
-TERMINAL = ("SUCCEEDED", "FAILED")
 DESCRIBE_LIMIT = 100
 
 
@@ -75,7 +74,7 @@ class JobPoller:
                 chunk = ids[i : i + DESCRIBE_LIMIT]
                 try:
                     self.requests += 1
-                    jobs = batch_api.call(self.cfg, "describe_jobs", jobs=chunk)["jobs"]
+                    jobs = api.call(self.cfg, "describe_jobs", jobs=chunk)["jobs"]
                 except Exception as exn:  # keep polling: a task thread decides when to give up
                     _logger.warning("aws_batch DescribeJobs failed: %s", exn)
                     continue
@@ -106,7 +105,7 @@ _pollers_lock = threading.Lock()
 
 def poller(cfg: config.Loader) -> JobPoller:
     """The process's poller (one per region/endpoint)."""
-    settings = batch_api.aws_settings(cfg)
+    settings = api.aws_settings(cfg)
     key = (settings["region"], settings["endpoint_url"])
     with _pollers_lock:
         if key not in _pollers:
@@ -121,7 +120,7 @@ def terminate_all(reason: str = "miniwdl run ended") -> List[str]:
     for p in list(_pollers.values()):
         for job_id in p.watched():
             try:
-                batch_api.call(p.cfg, "terminate_job", jobId=job_id, reason=reason)
+                api.call(p.cfg, "terminate_job", jobId=job_id, reason=reason)
                 terminated.append(job_id)
             except Exception as exn:
                 _logger.warning("aws_batch could not terminate job %s: %s", job_id, exn)

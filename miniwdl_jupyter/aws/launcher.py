@@ -21,21 +21,20 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 from WDL.runtime.config import Loader
 
 from .. import launch_record
-from ..backends import batch_api, batch_jobdefs
-from ..backends.batch_jobs import run_tag, stop_run_jobs
-from ..backends.batch_settings import BatchSettings
 from ..errors import BackendError, ConfigError
-from . import Launcher
+from ..launchers import Launcher
+from . import api, jobdefs, studio_discovery
+from .jobs import TERMINAL, job_name, log_stream, run_prefix, stop_run_jobs
+from .settings import BatchSettings
 
-_logger = logging.getLogger("miniwdl_jupyter.launchers.aws")
+_logger = logging.getLogger("miniwdl_jupyter.aws.launcher")
 HEAD_PREFIX = "miniwdl-jupyter-head-"
-LOG_GROUP = "/aws/batch/job"  # where Batch sends a job's output by default
-TERMINAL = ("SUCCEEDED", "FAILED")
+HEAD_MODULE = "miniwdl_jupyter.aws.head"  # what a head job runs: python3 -m HEAD_MODULE
 # Backends that need a local Docker daemon, which a Batch job does not have: a head job runs its
 # tasks on aws_batch instead.
 _LOCAL_ONLY_BACKENDS = ("docker_run", "docker_swarm", "podman", "auto", "")
@@ -86,6 +85,7 @@ class AwsLauncher(Launcher):
     def launch(
         self, command: List[str], *, run_dir: Path, env: Mapping[str, str], cwd: Path, cfg: Loader
     ) -> Optional[subprocess.Popen]:
+        studio_discovery.apply_defaults(cfg)  # in SageMaker Studio: its EFS and queue, unless configured
         head, tasks = HeadSettings(cfg), BatchSettings(cfg)
         head.check()
         tasks.check()
@@ -93,20 +93,12 @@ class AwsLauncher(Launcher):
         tasks.check_on_mount(str(run_dir))
         argv = stage(command, run_dir, tasks.on_mount)
         job_env = head_environment(env, run_dir, tasks, head)
-        settings = batch_api.aws_settings(cfg)
-        properties: Dict[str, Any] = {
-            "image": head.image,
-            "resourceRequirements": [{"type": "VCPU", "value": str(head.vcpu)}, {"type": "MEMORY", "value": str(head.memory_mb)}],
-            "volumes": [tasks.volume()],
-            "mountPoints": [{"sourceVolume": "shared", "containerPath": tasks.mount, "readOnly": False}],
-        }
-        if head.job_role_arn:
-            properties["jobRoleArn"] = head.job_role_arn
-        jobdef = batch_jobdefs.ensure(cfg, properties, prefix=HEAD_PREFIX)
-        job_command = ["python3", "-m", "miniwdl_jupyter.launchers.aws_head", "--run-dir", str(run_dir), "--", *argv[1:]]
-        name = f"{run_tag(str(run_dir))}-head-{run_dir.name}"
-        name = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)[:128]
-        answer = batch_api.call(
+        settings = api.aws_settings(cfg)
+        properties = tasks.job_properties(head.image, head.vcpu, head.memory_mb, head.job_role_arn)
+        jobdef = jobdefs.ensure(cfg, properties, prefix=HEAD_PREFIX)
+        job_command = ["python3", "-m", HEAD_MODULE, "--run-dir", str(run_dir), "--", *argv[1:]]
+        name = job_name(run_prefix(str(run_dir)), "head", run_dir.name)
+        answer = api.call(
             cfg,
             "submit_job",
             what=f"workflow queue {head.queue}, job definition {jobdef}",
@@ -121,9 +113,8 @@ class AwsLauncher(Launcher):
             job_id=answer["jobId"],
             job_name=name,
             job_queue=head.queue,
-            task_queues=[q for q in (tasks.task_queue, tasks.task_queue_fallback) if q],
-            aws_region=settings["region"],
-            aws_endpoint_url=settings["endpoint_url"],
+            task_queues=tasks.task_queues(),
+            **api.record_fields(settings),
             head_image=head.image,
             s3upload=head.s3upload,
             # what the head job really runs its tasks on (see head_environment)
@@ -147,20 +138,22 @@ class AwsLauncher(Launcher):
         """TerminateJob for the head job and for every task job of the run. (Batch stops the head
         job's container with SIGTERM, on which miniwdl stops its tasks itself; terminating them
         here too covers a head killed before it could.)"""
-        settings = _settings(record)
+        settings = api.settings_of(record)
         job_id = record.get("job_id")
         if job_id:
-            batch_api.call(cfg, "terminate_job", settings=settings, what=f"head job {job_id}", jobId=job_id, reason="cancelled from miniwdl-jupyter")
+            api.call(cfg, "terminate_job", settings=settings, what=f"head job {job_id}", jobId=job_id, reason="cancelled from miniwdl-jupyter")
         with _status_lock:
             _status_cache.pop(str(job_id), None)
-        stop_task_jobs(cfg, run_dir, record.get("task_queues") or [], settings)
+        stopped = stop_run_jobs(cfg, str(run_dir), record.get("task_queues") or [], settings)
+        if stopped:
+            _logger.info("terminated %d task job(s) of %s", len(stopped), run_dir)
 
     def describe(self, record: Dict[str, Any], cfg: Loader) -> Dict[str, Any]:
         job = self._job(record, cfg) or {}
         facts = {"job_id": record.get("job_id"), "queue": record.get("job_queue")}
         if job:
             facts["status"] = job.get("status")
-            stream = (job.get("container") or {}).get("logStreamName")
+            stream = log_stream(job)
             if stream:
                 facts["log_stream"] = stream
             if job.get("statusReason"):
@@ -176,7 +169,7 @@ class AwsLauncher(Launcher):
             if cached and time.monotonic() - cached[0] < _STATUS_TTL:
                 return cached[1]
         try:
-            jobs = batch_api.call(cfg, "describe_jobs", settings=_settings(record), jobs=[job_id]).get("jobs", [])
+            jobs = api.call(cfg, "describe_jobs", settings=api.settings_of(record), jobs=[job_id]).get("jobs", [])
         except BackendError as exn:
             _logger.warning("cannot tell whether head job %s is alive: %s", job_id, exn)
             return None
@@ -185,58 +178,13 @@ class AwsLauncher(Launcher):
         with _status_lock:
             _status_cache[job_id] = (time.monotonic(), job)
         if record.get("mirror_dir"):  # followed from a machine that does not see the run directory
-            from . import aws_mirror
+            from . import mirror
 
             try:
-                aws_mirror.sync(record, job, cfg)
+                mirror.sync(record, job, cfg)
             except (BackendError, OSError) as exn:
                 _logger.warning("could not bring the mirror of head job %s up to date: %s", job_id, exn)
         return job
-
-
-def follow_log(record: Dict[str, Any], cfg: Loader, write: Callable[[str], Any], poll: float = 2.0) -> str:
-    """Copy the head job's CloudWatch log (miniwdl's stderr) to `write` until the job ends;
-    returns its final status. For following a run from a machine that does not see its run
-    directory."""
-    settings = _settings(record)
-    job_id = record["job_id"]
-    token: Optional[str] = None
-    stream = ""
-    while True:
-        jobs = batch_api.call(cfg, "describe_jobs", settings=settings, jobs=[job_id]).get("jobs", [])
-        job = jobs[0] if jobs else {"status": "FAILED"}
-        stream = (job.get("container") or {}).get("logStreamName") or stream
-        while stream:
-            params: Dict[str, Any] = dict(logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True)
-            if token:
-                params["nextToken"] = token
-            try:
-                page = batch_api.call(cfg, "get_log_events", service="logs", settings=settings, **params)
-            except BackendError:  # the stream appears a little after the job starts
-                break
-            for event in page.get("events", []):
-                write(event.get("message", "") + "\n")
-            if page.get("nextForwardToken") in (None, token):
-                break
-            token = page["nextForwardToken"]
-        if job.get("status") in TERMINAL:
-            return str(job.get("status"))
-        time.sleep(poll)
-
-
-def _settings(record: Dict[str, Any]) -> Optional[Dict[str, str]]:
-    """The region/endpoint the run was submitted to (another process may be configured otherwise)."""
-    if "aws_region" in record or "aws_endpoint_url" in record:
-        return {"region": record.get("aws_region", ""), "endpoint_url": record.get("aws_endpoint_url", "")}
-    return None
-
-
-def stop_task_jobs(cfg: Loader, run_dir: Path, queues: List[str], settings: Optional[Dict[str, str]] = None) -> List[str]:
-    """TerminateJob for every unfinished task job of `run_dir` on `queues`."""
-    stopped = stop_run_jobs(cfg, str(run_dir), queues, settings)
-    if stopped:
-        _logger.info("terminated %d task job(s) of %s", len(stopped), run_dir)
-    return stopped
 
 
 def stage(command: List[str], run_dir: Path, on_shared_fs) -> List[str]:
@@ -314,7 +262,7 @@ def head_environment(env: Mapping[str, str], run_dir: Path, tasks: BatchSettings
         "fsap": tasks.fsap,
         "host_path": tasks.host_path,
         "mount": tasks.mount,
-        **batch_api.aws_settings(tasks.cfg),
+        **api.aws_settings(tasks.cfg),
     }
     for key, value in found.items():
         if value:

@@ -7,9 +7,9 @@ the path miniwdl uses here (`container_dir = host_dir`): inputs already on that 
 linked in place, inputs elsewhere are copied onto it, and stdout/stderr/outputs land there.
 
 What it does differently from miniwdl-aws (see docs/aws.md):
-- job definitions are reused, one per distinct shape (batch_jobdefs), not one per attempt;
+- job definitions are reused, one per distinct shape (jobdefs), not one per attempt;
 - submissions are paced and backed off on throttling, status comes from one shared DescribeJobs
-  poller per process (batch_api, batch_poller), and nothing is written to EFS per status change;
+  poller per process (api, poller), and nothing is written to EFS per status change;
 - a spot reclaim / host termination is miniwdl's `Interrupted` (retried under `preemptible`,
   on `[aws] task_queue_fallback` if set); a job stuck RUNNABLE is reported with the compute
   environments' state; API errors are BackendErrors naming the queue/role/definition.
@@ -33,9 +33,9 @@ from WDL.runtime.error import Interrupted, Terminated
 from WDL.runtime.task_container import TaskContainer
 
 from ..errors import BackendError
-from . import batch_api, batch_jobdefs, batch_poller
-from .batch_jobs import classify_stopped, log_stream, queue_report, read_exit_code, run_tag
-from .batch_settings import BatchSettings
+from . import api, jobdefs, poller, studio_discovery
+from .jobs import TERMINAL, classify_stopped, job_name, log_stream, queue_report, read_exit_code, run_tag
+from .settings import BatchSettings
 
 # How long a task thread waits for the poller before re-checking the cancel flag.
 _CANCEL_CHECK_SECONDS = 0.5
@@ -50,10 +50,12 @@ class BatchContainer(TaskContainer):
 
     @classmethod
     def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
-        settings = BatchSettings(cfg)
+        # In SageMaker Studio, what is not configured (EFS, access point, queue) is found first;
+        # the tasks of this process share `cfg`, so they see it too.
+        settings = BatchSettings(studio_discovery.apply_defaults(cfg))
         settings.check()
-        queues = [q for q in (settings.task_queue, settings.task_queue_fallback) if q]
-        found = batch_api.call(cfg, "describe_job_queues", what=f"job queue {settings.task_queue}", jobQueues=queues)
+        queues = settings.task_queues()
+        found = api.call(cfg, "describe_job_queues", what=f"job queue {settings.task_queue}", jobQueues=queues)
         known = {q["jobQueueName"]: q for q in found.get("jobQueues", [])}
         known.update({q["jobQueueArn"]: q for q in found.get("jobQueues", [])})
         for queue in queues:
@@ -109,14 +111,14 @@ class BatchContainer(TaskContainer):
         self.settings.check_on_mount(self.host_dir)
         overrides = self.settings.call_overrides(self.run_id)
         self._prepare_dir(command)
-        jobdef = batch_jobdefs.ensure(self.cfg, self.container_properties(overrides))
+        jobdef = jobdefs.ensure(self.cfg, self.container_properties(overrides))
         queue = self._queue(overrides)
         with ExitStack() as cleanup:
             poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
             job_id = self._submit(logger, terminating, queue, jobdef, overrides)
-            poller = batch_poller.poller(self.cfg)
-            slot = poller.watch(job_id)
-            cleanup.callback(poller.forget, job_id)
+            watcher = poller.poller(self.cfg)
+            slot = watcher.watch(job_id)
+            cleanup.callback(watcher.forget, job_id)
             try:
                 description = self._await(logger, terminating, slot, queue, poll_stderr, cleanup)
             except BaseException:
@@ -158,20 +160,9 @@ class BatchContainer(TaskContainer):
         cpu = max(1, int(self.runtime_values.get("cpu", 1) or 1))
         memory = self.runtime_values.get("memory_reservation", 0) or self.runtime_values.get("memory_limit", 0)
         memory_mib = max(4, (memory + _MIB - 1) // _MIB) if memory else self.settings.default_memory_mb
-        resources = [{"type": "VCPU", "value": str(cpu)}, {"type": "MEMORY", "value": str(memory_mib)}]
-        if self.runtime_values.get("gpu", False):
-            resources.append({"type": "GPU", "value": str(self.runtime_values.get("gpu_count", 1))})
+        gpus = self.runtime_values.get("gpu_count", 1) if self.runtime_values.get("gpu", False) else 0
         image = self.runtime_values.get("docker") or self.cfg.get_dict("task_runtime", "defaults", {}).get("docker", "ubuntu:22.04")
-        props: Dict[str, Any] = {
-            "image": image,
-            "resourceRequirements": resources,
-            "volumes": [self.settings.volume()],
-            "mountPoints": [{"sourceVolume": "shared", "containerPath": self.settings.mount, "readOnly": False}],
-        }
-        if self.settings.job_role_arn:
-            props["jobRoleArn"] = self.settings.job_role_arn
-        if self.settings.execution_role_arn:
-            props["executionRoleArn"] = self.settings.execution_role_arn
+        props = self.settings.job_properties(image, cpu, memory_mib, self.settings.job_role_arn, gpus)
         if self.runtime_values.get("privileged", False):  # only with [task_runtime] allow_privileged
             props["privileged"] = True
         props.update(self.settings.container_properties)
@@ -195,14 +186,12 @@ class BatchContainer(TaskContainer):
     def job_name(self) -> str:
         """Batch job names: up to 128 letters, digits, '-' and '_'. The prefix is the run's, so a
         launcher can find every job of a run by name (ListJobs JOB_NAME filter)."""
-        stem = f"{run_tag(self.host_dir)}-{self.run_id}-{self.try_counter}"
-        name = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)
-        return name[:128]
+        return job_name(run_tag(self.host_dir), self.run_id, str(self.try_counter))
 
     def _submit(
         self, logger: logging.Logger, terminating: Callable[[], bool], queue: str, jobdef: str, overrides: Dict[str, Any]
     ) -> str:
-        if not batch_api.submit_limiter.wait(self.settings.submit_rate, terminating):
+        if not api.submit_limiter.wait(self.settings.submit_rate, terminating):
             raise Terminated(quiet=True)
         params: Dict[str, Any] = dict(
             jobName=self.job_name(),
@@ -214,7 +203,7 @@ class BatchContainer(TaskContainer):
         timeout = int(overrides.get("timeout", self.settings.timeout) or 0)
         if timeout >= 60:  # Batch's minimum
             params["timeout"] = {"attemptDurationSeconds": timeout}
-        answer = batch_api.call(self.cfg, "submit_job", what=f"queue {queue}, job definition {jobdef}", terminating=terminating, **params)
+        answer = api.call(self.cfg, "submit_job", what=f"queue {queue}, job definition {jobdef}", terminating=terminating, **params)
         self.job_id = answer["jobId"]
         self.failure_info = {"aws_batch_job_id": self.job_id, "aws_batch_queue": queue}
         logger.notice(_("aws_batch job submitted", job_id=self.job_id, job_name=params["jobName"], queue=queue, job_definition=jobdef))
@@ -224,7 +213,7 @@ class BatchContainer(TaskContainer):
         self,
         logger: logging.Logger,
         terminating: Callable[[], bool],
-        slot: batch_poller.JobSlot,
+        slot: poller.JobSlot,
         queue: str,
         poll_stderr: Callable[[], None],
         cleanup: ExitStack,
@@ -234,12 +223,12 @@ class BatchContainer(TaskContainer):
         warned_at = 0.0
         running = False
         stderr_polled = 0.0
-        poller = batch_poller.poller(self.cfg)
+        watcher = poller.poller(self.cfg)
         while True:
             if terminating():
                 raise Terminated()
-            poller.wait(slot, _CANCEL_CHECK_SECONDS)
-            if time.monotonic() - stderr_polled >= poller.period:
+            watcher.wait(slot, _CANCEL_CHECK_SECONDS)
+            if time.monotonic() - stderr_polled >= watcher.period:
                 # read stderr.txt at the poller's pace, not the cancel check's: it is on EFS
                 stderr_polled = time.monotonic()
                 poll_stderr()
@@ -252,13 +241,13 @@ class BatchContainer(TaskContainer):
                 logger.notice(_("aws_batch job status", job_id=slot.job_id, status=status, log_stream=stream or ""))
                 if status == "RUNNABLE":
                     runnable_since = time.monotonic()
-                elif status in ("STARTING", "RUNNING") or status in batch_poller.TERMINAL:
+                elif status in ("STARTING", "RUNNING") or status in TERMINAL:
                     runnable_since = None
                     if status == "RUNNING" and not running:
                         running = True  # miniwdl's running-task counters and timers
                         cleanup.enter_context(self.task_running_context())
                         logger.notice(_("aws_batch task running", job_id=slot.job_id, log_stream=stream or ""))
-            if status in batch_poller.TERMINAL:
+            if status in TERMINAL:
                 return slot.description
             if runnable_since is not None and self.settings.runnable_timeout > 0:
                 waited = time.monotonic() - runnable_since
@@ -297,7 +286,7 @@ class BatchContainer(TaskContainer):
 
     def _terminate(self, logger: logging.Logger, job_id: str, reason: str) -> None:
         try:
-            batch_api.call(self.cfg, "terminate_job", what=f"job {job_id}", jobId=job_id, reason=reason)
+            api.call(self.cfg, "terminate_job", what=f"job {job_id}", jobId=job_id, reason=reason)
             logger.notice(_("aws_batch job terminated", job_id=job_id))
         except BackendError as exn:
             logger.error(_("aws_batch could not terminate job", job_id=job_id, error=str(exn)))

@@ -19,10 +19,10 @@ from typing import Any, Dict, Optional
 from WDL.runtime.config import Loader
 
 from .. import launch_record
-from ..backends import batch_api
 from ..errors import BackendError, RunNotFound
-
-LOG_GROUP = "/aws/batch/job"
+from . import api, logs
+from .head import upload_base
+from .jobs import TERMINAL, log_stream
 
 
 def follow(job_id: str, local_dir: Optional[os.PathLike] = None, *, cfg: Optional[Loader] = None) -> Any:
@@ -32,7 +32,7 @@ def follow(job_id: str, local_dir: Optional[os.PathLike] = None, *, cfg: Optiona
     from ..runs import Run
 
     cfg = cfg or config.load()
-    jobs = batch_api.call(cfg, "describe_jobs", what=f"head job {job_id}", jobs=[job_id]).get("jobs", [])
+    jobs = api.call(cfg, "describe_jobs", what=f"head job {job_id}", jobs=[job_id]).get("jobs", [])
     if not jobs:
         raise RunNotFound(f"AWS Batch knows no job {job_id} in this region (jobs are kept about a week)")
     job = jobs[0]
@@ -44,7 +44,7 @@ def follow(job_id: str, local_dir: Optional[os.PathLike] = None, *, cfg: Optiona
     env = {e["name"]: e["value"] for e in container.get("environment", [])}
     local = Path(local_dir) if local_dir else run_dirs.prepare_root(run_dirs.run_root(cfg)) / Path(remote).name
     local.mkdir(parents=True, exist_ok=True)
-    settings = batch_api.aws_settings(cfg)
+    settings = api.aws_settings(cfg)
     if not launch_record.read(local):
         launch_record.write(
             local,
@@ -54,8 +54,7 @@ def follow(job_id: str, local_dir: Optional[os.PathLike] = None, *, cfg: Optiona
                 "backend": env.get("MINIWDL__SCHEDULER__CONTAINER_BACKEND", "aws_batch"),
                 "job_id": job_id,
                 "job_queue": job.get("jobQueue", ""),
-                "aws_region": settings["region"],
-                "aws_endpoint_url": settings["endpoint_url"],
+                **api.record_fields(settings),
                 "s3upload": env.get("MINIWDL__AWS__S3UPLOAD", ""),
                 "remote_run_dir": remote,
                 "mirror_dir": str(local.resolve()),
@@ -75,42 +74,29 @@ def sync(record: Dict[str, Any], job: Dict[str, Any], cfg: Loader) -> None:
         state = json.loads(state_path.read_text())
     except (OSError, ValueError):
         state = {}
-    settings = {"region": record.get("aws_region", ""), "endpoint_url": record.get("aws_endpoint_url", "")}
-    stream = (job.get("container") or {}).get("logStreamName")
+    settings = api.settings_of(record)
+    stream = log_stream(job)
     if stream:
-        token = state.get("token")
+        messages, state["token"] = logs.read_new(cfg, stream, state.get("token"), settings)
         with open(local / "workflow.log.json", "a") as json_log, open(launch_record.stderr_path(local), "a") as other:
-            while True:
-                params: Dict[str, Any] = dict(logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=True)
-                if token:
-                    params["nextToken"] = token
-                try:
-                    page = batch_api.call(cfg, "get_log_events", service="logs", settings=settings, **params)
-                except BackendError:
-                    break  # the stream appears a little after the job starts
-                for event in page.get("events", []):
-                    message = event.get("message", "")
-                    (json_log if message.startswith("{") else other).write(message + "\n")
-                if page.get("nextForwardToken") in (None, token):
-                    break
-                token = page["nextForwardToken"]
-        state["token"] = token
+            for message in messages:  # miniwdl's JSON log lines, and whatever else the head job said
+                (json_log if message.startswith("{") else other).write(message + "\n")
         (local / "workflow.log").touch()  # the monitor takes a run with a log for started
-    if job.get("status") in ("SUCCEEDED", "FAILED") and not state.get("settled"):
+    if job.get("status") in TERMINAL and not state.get("settled"):
         _settle(record, job, local, cfg, settings)
         state["settled"] = True
     meta.mkdir(parents=True, exist_ok=True)
     state_path.write_text(json.dumps(state))
 
 
-def _settle(record: Dict[str, Any], job: Dict[str, Any], local: Path, cfg: Loader, settings: Dict[str, str]) -> None:
+def _settle(record: Dict[str, Any], job: Dict[str, Any], local: Path, cfg: Loader, settings: Optional[Dict[str, str]]) -> None:
     remote = record.get("remote_run_dir", "")
     s3upload = record.get("s3upload", "")
     if job.get("status") == "SUCCEEDED" and s3upload:
-        bucket, _, prefix = s3upload[len("s3://"):].partition("/")
-        key = "/".join(p for p in (prefix.strip("/"), Path(remote).name, "outputs.json") if p)
+        bucket, base = upload_base(s3upload, Path(remote).name)
+        key = f"{base}/outputs.json"
         try:
-            body = batch_api.call(cfg, "get_object", service="s3", settings=settings, Bucket=bucket, Key=key)["Body"].read()
+            body = api.call(cfg, "get_object", service="s3", settings=settings, Bucket=bucket, Key=key)["Body"].read()
         except BackendError as exn:
             _write(local / "error.json", {"error": "OutputsNotFound", "message": f"the run succeeded but s3://{bucket}/{key} could not be read: {exn}"})
             return

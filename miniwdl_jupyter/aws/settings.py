@@ -1,5 +1,7 @@
-"""`[aws]` settings of the aws_batch backend, each read with an explicit default (any miniwdl
-Loader works), completed in SageMaker Studio by what studio.py finds; per-call overrides."""
+"""`[aws]` settings shared by the aws_batch backend and the aws launcher, each read with an explicit
+default (any miniwdl Loader works); per-call overrides; the job properties every job shares. In
+SageMaker Studio, what is not configured comes from studio_discovery.apply_defaults, which the
+callers run first (an explicit step, see there)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ from typing import Any, Dict, List
 
 from WDL.runtime import config
 
-from .. import studio
 from ..errors import BackendError
+from . import studio_discovery
 
 
 class BatchSettings:
@@ -17,12 +19,7 @@ class BatchSettings:
 
     def __init__(self, cfg: config.Loader):
         self.cfg = cfg
-        # In SageMaker Studio, what is not configured is found (studio.py): the EFS, its access
-        # point and mount, the tagged task queue. Configuration still wins.
-        found = studio.aws_defaults(cfg).get("aws", {}) if not cfg.get("aws", "task_queue", "") or not (
-            cfg.get("aws", "fs", "") or cfg.get("aws", "host_path", "")
-        ) else {}
-        get = lambda key, default="": cfg.get("aws", key, "") or found.get(key, default)  # noqa: E731
+        get = lambda key, default="": cfg.get("aws", key, "") or default  # noqa: E731
         self.task_queue = get("task_queue")
         self.task_queue_fallback = get("task_queue_fallback")
         self.fs = get("fs")
@@ -40,7 +37,7 @@ class BatchSettings:
         self._call_overrides: Dict[str, Any] = cfg.get_dict("aws", "call_overrides", {})
 
     def check(self) -> None:
-        studio.check_aws(self.cfg)  # in Studio without EFS: one paragraph saying so, and the fix
+        studio_discovery.check(self.cfg)  # in Studio: why its EFS was not found, and the fix
         if not self.task_queue:
             raise BackendError(
                 "the aws_batch backend needs a job queue: set [aws] task_queue (MINIWDL__AWS__TASK_QUEUE); "
@@ -76,6 +73,27 @@ class BatchSettings:
             return {"name": "shared", "efsVolumeConfiguration": efs}
         return {"name": "shared", "host": {"sourcePath": self.host_path}}
 
+    def task_queues(self) -> List[str]:
+        return [q for q in (self.task_queue, self.task_queue_fallback) if q]
+
+    def job_properties(self, image: str, vcpus: int, memory_mib: int, job_role_arn: str, gpus: int = 0) -> Dict[str, Any]:
+        """containerProperties of a job that mounts the shared filesystem where this process does:
+        task jobs and head jobs alike."""
+        resources = [{"type": "VCPU", "value": str(vcpus)}, {"type": "MEMORY", "value": str(memory_mib)}]
+        if gpus:
+            resources.append({"type": "GPU", "value": str(gpus)})
+        props: Dict[str, Any] = {
+            "image": image,
+            "resourceRequirements": resources,
+            "volumes": [self.volume()],
+            "mountPoints": [{"sourceVolume": "shared", "containerPath": self.mount, "readOnly": False}],
+        }
+        if job_role_arn:
+            props["jobRoleArn"] = job_role_arn
+        if self.execution_role_arn:
+            props["executionRoleArn"] = self.execution_role_arn
+        return props
+
     def call_overrides(self, run_id: str) -> Dict[str, Any]:
         """`[aws] call_overrides` entries that apply to a call, by its name: the call id
         (`call-greet-2` / `greet-2`), or the call name without its scatter index (`greet`).
@@ -89,9 +107,9 @@ class BatchSettings:
 
 
 def preflight(cfg: config.Loader) -> None:
-    """Checks that need no API call, for the runs layer to make before a run starts: the queue and
-    shared filesystem are configured (or found in Studio) and mounted here."""
-    BatchSettings(cfg).check()
+    """Checks for the runs layer to make before a run starts: the queue and shared filesystem are
+    configured (or, in SageMaker Studio, found: the one step here that calls AWS) and mounted here."""
+    BatchSettings(studio_discovery.apply_defaults(cfg)).check()
 
 
 def call_keys(run_id: str) -> List[str]:
