@@ -29,8 +29,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from . import config
-from .aws import studio
+from . import config, studio
 from .errors import BackendError, ConfigError
 
 if TYPE_CHECKING:  # the Docker SDK is imported when first used: importing it costs ~0.1 s

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import miniwdl_jupyter as mj
-from miniwdl_jupyter import config, runs
-from miniwdl_jupyter.aws import studio, studio_discovery
+from miniwdl_jupyter import config, runs, studio
+from miniwdl_jupyter.aws import studio_discovery
 from miniwdl_jupyter.errors import BackendError
 
 from aws_fixtures import DUMMY_CREDENTIALS, MOTO, AwsProxy, boto_client, make_queue, moto_answers

@@ -79,6 +79,9 @@ class HeadSettings:
 
 
 class AwsLauncher(Launcher):
+    """The run's miniwdl process as a Batch head job; alive and cancel ask the Batch API (a lock
+    held on another host is invisible over NFS)."""
+
     name = "aws"
     default_backend = "aws_batch"
 

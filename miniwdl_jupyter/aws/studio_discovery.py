@@ -28,7 +28,7 @@ from WDL.runtime.config import Loader
 
 from ..errors import BackendError
 from . import api
-from .studio import StudioInfo, detect, metadata_path
+from ..studio import StudioInfo, detect, metadata_path
 
 _logger = logging.getLogger("miniwdl_jupyter.studio")
 QUEUE_TAG = "MiniwdlStudioEfsId"

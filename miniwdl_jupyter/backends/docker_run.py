@@ -34,7 +34,7 @@ from WDL.runtime import config
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
-from ..aws import studio
+from .. import studio
 from ..errors import BackendError
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 

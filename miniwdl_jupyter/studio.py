@@ -1,7 +1,8 @@
 """SageMaker Studio as a place to run: is this process in a Studio app (its resource-metadata
 file), and the rules of Studio's Docker daemon, so docker_run and image builds work in a Studio
-space without configuration. Finding the domain's EFS, access point and Batch queue through the
-AWS APIs is a separate, explicit step: studio_discovery.py.
+space without configuration. No AWS API here: docker_run and image builds use it, and they sit
+below the AWS code. Finding the domain's EFS, access point and Batch queue through the AWS APIs is
+a separate, explicit step of the AWS code: aws/studio_discovery.py.
 
 - Detection: `/opt/ml/metadata/resource-metadata.json` (DomainId, UserProfileName, SpaceName,
   AppType; `MINIWDL_JUPYTER_STUDIO_METADATA` names another file, for tests).
