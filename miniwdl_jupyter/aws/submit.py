@@ -159,6 +159,7 @@ def main(args: argparse.Namespace) -> int:
     from ..errors import MiniwdlJupyterError
     from ..runs import run
     from . import studio_discovery
+    from .settings import BatchSettings
 
     if args.no_env:
         for key in [k for k in os.environ if k.startswith("MINIWDL__")]:
@@ -179,8 +180,9 @@ def main(args: argparse.Namespace) -> int:
         else:
             raise SystemExit("give a WDL file (or --self-test)")
         run_dir = args.dir
-        if run_dir is None and not _on(cfg.get("jupyter", "root", "./wdl_runs"), cfg.get("aws", "mount", "/mnt/efs")):
-            run_dir = os.path.join(cfg.get("aws", "mount", "/mnt/efs"), "wdl_runs")  # the head job must see it
+        shared = BatchSettings(cfg)
+        if run_dir is None and not shared.on_mount(os.path.expanduser(cfg.get("jupyter", "root", "./wdl_runs"))):
+            run_dir = os.path.join(shared.mount, "wdl_runs")  # the head job must see it
         handle = run(wdl, inputs, backend="aws_batch", dir=run_dir, cache=not args.no_cache, task=args.task, wait=False, cfg=cfg, submit="aws")
         record = launch_record.read(handle.run_dir) or {}
         print(json.dumps({"run_dir": str(handle.run_dir), "job_id": record.get("job_id"), "job_queue": record.get("job_queue")}))
@@ -196,13 +198,6 @@ def main(args: argparse.Namespace) -> int:
     except MiniwdlJupyterError as exn:
         print("\n".join(exn._render_traceback_()), file=sys.stderr)
         return 1
-
-
-def _on(path: str, mount: str) -> bool:
-    import os
-
-    path, mount = os.path.abspath(os.path.expanduser(path)), os.path.abspath(os.path.expanduser(mount))
-    return path == mount or path.startswith(mount.rstrip("/") + "/")
 
 
 def standalone(argv: Optional[List[str]] = None) -> int:
