@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, Optional
 
 from WDL.runtime import config
 
+from ..config import option
 from ..errors import BackendError
 
 _logger = logging.getLogger("miniwdl_jupyter.aws_batch")
@@ -37,7 +38,7 @@ def aws_settings(cfg: config.Loader) -> Dict[str, str]:
     """Region and endpoint from `[aws]`; empty means boto3's own resolution (AWS_REGION,
     AWS_ENDPOINT_URL, ~/.aws/config...). In SageMaker Studio the region is the app's own, a
     default that Studio discovery (studio_discovery.apply_defaults) adds to the Loader."""
-    return {"region": cfg.get("aws", "region", ""), "endpoint_url": cfg.get("aws", "endpoint_url", "")}
+    return {"region": option(cfg, "aws", "region"), "endpoint_url": option(cfg, "aws", "endpoint_url")}
 
 
 def record_fields(settings: Dict[str, str]) -> Dict[str, str]:
@@ -157,7 +158,7 @@ def call(
 
     api = client(cfg, service, settings)
     method = getattr(api, operation)
-    retries = cfg.get_int("aws", "api_retries", 10) if retries is None else retries
+    retries = option(cfg, "aws", "api_retries", "int") if retries is None else retries
     backoff = backoff_for(operation)
     for attempt in range(retries + 1):
         try:

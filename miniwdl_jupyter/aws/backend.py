@@ -148,7 +148,7 @@ class BatchContainer(TaskContainer):
             if os.path.lexists(container_path):
                 continue
             os.makedirs(os.path.dirname(container_path), exist_ok=True)
-            if self.settings.on_mount(host_path) and not self.cfg.get_bool("file_io", "copy_input_files", False):
+            if self.settings.on_mount(host_path) and not self.cfg["file_io"].get_bool("copy_input_files"):
                 os.symlink(host_path, container_path, target_is_directory=is_dir)
             elif is_dir:
                 shutil.copytree(host_path, container_path, symlinks=False)
@@ -170,7 +170,7 @@ class BatchContainer(TaskContainer):
         return props
 
     def job_command(self) -> List[str]:
-        shell = self.cfg.get("task_runtime", "command_shell", "/bin/bash")
+        shell = self.cfg["task_runtime"]["command_shell"]
         q = shlex.quote
         script = (
             f"cd {q(self.host_work_dir())} && {shell} ../command >> {q(self.host_stdout_txt())} 2>> {q(self.host_stderr_txt())}; "

@@ -41,11 +41,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s aws_head %(message)s", stream=sys.stdout)
     launch_record.meta_dir(run_dir).mkdir(parents=True, exist_ok=True)
     status = run_miniwdl([sys.executable, *command], run_dir)
-    from ..config import load
+    from ..config import load, option
 
     cfg = load()
-    s3upload = cfg.get("aws", "s3upload", "")
-    delete_after = cfg.get("aws", "delete_after", "")
+    s3upload = option(cfg, "aws", "s3upload")
+    delete_after = option(cfg, "aws", "delete_after")
     if s3upload:
         try:
             upload(cfg, run_dir, s3upload, succeeded=status == 0)

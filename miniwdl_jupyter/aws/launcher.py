@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional
 from WDL.runtime.config import Loader
 
 from .. import launch_record
+from ..config import option
 from ..errors import BackendError, ConfigError
 from ..launchers import Launcher
 from . import api, jobdefs, studio_discovery
@@ -48,14 +49,14 @@ class HeadSettings:
     """`[aws]` settings of the head job, each with an explicit default."""
 
     def __init__(self, cfg: Loader):
-        get = lambda key, default="": cfg.get("aws", key, default)  # noqa: E731
+        get = lambda key: option(cfg, "aws", key)  # noqa: E731
         self.queue = get("workflow_queue")
         self.image = get("head_image")
-        self.vcpu = cfg.get_int("aws", "head_vcpu", 1)
-        self.memory_mb = cfg.get_int("aws", "head_memory_mb", 4096)
+        self.vcpu = option(cfg, "aws", "head_vcpu", "int")
+        self.memory_mb = option(cfg, "aws", "head_memory_mb", "int")
         self.job_role_arn = get("head_job_role_arn") or get("job_role_arn")
-        self.env: Dict[str, str] = {k: str(v) for k, v in cfg.get_dict("aws", "head_env", {}).items()}
-        self.task_concurrency = cfg.get_int("aws", "head_task_concurrency", 200)
+        self.env: Dict[str, str] = {k: str(v) for k, v in option(cfg, "aws", "head_env", "dict").items()}
+        self.task_concurrency = option(cfg, "aws", "head_task_concurrency", "int")
         self.s3upload = get("s3upload")
         self.delete_after = get("delete_after")
 

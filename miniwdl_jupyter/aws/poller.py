@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from WDL.runtime import config
 
+from ..config import option
 from . import api
 
 _logger = logging.getLogger("miniwdl_jupyter.aws_batch")
@@ -44,7 +45,7 @@ class JobPoller:
         self.wake = threading.Event()
         self.thread: Optional[threading.Thread] = None
         self.requests = 0  # DescribeJobs requests made (the benchmark reads this)
-        self.period = cfg.get_float("aws", "describe_period", 2.0)
+        self.period = option(cfg, "aws", "describe_period", "float")
 
     def watch(self, job_id: str) -> JobSlot:
         with self.lock:

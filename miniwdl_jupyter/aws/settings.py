@@ -10,6 +10,7 @@ from typing import Any, Dict, List
 
 from WDL.runtime import config
 
+from ..config import option
 from ..errors import BackendError
 from . import studio_discovery
 
@@ -19,22 +20,22 @@ class BatchSettings:
 
     def __init__(self, cfg: config.Loader):
         self.cfg = cfg
-        get = lambda key, default="": cfg.get("aws", key, "") or default  # noqa: E731
+        get = lambda key: option(cfg, "aws", key)  # noqa: E731
         self.task_queue = get("task_queue")
         self.task_queue_fallback = get("task_queue_fallback")
         self.fs = get("fs")
         self.fsap = get("fsap")
-        self.mount = os.path.abspath(os.path.expanduser(get("mount", "/mnt/efs"))).rstrip("/") or "/"
+        self.mount = os.path.abspath(os.path.expanduser(get("mount"))).rstrip("/") or "/"
         self.host_path = get("host_path")
         self.job_role_arn = get("job_role_arn")
         self.execution_role_arn = get("execution_role_arn")
-        self.submit_rate = cfg.get_float("aws", "submit_rate", 10.0)
-        self.timeout = cfg.get_int("aws", "timeout", 0)
-        self.default_memory_mb = cfg.get_int("aws", "default_memory_mb", 1024)
-        self.runnable_timeout = cfg.get_float("aws", "runnable_timeout", 600.0)
-        self.runnable_fail = cfg.get_bool("aws", "runnable_fail", False)
-        self.container_properties: Dict[str, Any] = cfg.get_dict("aws", "container_properties", {})
-        self._call_overrides: Dict[str, Any] = cfg.get_dict("aws", "call_overrides", {})
+        self.submit_rate = option(cfg, "aws", "submit_rate", "float")
+        self.timeout = option(cfg, "aws", "timeout", "int")
+        self.default_memory_mb = option(cfg, "aws", "default_memory_mb", "int")
+        self.runnable_timeout = option(cfg, "aws", "runnable_timeout", "float")
+        self.runnable_fail = option(cfg, "aws", "runnable_fail", "bool")
+        self.container_properties: Dict[str, Any] = option(cfg, "aws", "container_properties", "dict")
+        self._call_overrides: Dict[str, Any] = option(cfg, "aws", "call_overrides", "dict")
 
     def check(self) -> None:
         studio_discovery.check(self.cfg)  # in Studio: why its EFS was not found, and the fix

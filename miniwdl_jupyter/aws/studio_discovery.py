@@ -26,6 +26,7 @@ from typing import Any, Dict, Optional
 
 from WDL.runtime.config import Loader
 
+from ..config import option
 from ..errors import BackendError
 from . import api
 from ..studio import StudioInfo, detect, metadata_path
@@ -57,7 +58,7 @@ def discover(cfg: Loader, info: Optional[StudioInfo] = None) -> Optional[StudioS
     info = info or detect()
     if info is None:
         return None
-    key = (info.domain_id, info.user_profile, cfg.get("aws", "endpoint_url", ""))
+    key = (info.domain_id, info.user_profile, option(cfg, "aws", "endpoint_url"))
     with _found_lock:
         if key not in _found:
             try:
@@ -70,11 +71,11 @@ def discover(cfg: Loader, info: Optional[StudioInfo] = None) -> Optional[StudioS
 
 
 def _region(cfg: Loader, info: StudioInfo) -> str:
-    return cfg.get("aws", "region", "") or info.region
+    return option(cfg, "aws", "region") or info.region
 
 
 def _call(cfg: Loader, service: str, operation: str, info: StudioInfo, what: str = "", advice: str = "", **params: Any) -> Dict[str, Any]:
-    settings = {"region": _region(cfg, info), "endpoint_url": cfg.get("aws", "endpoint_url", "")}
+    settings = {"region": _region(cfg, info), "endpoint_url": option(cfg, "aws", "endpoint_url")}
     # few retries: this runs before a notebook's first run, and must not hang a Studio without access
     return api.call(cfg, operation, service=service, settings=settings, retries=2, what=what, advice=advice, **params)
 
@@ -186,7 +187,7 @@ def check(cfg: Loader) -> None:
     """Before an AWS run starts in Studio without a configured filesystem: why discovery failed
     (the DescribeDomain error and what to check), or the no-EFS paragraph."""
     info = detect()
-    if info is None or cfg.get("aws", "fs", "") or cfg.get("aws", "host_path", ""):
+    if info is None or option(cfg, "aws", "fs") or option(cfg, "aws", "host_path"):
         return
     setup = discover(cfg, info)
     if setup is not None and setup.problem:

@@ -115,9 +115,10 @@ def overrides(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
 def queue_tag_defaults(cfg: Any) -> Dict[str, str]:
     """Settings a workflow queue may carry as tags (as miniwdl-aws reads them): DefaultTaskQueue,
     DefaultTaskQueueFallback, DefaultFsap, WorkflowEngineRoleArn; only where none is configured."""
+    from ..config import option
     from . import api
 
-    queue = cfg.get("aws", "workflow_queue", "")
+    queue = option(cfg, "aws", "workflow_queue")
     if not queue:
         return {}
     found = api.call(cfg, "describe_job_queues", what=f"workflow queue {queue}", jobQueues=[queue]).get("jobQueues", [])
@@ -129,7 +130,7 @@ def queue_tag_defaults(cfg: Any) -> Dict[str, str]:
         ("DefaultFsap", "fsap"),
         ("WorkflowEngineRoleArn", "head_job_role_arn"),
     ):
-        if tag in tags and not cfg.get("aws", key, ""):
+        if tag in tags and not option(cfg, "aws", key):
             defaults[key] = tags[tag]
     return defaults
 
@@ -181,7 +182,7 @@ def main(args: argparse.Namespace) -> int:
             raise SystemExit("give a WDL file (or --self-test)")
         run_dir = args.dir
         shared = BatchSettings(cfg)
-        if run_dir is None and not shared.on_mount(os.path.expanduser(cfg.get("jupyter", "root", "./wdl_runs"))):
+        if run_dir is None and not shared.on_mount(os.path.expanduser(mj_config.option(cfg, "jupyter", "root"))):
             run_dir = os.path.join(shared.mount, "wdl_runs")  # the head job must see it
         handle = run(wdl, inputs, backend="aws_batch", dir=run_dir, cache=not args.no_cache, task=args.task, wait=False, cfg=cfg, submit="aws")
         record = launch_record.read(handle.run_dir) or {}
