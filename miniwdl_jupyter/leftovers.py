@@ -20,7 +20,7 @@ import psutil
 from WDL.runtime.config import Loader
 
 from .backend_choice import docker_answers, docker_exe
-from .backends.docker_run import LABEL_RUN_DIR
+from .backends.container_cli import LABEL_RUN_DIR
 from .run_dirs import is_locked, log_files
 
 _logger = logging.getLogger("miniwdl_jupyter.leftovers")
@@ -44,19 +44,9 @@ def cancel_slurm_jobs(run_dir: Path) -> int:
 
     if (launch_record.read(run_dir) or {}).get("backend") != "slurm" or not shutil.which("squeue"):
         return 0
-    from .backends.slurm import jobs_of_run
-    from .backends.slurm_jobs import SlurmUnavailable, cancel_jobs
+    from .slurm.companion import cancel_run_jobs
 
-    try:
-        jobs = jobs_of_run(str(run_dir))
-        if jobs:
-            cancel_jobs(jobs)
-    except SlurmUnavailable as exn:
-        _logger.warning("could not cancel the SLURM jobs of %s: %s", run_dir, exn)
-        return 0
-    if jobs:
-        _logger.info("cancelled %d SLURM job(s) left by %s", len(jobs), run_dir)
-    return len(jobs)
+    return cancel_run_jobs(run_dir)
 
 
 def stop_batch_jobs(run_dir: Path, cfg: Loader) -> int:

@@ -32,7 +32,9 @@ from backend_fixtures import (  # noqa: F401 (fixtures)
     write_wdl,
 )
 from miniwdl_jupyter import backend_choice, config, leftovers
-from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer, run_dir_of, mount_args
+from miniwdl_jupyter.backends.container_cli import LABEL_CALL, mount_args
+from miniwdl_jupyter.backends.docker_run import DockerRunContainer
+from miniwdl_jupyter.backends.task_dir import run_dir_of
 from miniwdl_jupyter.errors import BackendError
 
 FAILING_TASK_WDL = 'version 1.1\ntask t { command <<< echo hi >>> runtime { docker: "IMAGE" } }\n'

@@ -13,7 +13,7 @@ from WDL.runtime import config
 from ..errors import BackendError
 from . import batch_api, batch_poller
 from .batch_settings import BatchSettings
-from .docker_run import run_dir_of
+from .task_dir import run_dir_of
 
 _HOST_TERMINATED = ("Host EC2", "terminated")
 
