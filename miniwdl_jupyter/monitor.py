@@ -19,7 +19,7 @@ from typing import Any, Deque, Dict, List, Optional, Set
 
 from WDL.runtime.config import Loader
 
-from . import config, launch_record
+from . import config, launch_record, protocol
 from .errors import ConfigError
 from .files import tail_lines
 from .launchers import get_launcher
@@ -40,8 +40,6 @@ _STARTING_SECONDS = 120.0
 LOG_TAIL_LINES = 200
 _VALUE_EVENTS = ("visit", "input", "output", "eval")
 _VALUE_EVENT_PREFIXES = tuple(f'{{"message": "{m}"'.encode() for m in _VALUE_EVENTS)
-# Backend event fields that say where a task runs on a scheduler (slurm, aws_batch).
-_JOB_FIELDS = ("job_id", "state", "status", "node", "log_stream", "queue")
 _NOT_SHOWN = ("message", "source", "timestamp", "level", "levelno", "thread", "traceback")
 
 
@@ -276,52 +274,53 @@ class RunMonitor:
             self._root_logger = source.split(".")[0] + "." + source.split(".")[1]
             state._root_logger = self._root_logger
             state.name = state.name or source.split(":", 1)[-1].split(".")[0]
-        if source == self._root_logger and message in ("workflow start", "task setup"):
+        if source == self._root_logger and message in (protocol.WORKFLOW_START, protocol.TASK_SETUP):
             state.start_time = state.start_time or ts
             if state.status == QUEUED:
                 self._set_status(RUNNING)
         self._tail(event)
         call_path = self._call_path(source)
         if call_path is None:  # the run's own logger
-            if message == "ready" and "job" in event and source == self._root_logger:
+            if message == protocol.READY and "job" in event and source == self._root_logger:
                 self._call(event["job"])
-            elif message == "finish" and "job" in event and source == self._root_logger:
+            elif message == protocol.FINISH and "job" in event and source == self._root_logger:
                 self._finish_call(self._call(event["job"]), ts)
             return
         prefix, is_task, leaf = call_path
-        if message == "ready" and "job" in event and not is_task:
+        if message == protocol.READY and "job" in event and not is_task:
             self._call(f"{leaf}/{event['job']}")
             return
-        if message == "finish" and "job" in event and not is_task:
+        if message == protocol.FINISH and "job" in event and not is_task:
             self._finish_call(self._call(f"{leaf}/{event['job']}"), ts)
             return
         if source.endswith(".stderr"):
             return
         call = self._call(leaf, kind="task" if is_task else "workflow")
-        if "job_id" in event:
-            fields = {k: v for k, v in event.items() if k in _JOB_FIELDS}
+        fields = protocol.job_facts(event)
+        if fields:
             if fields != {k: call.job.get(k) for k in fields}:
                 call.job.update(fields)
                 state.changed.add(call.id)
                 state.version += 1
-        if message in ("task setup", "workflow start"):
+        exit_code = protocol.exit_code(event)
+        if message in (protocol.TASK_SETUP, protocol.WORKFLOW_START):
             call.dir = Path(event["dir"]) if "dir" in event else self.run_dir / call.id
             call.start_time = call.start_time or ts
             if call.state == QUEUED:
                 self._set_call_state(call, RUNNING)
-        elif message == "done (cached)":
+        elif message == protocol.DONE_CACHED:
             call.cached = True
             call.end_time = ts
             self._set_call_state(call, CACHED)
-        elif message == "done" and is_task:
+        elif message == protocol.DONE and is_task:
             call.end_time = ts
             self._set_call_state(call, SUCCEEDED)
-        elif message in ("failed task will be retried", "interrupted task will be retried"):
+        elif message in protocol.RETRIED:
             call.attempt += 1
             call.exit_code = None
             self._set_call_state(call, RETRYING)
-        elif "exit_code" in event and isinstance(event["exit_code"], int):
-            call.exit_code = event["exit_code"]
+        elif exit_code is not None:
+            call.exit_code = exit_code
             if call.state == RETRYING:
                 self._set_call_state(call, RUNNING)
         elif event.get("level") == "ERROR" and "error" in event and event.get("dir"):
@@ -330,7 +329,7 @@ class RunMonitor:
                 call.exit_code = event["exit_status"]
             call.end_time = ts
             self._set_call_state(call, CANCELLED if event.get("error") == "Terminated" else FAILED)
-        elif call.state == RETRYING and message.endswith("running"):
+        elif call.state == RETRYING and protocol.is_running(event):
             self._set_call_state(call, RUNNING)
 
     def _call_path(self, source: str) -> Optional[tuple[str, bool, str]]:

@@ -1,6 +1,6 @@
 """The runs API: run() starts a WDL run as its own miniwdl process; attach() and list_runs() find runs.
 
-A run is a directory, not kernel state (DESIGN.md): a `Run` handle is a thin view over its run
+A run is a directory, not kernel state (docs/design.md): a `Run` handle is a thin view over its run
 directory, so a handle made by `attach()` in a new process is as good as the one `run()` returned.
 Each entry point loads the configuration once and hands that one loader to everything below it.
 """
@@ -301,18 +301,8 @@ def _start(loaded, inputs_json, run_dir: Path, backend_name: str, cache: bool, t
         },
     )
     proc = get_launcher(launcher_name).launch(command, run_dir=run_dir, env=env, cwd=cwd, cfg=loader)
-    if backend_name == "docker_run":
-        # Containers left by runs whose process was killed hard; off the critical path.
-        threading.Thread(target=_sweep_containers, args=(loader,), daemon=True).start()
+    leftovers.sweep_in_background(backend_name, loader)  # what runs killed earlier left
     return proc
-
-
-def _sweep_containers(loader: Loader) -> None:
-    """Remove containers of runs killed earlier. A convenience: it must never disturb this run."""
-    try:
-        leftovers.remove_containers(loader)
-    except Exception:  # noqa: BLE001 - e.g. the daemon went away meanwhile
-        _logger.debug("sweeping containers of killed runs failed", exc_info=True)
 
 
 def load_config(cfg: CfgArg = None) -> Loader:
