@@ -22,7 +22,7 @@ from WDL.runtime.config import Loader
 from . import config, launch_record, protocol
 from .errors import ConfigError
 from .files import tail_lines
-from .launchers import get_launcher
+from .launcher import get_launcher
 from .run_dirs import is_locked, log_files
 from .run_errors import is_cancellation, process_died_message
 

@@ -24,7 +24,7 @@ from . import config, launch_record, leftovers, miniwdl_command, run_dirs, wdl_s
 from .backend_choice import resolve_backend
 from .errors import Cancelled, InputError, RunFailed, RunNotFound
 from .files import tail_lines
-from .launchers import get_launcher
+from .launcher import get_launcher
 from .monitor import CANCELLED, FAILED, SUCCEEDED, CallState, RunMonitor, RunState
 from .run_errors import error_from_json
 

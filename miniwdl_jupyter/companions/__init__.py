@@ -13,12 +13,12 @@ nothing to check, nothing to clean.
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from WDL.runtime.config import Loader
+
+from .. import registry
 
 ENTRY_POINT_GROUP = "miniwdl_jupyter.companions"
 _BUILTIN = {
@@ -63,20 +63,14 @@ _instances: Dict[str, Companion] = {}
 
 
 def available() -> List[str]:
-    return sorted(set(_BUILTIN) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
+    return registry.names(ENTRY_POINT_GROUP, _BUILTIN)
 
 
 def get_companion(backend: Optional[str]) -> Companion:
     """The companion of `backend` (the plain one when it has none)."""
     name = backend or ""
     if name not in _instances:
-        target = _BUILTIN.get(name)
-        if target is not None:
-            module, _, attr = target.partition(":")
-            cls = getattr(importlib.import_module(module), attr)
-        else:
-            found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
-            cls = found[0].load() if found else Companion
+        cls = registry.load(ENTRY_POINT_GROUP, name, _BUILTIN) or Companion
         _instances[name] = cls()
         _instances[name].name = _instances[name].name or name
     return _instances[name]
