@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from WDL.runtime.config import Loader
 
-from . import images, protocol, run_dirs
+from . import config, images, protocol, run_dirs
 from .backend_choice import resolve_backend
 from .errors import NotebookFailed, RunFailed, TaskFailed
 from .files import content_addressed, tail_lines
@@ -157,7 +157,7 @@ def run_notebook(
     `cfg`, `dir` and `backend` mean what they mean for `run()`.
     """
     loader = load_config(cfg)
-    backend = resolve_backend(backend or loader["jupyter"].get("backend"), loader)
+    backend = resolve_backend(backend or config.option(loader, "jupyter", "backend"), loader)
     notebook_path = Path(notebook).expanduser().resolve()
     if image is None:
         image = _step_image(requirements, base_image, push, backend, log, loader)

@@ -302,7 +302,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
         if network:
             # as docker_swarm: only networks the operator allowed (a task could otherwise reach
             # e.g. the host's network)
-            if network in self.cfg.get_list("docker_swarm", "allow_networks", []):
+            if network in jupyter_config.option(self.cfg, "docker_swarm", "allow_networks", "list"):
                 args += ["--network", network]
             else:
                 logger.warning(

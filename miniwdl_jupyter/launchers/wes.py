@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from WDL.runtime.config import Loader
 
-from .. import launch_record
+from .. import config, launch_record
 from ..errors import ConfigError, InputError
 from . import Launcher
 from .local import LocalLauncher, process_start_time
@@ -277,12 +277,7 @@ def _parse_command(command: List[str]) -> Dict[str, Any]:
 
 
 def _setting(cfg: Optional[Loader], key: str) -> str:
-    if cfg is None:
-        return ""
-    try:
-        return cfg["wes"].get(key, "") or ""
-    except Exception:  # a Loader without our [wes] section (e.g. one miniwdl made)
-        return ""
+    return config.option(cfg, "wes", key) if cfg is not None else ""
 
 
 def _identifier(name: str) -> str:

@@ -217,10 +217,10 @@ def main(argv: Optional[list] = None) -> int:
     except OSError:
         _logger.info("another follower holds %s; leaving it to that one", run_dir / "workflow.log")
         return 0
-    cfg = config.load()
-    token = os.environ.get("MINIWDL__WES__TOKEN") or cfg["wes"].get("token", "")
-    poll = float(cfg["wes"].get("poll_seconds", "1") or 1)
-    give_up = float(cfg["wes"].get("give_up_seconds", "600") or 600)
+    cfg = config.load()  # this follower's own process: its entry point
+    token = os.environ.get("MINIWDL__WES__TOKEN") or config.option(cfg, "wes", "token")
+    poll = config.option(cfg, "wes", "poll_seconds", "float")
+    give_up = config.option(cfg, "wes", "give_up_seconds", "float")
     with WESClient(record["wes_url"], token or None) as client:
         follower = Follower(run_dir, plain, client, record["wes_run_id"], record.get("name") or "wes_run", poll, give_up)
         try:
