@@ -3,7 +3,7 @@
 `launch()` takes the `miniwdl run` command runs.py built, sends its WDL (with every imported file as
 a `workflow_attachment`, named so the imports resolve on the server), its inputs (local files
 attached too) and the call-cache choice, and records the server and run id in the launch record.
-The run still has a local run directory (DESIGN.md, "Runs that live elsewhere"): a follower process
+The run still has a local run directory (docs/design.md, "Runs that live elsewhere"): a follower process
 (`wes_follow`) polls the server and writes, in miniwdl's shape, what the monitor reads - a locked
 workflow.log while the remote run goes, JSON log events for each task's start and end, and
 outputs.json or error.json at the end - so the progress views, `Run.wait()`, `attach()` and errors
