@@ -51,6 +51,11 @@ class Launcher:
         """Facts for the progress view and `%wdl runs` (job id, state, node...)."""
         return {}
 
+    def follow(self, address: str, root: Path, cfg: Loader) -> Path:
+        """For `attach("<launcher name>:...")`: a local run directory under `root` that mirrors the
+        run `address` names elsewhere (e.g. `wes:URL#RUN_ID`)."""
+        raise ConfigError(f"the {self.name} launcher cannot attach to {address!r}")
+
 
 _instances: Dict[str, Launcher] = {}
 

@@ -23,6 +23,7 @@ from . import config, launch_record, leftovers, miniwdl_command, run_dirs, run_o
 from .backend_choice import resolve_backend
 from .errors import Cancelled, ConfigError, InputError, RunFailed, RunNotFound
 from .files import tail_lines
+from .launcher import available as available_launchers
 from .launcher import get_launcher
 from .monitor import CANCELLED, FAILED, SUCCEEDED, CallState, RunMonitor, RunState
 from .run_errors import error_from_json
@@ -336,10 +337,9 @@ def attach(run: Union[str, os.PathLike], *, root: Union[None, str, os.PathLike] 
         raise InputError(f"attach takes a run directory, a run's name or 'last', not {type(run).__name__}")
     loader = load_config(cfg)
     base = Path(root) if root else run_dirs.run_root(loader)
-    if os.fspath(run).startswith("wes:"):  # wes:URL#RUN_ID, a run on a WES server
-        from .launchers import wes as wes_launcher
-
-        return Run(wes_launcher.attach_remote(os.fspath(run), run_dirs.prepare_root(base), loader), cfg=loader)
+    scheme, colon, _ = os.fspath(run).partition(":")
+    if colon and scheme in available_launchers():  # e.g. wes:URL#RUN_ID, a run on a WES server
+        return Run(get_launcher(scheme).follow(os.fspath(run), run_dirs.prepare_root(base), loader), cfg=loader)
     if os.fspath(run) == "last":
         found = list_runs(base, cfg=loader)
         if not found:

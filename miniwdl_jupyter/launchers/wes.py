@@ -42,9 +42,13 @@ _URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "ftp://", "drs://")
 
 
 class WESLauncher(Launcher):
-    """Start (submit), liveness (the follower's), cancel (through the server), description."""
+    """Start (submit), liveness (the follower's), cancel (through the server), description, and
+    following a run submitted elsewhere (`attach("wes:URL#RUN_ID")`)."""
 
     name = "wes"
+
+    def follow(self, address: str, root: Path, cfg: Loader) -> Path:
+        return attach_remote(address, root, cfg)
 
     def launch(self, command: List[str], *, run_dir: Path, env: Mapping[str, str], cwd: Path, cfg: Loader) -> Optional[subprocess.Popen]:
         from ..wes.client import WESClient
