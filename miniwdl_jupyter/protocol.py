@@ -177,14 +177,15 @@ class LogWriter:
     def __init__(self, json_log: IO[str], plain_log: Optional[IO[str]], root: str):
         self.json_log, self.plain_log, self.root = json_log, plain_log, root
 
-    def event(self, source: str, message: str, level: str = "INFO", ts: Optional[float] = None, **fields: Any) -> None:
+    def event(self, source: str, text: str, level: str = "INFO", ts: Optional[float] = None, **fields: Any) -> None:
+        """`text` is the event's `message` (a `message` among `fields` gives way to it, as in miniwdl)."""
         ts = ts or time.time()
-        record = {**fields, "message": message, "source": source, "timestamp": ts, "level": level, "levelno": _LEVELS[level]}
+        record = {**fields, "message": text, "source": source, "timestamp": ts, "level": level, "levelno": _LEVELS[level]}
         self.json_log.write(json.dumps(record) + "\n")
         self.json_log.flush()
         if self.plain_log is not None:
             stamp = datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-            self.plain_log.write(f"{stamp} {source} {level} {message} {json.dumps(fields) if fields else ''}\n")
+            self.plain_log.write(f"{stamp} {source} {level} {text} {json.dumps(fields) if fields else ''}\n")
             self.plain_log.flush()
 
     # the run's own events

@@ -91,7 +91,7 @@ def run_arguments(container: TaskContainer, logger: logging.Logger, exe: List[st
     if network:
         # as docker_swarm: only networks the operator allowed (a task could otherwise reach
         # e.g. the host's network)
-        if network in container.cfg.get_list("docker_swarm", "allow_networks", []):
+        if network in jupyter_config.option(container.cfg, "docker_swarm", "allow_networks", "list"):
             args += ["--network", network]
         else:
             logger.warning(

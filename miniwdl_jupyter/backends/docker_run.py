@@ -33,11 +33,10 @@ from WDL.runtime import config
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
-from .. import studio
+from .. import protocol, studio
 from ..errors import BackendError
 from . import container_cli
-# LABEL_RUN_DIR: the label docker_run puts on its containers, by which leftovers are found
-from .container_cli import CLI_FAILURES, LABEL_RUN_DIR, mount_args  # noqa: F401
+from .container_cli import CLI_FAILURES, mount_args
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 from .task_dir import task_image
 
@@ -112,7 +111,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
                 f"`{self.cli_exe[0]} run` failed for image {image}: {cli_error}{_hint(cli_error)}",
                 details=[f"full output: {cli_log_path}"],
             )
-        logger.notice(_("docker_run task exit", exit_code=exit_code))
+        protocol.task_exit(logger, "docker_run", exit_code)
         return exit_code
 
     def _attempt(
@@ -123,7 +122,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
         with open(cli_log_path, "wb") as cli_log:
             proc = subprocess.Popen(invocation, stdout=cli_log, stderr=subprocess.STDOUT, cwd=self.host_dir)
         try:
-            logger.notice(_("docker_run task running", container=self.container_name, pid=proc.pid))
+            protocol.task_running(logger, "docker_run", container=self.container_name, pid=proc.pid)
             with self.task_running_context():
                 exit_code = wait_unless_terminating(proc, terminating, poll_stderr)
         except BaseException:

@@ -37,6 +37,7 @@ from WDL.runtime import config
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
+from .. import protocol
 from . import host_task
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 
@@ -93,7 +94,7 @@ class LocalContainer(ScheduledSubprocessBase):
                     start_new_session=True,  # its own process group: cancel kills all of it
                 )
             try:
-                logger.notice(_("local task running", pid=proc.pid))
+                protocol.task_running(logger, "local", pid=proc.pid)
                 with self.task_running_context():
                     exit_code = wait_unless_terminating(proc, terminating, poll_stderr)
             except BaseException:
@@ -106,7 +107,7 @@ class LocalContainer(ScheduledSubprocessBase):
             # would not): end them too.
             _signal_group(proc.pid, signal.SIGKILL)
             self._warn_of_changed_inputs(logger, linked)
-        logger.notice(_("local task exit", exit_code=exit_code))
+        protocol.task_exit(logger, "local", exit_code)
         return exit_code
 
     def _kill_group(self, proc: subprocess.Popen) -> None:

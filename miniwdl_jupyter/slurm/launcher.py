@@ -26,7 +26,7 @@ from WDL.runtime.config import Loader
 from .. import config as jupyter_config
 from .. import launch_record
 from ..errors import BackendError
-from ..launchers import Launcher
+from ..launcher import Launcher
 from .companion import cancel_run_jobs
 from .jobs import FINAL_STATES, SlurmUnavailable, cancel_jobs, clean_environment, run_comment, run_slurm, squeue
 
