@@ -26,7 +26,16 @@ def test_importing_the_package_imports_neither_the_runs_layer_nor_ipython():
     assert not loaded & set(RUNS_LAYER), sorted(loaded & set(RUNS_LAYER))
 
 
-@pytest.mark.parametrize("backend, unrelated", [("local", "miniwdl_jupyter.backends.docker_run"), ("docker_run", "miniwdl_jupyter.backends.local")])
+@pytest.mark.parametrize(
+    "backend, unrelated",
+    [
+        ("local", "miniwdl_jupyter.backends.docker_run"),
+        ("docker_run", "miniwdl_jupyter.backends.local"),
+        # slurm composes the node runtimes' modules (container_cli, host_task), not their backends
+        ("slurm", "miniwdl_jupyter.backends.docker_run"),
+        ("slurm", "miniwdl_jupyter.backends.local"),
+    ],
+)
 def test_miniwdl_loading_a_backend_plugin_does_not_import_the_runs_layer(backend, unrelated):
     # as miniwdl does: the entry point of `miniwdl.plugin.container_backend`, loaded by name
     loaded = modules_after(
