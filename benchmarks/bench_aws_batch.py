@@ -5,7 +5,7 @@ every request going through a loopback proxy that counts them by operation.
     python benchmarks/bench_aws_batch.py [--n 100] [--describe-period 1.0]
 
 - ours: `miniwdl run` on the aws_batch backend (job definitions reused per shape, one shared
-  DescribeJobs poller of up to 100 ids per request);
+  DescribeJobs watcher of up to 100 ids per request);
 - baseline: the miniwdl-aws pattern driven with boto3 for the same tasks: a job definition
   registered and deregistered per attempt, and each task describing its own job every period.
 

@@ -19,15 +19,16 @@ from typing import Callable
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime.error import Terminated
 
-from miniwdl_jupyter.backends.slurm import SlurmContainer
-from miniwdl_jupyter.backends.slurm_jobs import clean_environment
+from miniwdl_jupyter.slurm.backend import SlurmContainer
+from miniwdl_jupyter.slurm.jobs import clean_environment
 
 
 class BlockingSbatchContainer(SlurmContainer):
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         settings = self.settings()
         with ExitStack() as cleanup:
-            poll_stderr, _job_log, sbatch = self.prepare_submission(logger, cleanup, settings, command)
+            poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
+            sbatch = self.prepare_submission(logger, settings, command)
             sbatch.insert(1, "--wait")  # miniwdl-slurm: sbatch blocks until the job has ended
             logger.info(_("blocking sbatch", args=" ".join(shlex.quote(a) for a in sbatch)))
             proc = subprocess.Popen(sbatch, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_environment())
@@ -45,5 +46,5 @@ class BlockingSbatchContainer(SlurmContainer):
                             proc.kill()
                             raise Terminated()
             poll_stderr()
-            exit_code = self._recorded_exit_status()
+            exit_code = self.recorded_exit_status()
             return exit_code if exit_code is not None else proc.returncode

@@ -15,7 +15,6 @@ from .errors import (
     TaskFailed,
     WDLSourceError,
 )
-from .runs import Run, attach, list_runs, run
 
 __all__ = [
     "run",
@@ -38,17 +37,27 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+# The public API, imported when first used: `import miniwdl_jupyter` stays light, and a backend
+# plugin that miniwdl loads (miniwdl_jupyter.backends.*) does not pull in the runs layer.
+_LAZY = {
+    "run": "runs",
+    "attach": "runs",
+    "list_runs": "runs",
+    "Run": "runs",
+    "run_notebook": "steps",  # notebook steps bring the Docker SDK
+    "build_image": "images",
+}
+
+
 def __getattr__(name: str):  # type: ignore[no-untyped-def]
-    # Notebook steps bring the Docker SDK: import them only when asked for.
-    if name == "run_notebook":
-        from .steps import run_notebook
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'miniwdl_jupyter' has no attribute {name!r}")
+    import importlib
 
-        return run_notebook
-    if name == "build_image":
-        from .images import build_image
-
-        return build_image
-    raise AttributeError(f"module 'miniwdl_jupyter' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
 
 
 def load_ipython_extension(ipython) -> None:  # type: ignore[no-untyped-def]

@@ -13,12 +13,14 @@ from typing import Optional
 from WDL import Env, Type, Value
 from WDL.runtime.cache import CallCache
 
+from . import config
+
 
 class NotebookCallCache(CallCache):
     def get(
         self, key: str, inputs: Env.Bindings[Value.Base], output_types: Env.Bindings[Type.Base]
     ) -> Optional[Env.Bindings[Value.Base]]:
-        skip = self._cfg["call_cache"].get_list("skip_key_prefixes", [])
+        skip = config.option(self._cfg, "call_cache", "skip_key_prefixes", "list")
         if any(key.startswith(prefix) for prefix in skip):
             return None
         return super().get(key, inputs, output_types)

@@ -113,7 +113,7 @@ def origin(cfg: Loader, section: str, key: str) -> str:
         return f"env {env_key}"
     if cfg._options.has_option(section, key):
         return f"file {cfg.cfg_filename}"
-    if section in project_defaults():
+    if key in project_defaults().get(section, {}):
         return "miniwdl-jupyter default"
     return "miniwdl default"
 

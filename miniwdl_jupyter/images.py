@@ -99,16 +99,16 @@ def build_image(
     image as REGISTRY/<repository>:<hash>, pushes it, and returns that name, for backends whose
     nodes pull from a registry. Build output goes line by line to `log` (default: this module's
     logger) and to a log file. A failed build raises BackendError with the failing pip line.
-    `cfg`: the configuration (`[notebook_steps]`); loaded if not given.
+    `cfg`: the configuration (`[notebook_steps]`); loaded if not given (this is an entry point of
+    the public API).
     """
     loader = cfg or config.load()
-    settings = loader["notebook_steps"]
-    base_image = base_image or settings.get("base_image")
-    push = push if push is not None else (settings.get("push") or None)
+    base_image = base_image or config.option(loader, "notebook_steps", "base_image")
+    push = push if push is not None else (config.option(loader, "notebook_steps", "push") or None)
     lines = normalize_requirements(requirements)
     client = _docker_client()
     base_id = _base_image_id(client, base_image)
-    tag = f"{settings.get('repository')}:{image_hash(base_id, lines)}"
+    tag = f"{config.option(loader, 'notebook_steps', 'repository')}:{image_hash(base_id, lines)}"
     if _image_exists(client, tag):
         _logger.info("step image %s is up to date (cache hit)", tag)
     else:
@@ -163,9 +163,9 @@ def image_hash(base_id: str, requirements: Sequence[str]) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def build_log_path(tag: str, cfg: Optional["Loader"] = None) -> Path:
+def build_log_path(tag: str, cfg: "Loader") -> Path:
     """Where the build output of `tag` is kept (the latest attempt)."""
-    log_dir = Path(os.path.expanduser((cfg or config.load())["notebook_steps"].get("build_log_dir")))
+    log_dir = Path(os.path.expanduser(config.option(cfg, "notebook_steps", "build_log_dir")))
     return log_dir / (re.sub(r"[^A-Za-z0-9_.-]+", "_", tag) + ".log")
 
 

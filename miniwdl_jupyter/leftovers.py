@@ -1,140 +1,44 @@
 """Stop what a run left running after its miniwdl process died (SIGKILL, OOM killer, a crashed
-node): docker_run containers, found by their run-directory label, and `local` task processes,
-found by their working directory inside the run directory (each task has its own session, so
-killing miniwdl's process group does not reach them).
+node), and sweep what runs killed earlier left.
 
-Cleaning up is the runs layer's job (DESIGN.md): backends only say how to find their leftovers.
+Cleaning up is the runs layer's job (docs/design.md): each backend's companion says how to find
+and stop its own leftovers (containers by label, task processes by working directory, scheduler
+jobs by name), so nothing here names a backend.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import signal
-import subprocess
+import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
-import psutil
 from WDL.runtime.config import Loader
 
-from .backend_choice import docker_answers, docker_exe
-from .backends.docker_run import LABEL_RUN_DIR
-from .run_dirs import is_locked, log_files
+from . import launch_record
+from .companions import Companion, all_companions, get_companion
 
 _logger = logging.getLogger("miniwdl_jupyter.leftovers")
 
 
 def stop_leftovers(run_dir: Path, cfg: Loader) -> int:
-    """Stop every container and task process of `run_dir`. Call it only once its miniwdl process
-    is gone (or has been told to stop). Returns how many were stopped."""
-    # Batch jobs first, by the API: on AWS they run on other hosts, where nothing else reaches them
-    return (
-        stop_batch_jobs(run_dir, cfg)
-        + cancel_slurm_jobs(run_dir)
-        + remove_containers(cfg, run_dir)
-        + kill_task_processes(run_dir)
-    )
-
-
-def cancel_slurm_jobs(run_dir: Path) -> int:
-    """scancel the SLURM task jobs of a slurm-backend run (found by the comment naming its run dir)."""
-    from . import launch_record
-
-    if (launch_record.read(run_dir) or {}).get("backend") != "slurm" or not shutil.which("squeue"):
-        return 0
-    from .backends.slurm import jobs_of_run
-    from .backends.slurm_jobs import SlurmUnavailable, cancel_jobs
-
-    try:
-        jobs = jobs_of_run(str(run_dir))
-        if jobs:
-            cancel_jobs(jobs)
-    except SlurmUnavailable as exn:
-        _logger.warning("could not cancel the SLURM jobs of %s: %s", run_dir, exn)
-        return 0
-    if jobs:
-        _logger.info("cancelled %d SLURM job(s) left by %s", len(jobs), run_dir)
-    return len(jobs)
-
-
-def stop_batch_jobs(run_dir: Path, cfg: Loader) -> int:
-    """TerminateJob for the AWS Batch task jobs of an aws_batch run (found by their name prefix)."""
-    from . import launch_record
-
+    """Stop every task `run_dir`'s run left running. Call it only once its miniwdl process is gone
+    (or has been told to stop). Returns how many were stopped."""
     record = launch_record.read(run_dir) or {}
-    if record.get("backend") != "aws_batch":
-        return 0
-    from .aws.api import settings_of
-    from .aws.jobs import stop_run_jobs
-
-    stopped = stop_run_jobs(cfg, str(run_dir), record.get("task_queues"), settings_of(record))
-    if stopped:
-        _logger.info("terminated %d AWS Batch job(s) left by %s", len(stopped), run_dir)
-    return len(stopped)
+    backend = record.get("backend")
+    # A run started outside miniwdl-jupyter (`miniwdl run`) does not say its backend: ask them all.
+    companions: List[Companion] = [get_companion(backend)] if backend else all_companions()
+    return sum(companion.stop_leftovers(run_dir, record, cfg) for companion in companions)
 
 
-def remove_containers(cfg: Loader, run_dir: Optional[Path] = None) -> int:
-    """Remove docker_run containers of `run_dir`, or (without it) of every run whose miniwdl
-    process is gone: its log is no longer locked."""
-    exe = docker_exe(cfg)
-    if not docker_answers(exe):
-        return 0
-    # abspath, like the label docker_run writes
-    label = f"{LABEL_RUN_DIR}={os.path.abspath(run_dir)}" if run_dir else LABEL_RUN_DIR
-    ids = subprocess.run(exe + ["ps", "-aq", "--filter", f"label={label}"], capture_output=True, text=True).stdout.split()
-    if not ids:
-        return 0
-    # `inspect` templates read labels the same way in docker and podman (`ps --format` does not)
-    owners = subprocess.run(
-        exe + ["inspect", "--format", f'{{{{.Id}}}} {{{{index .Config.Labels "{LABEL_RUN_DIR}"}}}}', *ids],
-        capture_output=True,
-        text=True,
-    ).stdout.splitlines()
-    doomed = []
-    for line in owners:
-        container, _, owner = line.partition(" ")
-        if run_dir or not is_locked(log_files(Path(owner))[0]):
-            doomed.append(container)
-    if doomed:
-        subprocess.run(exe + ["rm", "-f", *doomed], capture_output=True)
-        _logger.info("removed %d container(s) of finished runs", len(doomed))
-    return len(doomed)
+def sweep_in_background(backend: str, cfg: Loader) -> None:
+    """Let `backend`'s companion remove what runs killed earlier left, off the new run's critical path."""
+    threading.Thread(target=_sweep, args=(get_companion(backend), cfg), daemon=True).start()
 
 
-def kill_task_processes(run_dir: Path) -> int:
-    """SIGKILL the process groups of processes working inside `run_dir` (local-backend tasks).
-    Processes in other pid namespaces (containers that bind the run directory at the same path,
-    e.g. shared-filesystem backends' jobs) are their backend's to stop, not ours."""
-    inside = str(Path(run_dir).resolve()) + os.sep
-    own_group, own_namespace = os.getpgid(0), _pid_namespace("self")
-    groups: List[int] = []
-    for proc in psutil.process_iter(["pid", "cwd"]):
-        cwd = proc.info.get("cwd")
-        pid = proc.info["pid"]
-        if not cwd or not (cwd + os.sep).startswith(inside) or pid == os.getpid():
-            continue
-        if _pid_namespace(str(pid)) != own_namespace:
-            continue
-        try:
-            group = os.getpgid(pid)
-        except ProcessLookupError:
-            continue
-        if group != own_group and group not in groups:
-            groups.append(group)
-    for group in groups:
-        try:
-            os.killpg(group, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    if groups:
-        _logger.info("killed %d task process group(s) left by %s", len(groups), run_dir)
-    return len(groups)
-
-
-def _pid_namespace(pid: str) -> Optional[str]:
+def _sweep(companion: Companion, cfg: Loader) -> None:
+    """A convenience: it must never disturb the run that started it."""
     try:
-        return os.readlink(f"/proc/{pid}/ns/pid")
-    except OSError:
-        return None
+        companion.sweep(cfg)
+    except Exception:  # noqa: BLE001 - e.g. the daemon went away meanwhile
+        _logger.debug("sweeping leftovers of killed runs failed", exc_info=True)

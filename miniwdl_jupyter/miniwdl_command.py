@@ -11,10 +11,7 @@ from typing import Dict, List, Optional, Tuple
 from WDL.runtime.config import Loader, _env_var_name
 
 from . import config, wdl_source
-
-
-# Backends whose tasks run on other machines (a scheduler's nodes), not on this one's cores.
-CLUSTER_BACKENDS = ("aws_batch", "slurm")
+from .companions import get_companion
 
 
 def build(
@@ -43,7 +40,7 @@ def build(
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
     env.update(override_variables(cfg))
     env["MINIWDL__SCHEDULER__CONTAINER_BACKEND"] = backend
-    if backend in CLUSTER_BACKENDS and cfg["scheduler"].get_int("task_concurrency") == 0:
+    if get_companion(backend).runs_elsewhere and config.option(cfg, "scheduler", "task_concurrency", "int") == 0:
         # miniwdl's default (0) is this machine's cores, and its task thread pool is made before
         # any backend starts: tasks that run elsewhere need the limit raised here.
         env["MINIWDL__SCHEDULER__TASK_CONCURRENCY"] = str(config.option(cfg, "jupyter", "cluster_task_concurrency", "int"))

@@ -1,6 +1,6 @@
 """Incremental reader of a miniwdl run directory -> RunState.
 
-The run directory is the single source of truth (DESIGN.md). `RunMonitor.poll()` reads only the JSON
+The run directory is the single source of truth (docs/design.md). `RunMonitor.poll()` reads only the JSON
 log lines appended since the previous poll, so its cost follows what happened since then, not the
 run's size. Whether the run is still going comes from the exclusive flock miniwdl holds on
 `workflow.log` (or `task.log`) for the whole run, and from outputs.json / error.json: a run whose
@@ -9,126 +9,44 @@ process died is reported failed, never running forever.
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Deque, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional
 
-from WDL.runtime.config import Loader
-
-from . import config, launch_record
-from .errors import ConfigError
+from . import launch_record, protocol
 from .files import tail_lines
-from .launchers import get_launcher
 from .run_dirs import is_locked, log_files
 from .run_errors import is_cancellation, process_died_message
+from .run_state import (  # noqa: F401 - the run-state names are read from here too
+    CACHED,
+    CALL_STATES,
+    CANCELLED,
+    FAILED,
+    FINISHED_CALL_STATES,
+    LOG_TAIL_LINES,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SUCCEEDED,
+    CallGroup,
+    CallState,
+    RunState,
+    format_event,
+)
 
-# Run statuses and call states (the words users see).
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
-RETRYING, CACHED = "retrying", "cached"
-CALL_STATES = (QUEUED, RUNNING, RETRYING, SUCCEEDED, CACHED, FAILED, CANCELLED)
-FINISHED_CALL_STATES = (SUCCEEDED, CACHED, FAILED, CANCELLED)
+# Asks a run's launcher whether its process is still queued or running (None: cannot tell).
+AliveCheck = Callable[[Dict[str, Any]], Optional[bool]]
+
 # A run whose process is gone but whose log was written this recently may still be writing its
 # outputs.json/error.json (they land just after the log lock is released).
 _GRACE_SECONDS = 5.0
 # A launch record without the launcher's handle (pid, job id) yet: the launching process is
 # between writing the record and starting the process. Past this, it died doing so.
 _STARTING_SECONDS = 120.0
-LOG_TAIL_LINES = 200
 _VALUE_EVENTS = ("visit", "input", "output", "eval")
 _VALUE_EVENT_PREFIXES = tuple(f'{{"message": "{m}"'.encode() for m in _VALUE_EVENTS)
-# Backend event fields that say where a task runs on a scheduler (slurm, aws_batch).
-_JOB_FIELDS = ("job_id", "state", "status", "node", "log_stream", "queue")
-_NOT_SHOWN = ("message", "source", "timestamp", "level", "levelno", "thread", "traceback")
-
-
-@dataclass
-class CallState:
-    id: str  # path of the call's directory relative to the run dir, e.g. "call-sub/call-greet-0-a"
-    name: str  # the call's name path without scatter indices, e.g. "sub.greet"
-    scatter_index: Optional[str] = None  # e.g. "0-a" (index and tag as in the directory name)
-    kind: str = "task"  # "task" or "workflow" (a sub-workflow call)
-    state: str = QUEUED
-    dir: Optional[Path] = None
-    start_time: Optional[float] = None
-    end_time: Optional[float] = None
-    exit_code: Optional[int] = None
-    attempt: int = 1
-    # Where a scheduler runs it (from backend events that carry a job_id): job id, state or
-    # status, node, log stream... the latest value of each.
-    job: Dict[str, Any] = field(default_factory=dict)
-    cached: bool = False
-    error: Optional[Dict[str, Any]] = None  # the failure's fields from the log
-
-    @property
-    def duration(self) -> Optional[float]:
-        if self.start_time is None:
-            return None
-        return (self.end_time or time.time()) - self.start_time
-
-
-@dataclass
-class CallGroup:
-    """All calls of one call name (a scatter is one group), with counts kept incrementally."""
-
-    name: str
-    counts: Dict[str, int] = field(default_factory=lambda: {s: 0 for s in CALL_STATES})
-    call_ids: List[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return len(self.call_ids)
-
-    @property
-    def finished(self) -> int:
-        return sum(self.counts[s] for s in FINISHED_CALL_STATES)
-
-
-@dataclass
-class RunState:
-    run_dir: Path
-    name: str = ""
-    status: str = QUEUED
-    backend: Optional[str] = None
-    start_time: Optional[float] = None
-    end_time: Optional[float] = None
-    calls: Dict[str, CallState] = field(default_factory=dict)
-    groups: Dict[str, CallGroup] = field(default_factory=dict)  # task calls only, by call name
-    counts: Dict[str, int] = field(default_factory=lambda: {s: 0 for s in CALL_STATES})
-    outputs: Optional[Dict[str, Any]] = None  # outputs.json as written (namespaced keys)
-    error: Optional[Dict[str, Any]] = None  # error.json as written, or a synthesized one
-    tail_events: Deque[Dict[str, Any]] = field(default_factory=lambda: collections.deque(maxlen=LOG_TAIL_LINES))
-    changed: Set[str] = field(default_factory=set)  # call ids changed by the latest poll
-    version: int = 0  # bumps whenever anything changed
-
-    @property
-    def log_tail(self) -> List[str]:
-        """The latest notices, warnings, errors and task stderr lines, formatted (only when read:
-        a long run's log has far more lines than anyone reads)."""
-        return [_format_event(e, self._root_logger) for e in self.tail_events]
-
-    _root_logger: str = ""
-
-    @property
-    def done(self) -> bool:
-        return self.status in (SUCCEEDED, FAILED, CANCELLED)
-
-    @property
-    def task_calls(self) -> int:
-        return sum(g.total for g in self.groups.values())
-
-    @property
-    def finished_calls(self) -> int:
-        return sum(self.counts[s] for s in FINISHED_CALL_STATES)
-
-    @property
-    def duration(self) -> Optional[float]:
-        if self.start_time is None:
-            return None
-        return (self.end_time or time.time()) - self.start_time
 
 
 def _call_name_and_index(call_id: str) -> tuple[str, Optional[str]]:
@@ -141,9 +59,11 @@ def _call_name_and_index(call_id: str) -> tuple[str, Optional[str]]:
 class RunMonitor:
     """Reads a run directory incrementally. Not thread-safe: one poller per monitor."""
 
-    def __init__(self, run_dir: os.PathLike | str, cfg: Optional[Loader] = None):
+    def __init__(self, run_dir: os.PathLike | str, alive: Optional[AliveCheck] = None):
+        """`alive(launch_record)`: the runs layer's question to the run's launcher. Without it, a
+        launched run whose log is unlocked and has no result is judged by its launch time alone."""
         self.run_dir = Path(run_dir).absolute()
-        self.cfg = cfg  # for launchers that ask a scheduler whether the run is alive
+        self._ask_launcher = alive
         self.state = RunState(run_dir=self.run_dir)
         self._offset = 0
         self._partial = b""
@@ -226,12 +146,7 @@ class RunMonitor:
             if plain_log.exists():  # it may be writing its result right now
                 return time.time() - plain_log.stat().st_mtime < _GRACE_SECONDS
             return None
-        if self.cfg is None:
-            self.cfg = config.load()
-        try:
-            answer = get_launcher(record.get("launcher")).alive(record, self.cfg)
-        except ConfigError:
-            return None  # its launcher is not installed here
+        answer = self._ask_launcher(record) if self._ask_launcher else None
         if answer is None and not _launched(record):
             return time.time() - float(record.get("launch_time") or 0) < _STARTING_SECONDS
         return answer
@@ -244,7 +159,7 @@ class RunMonitor:
             return
         died = {"error": "ProcessDied", "pid": record.get("pid"), "exit_status": record.get("exit_status")}
         died["message"] = process_died_message(died)
-        details = [f"last log line: {_format_event(state.tail_events[-1], self._root_logger or '')}"] if state.tail_events else []
+        details = [f"last log line: {format_event(state.tail_events[-1], self._root_logger or '')}"] if state.tail_events else []
         details += _plain_lines(launch_record.stderr_path(self.run_dir))
         details.append(f"miniwdl's own output: {launch_record.stderr_path(self.run_dir)}")
         died["details"] = details
@@ -276,52 +191,53 @@ class RunMonitor:
             self._root_logger = source.split(".")[0] + "." + source.split(".")[1]
             state._root_logger = self._root_logger
             state.name = state.name or source.split(":", 1)[-1].split(".")[0]
-        if source == self._root_logger and message in ("workflow start", "task setup"):
+        if source == self._root_logger and message in (protocol.WORKFLOW_START, protocol.TASK_SETUP):
             state.start_time = state.start_time or ts
             if state.status == QUEUED:
                 self._set_status(RUNNING)
         self._tail(event)
         call_path = self._call_path(source)
         if call_path is None:  # the run's own logger
-            if message == "ready" and "job" in event and source == self._root_logger:
+            if message == protocol.READY and "job" in event and source == self._root_logger:
                 self._call(event["job"])
-            elif message == "finish" and "job" in event and source == self._root_logger:
+            elif message == protocol.FINISH and "job" in event and source == self._root_logger:
                 self._finish_call(self._call(event["job"]), ts)
             return
         prefix, is_task, leaf = call_path
-        if message == "ready" and "job" in event and not is_task:
+        if message == protocol.READY and "job" in event and not is_task:
             self._call(f"{leaf}/{event['job']}")
             return
-        if message == "finish" and "job" in event and not is_task:
+        if message == protocol.FINISH and "job" in event and not is_task:
             self._finish_call(self._call(f"{leaf}/{event['job']}"), ts)
             return
         if source.endswith(".stderr"):
             return
         call = self._call(leaf, kind="task" if is_task else "workflow")
-        if "job_id" in event:
-            fields = {k: v for k, v in event.items() if k in _JOB_FIELDS}
+        fields = protocol.job_facts(event)
+        if fields:
             if fields != {k: call.job.get(k) for k in fields}:
                 call.job.update(fields)
                 state.changed.add(call.id)
                 state.version += 1
-        if message in ("task setup", "workflow start"):
+        exit_code = protocol.exit_code(event)
+        if message in (protocol.TASK_SETUP, protocol.WORKFLOW_START):
             call.dir = Path(event["dir"]) if "dir" in event else self.run_dir / call.id
             call.start_time = call.start_time or ts
             if call.state == QUEUED:
                 self._set_call_state(call, RUNNING)
-        elif message == "done (cached)":
+        elif message == protocol.DONE_CACHED:
             call.cached = True
             call.end_time = ts
             self._set_call_state(call, CACHED)
-        elif message == "done" and is_task:
+        elif message == protocol.DONE and is_task:
             call.end_time = ts
             self._set_call_state(call, SUCCEEDED)
-        elif message in ("failed task will be retried", "interrupted task will be retried"):
+        elif message in protocol.RETRIED:
             call.attempt += 1
             call.exit_code = None
             self._set_call_state(call, RETRYING)
-        elif "exit_code" in event and isinstance(event["exit_code"], int):
-            call.exit_code = event["exit_code"]
+        elif exit_code is not None:
+            call.exit_code = exit_code
             if call.state == RETRYING:
                 self._set_call_state(call, RUNNING)
         elif event.get("level") == "ERROR" and "error" in event and event.get("dir"):
@@ -330,7 +246,7 @@ class RunMonitor:
                 call.exit_code = event["exit_status"]
             call.end_time = ts
             self._set_call_state(call, CANCELLED if event.get("error") == "Terminated" else FAILED)
-        elif call.state == RETRYING and message.endswith("running"):
+        elif call.state == RETRYING and protocol.is_running(event):
             self._set_call_state(call, RUNNING)
 
     def _call_path(self, source: str) -> Optional[tuple[str, bool, str]]:
@@ -409,22 +325,6 @@ class RunMonitor:
     def _tail(self, event: Dict[str, Any]) -> None:
         if event.get("levelno", 0) >= 15 and event.get("message") not in _VALUE_EVENTS:
             self.state.tail_events.append(event)
-
-
-def _format_event(event: Dict[str, Any], root_logger: str) -> str:
-    source = event.get("source", "")
-    who = source[len(root_logger) + 1 :] if root_logger and source.startswith(root_logger + ".") else ""
-    ts = time.strftime("%H:%M:%S", time.localtime(event.get("timestamp") or 0))
-    text = event.get("message", "")
-    extra = {k: v for k, v in event.items() if k not in _NOT_SHOWN}
-    if extra and not source.endswith(".stderr"):
-        text += " " + " ".join(f"{k}={_short(v)}" for k, v in extra.items())
-    return f"{ts} {event.get('level', '')[:7]:7} {who or '-'} {text}"
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    text = value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _launched(record: Dict[str, Any]) -> bool:

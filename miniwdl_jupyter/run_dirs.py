@@ -13,7 +13,7 @@ from typing import Optional, Union
 
 from WDL.runtime.config import Loader
 
-from . import launch_record
+from . import config, launch_record
 from .errors import InputError
 
 PathArg = Union[None, str, os.PathLike]
@@ -21,7 +21,7 @@ PathArg = Union[None, str, os.PathLike]
 
 def run_root(cfg: Loader, cwd: Optional[Path] = None) -> Path:
     """`[jupyter] root`, relative to the working directory."""
-    return ((cwd or Path.cwd()) / os.path.expanduser(cfg["jupyter"].get("root"))).resolve()
+    return ((cwd or Path.cwd()) / os.path.expanduser(config.option(cfg, "jupyter", "root"))).resolve()
 
 
 def prepare_root(root: Path) -> Path:

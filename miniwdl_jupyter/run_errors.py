@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional
 from . import launch_record
 from .errors import BackendError, Cancelled, RunFailed, TaskFailed
 from .files import tail_lines
-from .monitor import log_files
+from .run_dirs import log_files
 
 STDERR_TAIL_LINES = 20
 

@@ -1,6 +1,6 @@
 """The runs API: run() starts a WDL run as its own miniwdl process; attach() and list_runs() find runs.
 
-A run is a directory, not kernel state (DESIGN.md): a `Run` handle is a thin view over its run
+A run is a directory, not kernel state (docs/design.md): a `Run` handle is a thin view over its run
 directory, so a handle made by `attach()` in a new process is as good as the one `run()` returned.
 Each entry point loads the configuration once and hands that one loader to everything below it.
 """
@@ -17,15 +17,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
-import WDL
 from WDL.runtime.config import Loader
 
-from . import config, launch_record, leftovers, miniwdl_command, run_dirs, wdl_source
+from . import config, launch_record, leftovers, miniwdl_command, run_dirs, run_outputs, wdl_source
 from .aws import studio_discovery
 from .backend_choice import resolve_backend
-from .errors import Cancelled, InputError, RunFailed, RunNotFound
+from .errors import Cancelled, ConfigError, InputError, RunFailed, RunNotFound
 from .files import tail_lines
-from .launchers import get_launcher
+from .launcher import available as available_launchers
+from .launcher import get_launcher
 from .monitor import CANCELLED, FAILED, SUCCEEDED, CallState, RunMonitor, RunState
 from .run_errors import error_from_json
 
@@ -47,7 +47,7 @@ class Run:
     ):
         self.run_dir = Path(run_dir).absolute()
         self._cfg = cfg
-        self._monitor = RunMonitor(self.run_dir, cfg)
+        self._monitor = RunMonitor(self.run_dir, alive=self._launcher_says_alive)
         self._process = process  # set when this process launched the run: reaps it when it ends
         self._lock = threading.Lock()  # the widget's updater thread and the cell may both poll
         self._outputs: Optional[Dict[str, Any]] = None  # a finished run's outputs never change
@@ -59,8 +59,16 @@ class Run:
     def cfg(self) -> Loader:
         """The configuration this handle was made with (loaded on first use if none was given)."""
         if self._cfg is None:
-            self._cfg = self._monitor.cfg = config.load()
+            self._cfg = config.load()
         return self._cfg
+
+    def _launcher_says_alive(self, record: Dict[str, Any]) -> Optional[bool]:
+        """The monitor's question, when the log is unlocked and there is no result: is the run's
+        process (or the job holding it) still going? None when its launcher is not installed here."""
+        try:
+            return get_launcher(record.get("launcher")).alive(record, self.cfg)
+        except ConfigError:
+            return None
 
     # -- state -------------------------------------------------------------------------------
     def poll(self) -> RunState:
@@ -103,9 +111,7 @@ class Run:
         if state.status != SUCCEEDED or state.outputs is None:
             return {}
         if self._outputs is None:
-            self._outputs = _typed_outputs(state.outputs, self.run_dir)
-            if self._outputs is None:  # the WDL is gone or remote: tell paths by where they point
-                self._outputs = {_strip_namespace(k): _python_value(v, self.run_dir) for k, v in state.outputs.items()}
+            self._outputs = run_outputs.read(state.outputs, self.run_dir)
         return self._outputs
 
     @property
@@ -233,7 +239,7 @@ def run(
     if inputs is not None and not isinstance(inputs, Mapping):
         raise InputError(f"inputs must be a mapping of input names to values (a dict), not {type(inputs).__name__}")
     if cache is None:
-        cache = loader["jupyter"].get_bool("cache")
+        cache = config.option(loader, "jupyter", "cache", "bool")
     if wes:
         if submit not in (None, "wes"):
             raise InputError(f"wes= sends the run to a WES server; it cannot also be submitted with {submit!r}")
@@ -254,9 +260,9 @@ def run(
     loaded = wdl_source.load(source_path, cwd=cwd, display_name=display_name, task=task, text=text)
     inputs_json = wdl_source.bind_inputs(loaded, dict(inputs or {}), cwd=cwd)
     if submit == "wes":  # the server runs the tasks: its backends, not this machine's
-        backend_name = backend or loader["wes"].get("backend", "") or "wes server default"
+        backend_name = backend or config.option(loader, "wes", "backend") or "wes server default"
     else:
-        chosen = backend or loader["jupyter"].get("backend")
+        chosen = backend or config.option(loader, "jupyter", "backend")
         if chosen in ("", "auto") and launcher.default_backend:
             chosen = launcher.default_backend
         backend_name = resolve_backend(chosen, loader)
@@ -302,18 +308,8 @@ def _start(loaded, inputs_json, run_dir: Path, backend_name: str, cache: bool, t
         },
     )
     proc = get_launcher(launcher_name).launch(command, run_dir=run_dir, env=env, cwd=cwd, cfg=loader)
-    if backend_name == "docker_run":
-        # Containers left by runs whose process was killed hard; off the critical path.
-        threading.Thread(target=_sweep_containers, args=(loader,), daemon=True).start()
+    leftovers.sweep_in_background(backend_name, loader)  # what runs killed earlier left
     return proc
-
-
-def _sweep_containers(loader: Loader) -> None:
-    """Remove containers of runs killed earlier. A convenience: it must never disturb this run."""
-    try:
-        leftovers.remove_containers(loader)
-    except Exception:  # noqa: BLE001 - e.g. the daemon went away meanwhile
-        _logger.debug("sweeping containers of killed runs failed", exc_info=True)
 
 
 def load_config(cfg: CfgArg = None) -> Loader:
@@ -346,10 +342,9 @@ def attach(run: Union[str, os.PathLike], *, root: Union[None, str, os.PathLike] 
         raise InputError(f"attach takes a run directory, a run's name or 'last', not {type(run).__name__}")
     loader = load_config(cfg)
     base = Path(root) if root else run_dirs.run_root(loader)
-    if os.fspath(run).startswith("wes:"):  # wes:URL#RUN_ID, a run on a WES server
-        from .launchers import wes as wes_launcher
-
-        return Run(wes_launcher.attach_remote(os.fspath(run), run_dirs.prepare_root(base), loader), cfg=loader)
+    scheme, colon, _ = os.fspath(run).partition(":")
+    if colon and scheme in available_launchers():  # e.g. wes:URL#RUN_ID, a run on a WES server
+        return Run(get_launcher(scheme).follow(os.fspath(run), run_dirs.prepare_root(base), loader), cfg=loader)
     if os.fspath(run) == "last":
         found = list_runs(base, cfg=loader)
         if not found:
@@ -380,62 +375,6 @@ def _start_time(run: Run) -> float:
         return run.run_dir.stat().st_ctime
     except OSError:
         return 0.0
-
-
-# -- outputs --------------------------------------------------------------------------------------
-
-
-def _strip_namespace(key: str) -> str:
-    return key.split(".", 1)[1] if "." in key else key
-
-
-def _typed_outputs(outputs_json: Dict[str, Any], run_dir: Path) -> Optional[Dict[str, Any]]:
-    """outputs.json read with the WDL's declared output types: Files and Directories become Paths
-    wherever they point (a cached call's outputs point into the run that made them). None when the
-    WDL cannot be read here (a URL, a moved file): the caller falls back to `_python_value`."""
-    record = launch_record.read(run_dir) or {}
-    source_path = record.get("source_path")
-    if not isinstance(source_path, str) or source_path.startswith(_URL_PREFIXES) or not os.path.isfile(source_path):
-        return None
-    try:
-        loaded = wdl_source.load(
-            source_path, cwd=Path(record.get("cwd") or run_dir), display_name=str(record.get("source")), task=record.get("task")
-        )
-        values = WDL.values_from_json(outputs_json, loaded.target.effective_outputs, namespace=loaded.target.name)
-    except Exception:  # noqa: BLE001 - an unreadable WDL only costs the types
-        return None
-    return {binding.name: _from_wdl_value(binding.value) for binding in values}
-
-
-def _from_wdl_value(value: "WDL.Value.Base") -> Any:
-    if isinstance(value, (WDL.Value.File, WDL.Value.Directory)):
-        # a run on a WES server gives its files back as URLs: those stay strings
-        return value.value if "://" in value.value else Path(value.value)
-    if isinstance(value, WDL.Value.Array):
-        return [_from_wdl_value(v) for v in value.value]
-    if isinstance(value, WDL.Value.Pair):
-        return (_from_wdl_value(value.value[0]), _from_wdl_value(value.value[1]))
-    if isinstance(value, WDL.Value.Map):
-        return {_from_wdl_value(k): _from_wdl_value(v) for k, v in value.value}
-    if isinstance(value, WDL.Value.Struct):
-        return {k: _from_wdl_value(v) for k, v in value.value.items()}
-    if isinstance(value, WDL.Value.Null):
-        return None
-    return value.value
-
-
-def _python_value(value: Any, run_dir: Path) -> Any:
-    # outputs.json does not carry types; miniwdl writes File/Directory outputs as absolute paths
-    # inside the run directory (its out/ links), which is what tells them apart from Strings.
-    if isinstance(value, str) and value.startswith(str(run_dir) + os.sep):
-        return Path(value)
-    if isinstance(value, list):
-        return [_python_value(v, run_dir) for v in value]
-    if isinstance(value, dict):
-        if set(value) == {"left", "right"}:
-            return (_python_value(value["left"], run_dir), _python_value(value["right"], run_dir))
-        return {k: _python_value(v, run_dir) for k, v in value.items()}
-    return value
 
 
 def run_root(cfg: CfgArg = None) -> Path:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from WDL.runtime.config import Loader
 
-from . import images, run_dirs
+from . import config, images, protocol, run_dirs
 from .backend_choice import resolve_backend
 from .errors import NotebookFailed, RunFailed, TaskFailed
 from .files import content_addressed, tail_lines
@@ -112,19 +111,13 @@ class NotebookStep:
         work = self._work_dir()
         return work / file_name if work and (work / file_name).exists() else None
 
-    def _attempt(self) -> int:
-        """The latest attempt: miniwdl numbers retries' files work2/, stderr2.txt..."""
-        numbers = [int(m.group(1) or 1) for p in self.run.run_dir.glob("work*") if (m := re.fullmatch(r"work(\d*)", p.name))]
-        return max(numbers, default=1)
-
     def _work_dir(self) -> Optional[Path]:
-        n = self._attempt()
-        work = self.run.run_dir / ("work" if n == 1 else f"work{n}")
+        work = protocol.work_dir(self.run.run_dir, protocol.latest_attempt(self.run.run_dir))
         return work if work.is_dir() else None
 
     def _attempt_file(self, stream: str) -> Path:
-        n = self._attempt()
-        return self.run.run_dir / (f"{stream}.txt" if n == 1 else f"{stream}{n}.txt")
+        attempt = protocol.latest_attempt(self.run.run_dir)
+        return (protocol.stdout_file if stream == "stdout" else protocol.stderr_file)(self.run.run_dir, attempt)
 
     def _failure_summary(self) -> Optional[Dict[str, Any]]:
         work = self._work_dir()
@@ -164,7 +157,7 @@ def run_notebook(
     `cfg`, `dir` and `backend` mean what they mean for `run()`.
     """
     loader = load_config(cfg)
-    backend = resolve_backend(backend or loader["jupyter"].get("backend"), loader)
+    backend = resolve_backend(backend or config.option(loader, "jupyter", "backend"), loader)
     notebook_path = Path(notebook).expanduser().resolve()
     if image is None:
         image = _step_image(requirements, base_image, push, backend, log, loader)

@@ -25,7 +25,7 @@ from .errors import InputError, WDLSourceError
 from .files import content_addressed
 
 PACKAGE_WDL_DIR = Path(__file__).with_name("wdl")  # WDL libraries shipped with the package
-_URL_PREFIXES = ("http://", "https://", "s3://", "gs://", "file://")
+URL_PREFIXES = ("http://", "https://", "s3://", "gs://", "file://")
 _HTTP_PREFIXES = ("http://", "https://")
 URL_TIMEOUT = 30  # seconds to wait for a WDL file's host to answer
 
@@ -51,7 +51,7 @@ def is_wdl_text(wdl: str) -> bool:
     """
     if "\n" in wdl:
         return True
-    if wdl.startswith(_URL_PREFIXES) or _exists(wdl):
+    if wdl.startswith(URL_PREFIXES) or _exists(wdl):
         return False
     stripped = wdl.strip()
     return "{" in stripped or (any(c.isspace() for c in stripped) and not stripped.endswith(".wdl"))
@@ -112,7 +112,7 @@ def _parse(source_path: str, cwd: Path) -> Tree.Document:
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         doc = pool.submit(_load).result()
     files = _files_of(doc)
-    if any(p.startswith(_URL_PREFIXES) for p in files):
+    if any(p.startswith(URL_PREFIXES) for p in files):
         return doc  # a URL's content can change under the same name: never reuse it
     if len(_loaded_docs) >= _LOADED_DOCS_MAX:
         _loaded_docs.pop(next(iter(_loaded_docs)))
@@ -288,7 +288,7 @@ def parse_inputs_text(text: str) -> Dict[str, Any]:
 
 def inputs_for_file(source: str, cell: str) -> Dict[str, Any]:
     """`%%wdl -f FILE` with inputs in the cell body: a missing FILE is reported before the body."""
-    if not source.startswith(_URL_PREFIXES):
+    if not source.startswith(URL_PREFIXES):
         path = Path(os.path.expanduser(source))
         if not path.exists():
             raise WDLSourceError(f"WDL file not found: {source}")
@@ -366,7 +366,7 @@ def _to_value(name: str, ty: Type.Base, value: Any, cwd: Path) -> Value.Base:
 
     def resolve(path_value: Union[Value.File, Value.Directory]) -> str:
         path = path_value.value
-        if path.startswith(_URL_PREFIXES):
+        if path.startswith(URL_PREFIXES):
             return path
         resolved = (cwd / os.path.expanduser(path)).resolve()
         directory = isinstance(path_value, Value.Directory)

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional
 
 import pytest
 
-from miniwdl_jupyter.backends.docker_run import LABEL_RUN_DIR
+from miniwdl_jupyter.backends.container_cli import LABEL_RUN_DIR
 
 from conftest import TEST_IMAGE, require  # noqa: F401 - shared with the backend tests
 

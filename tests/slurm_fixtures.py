@@ -49,6 +49,6 @@ def slurm_backend(request: pytest.FixtureRequest, runtime: str) -> BackendName:
 
 def jobs_in_queue(run_dir: Path) -> List[str]:
     """Queued or running jobs the slurm backend submitted for this run directory."""
-    from miniwdl_jupyter.backends.slurm import jobs_of_run
+    from miniwdl_jupyter.slurm.jobs import jobs_of_run
 
     return jobs_of_run(str(run_dir))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import miniwdl_jupyter as mj
+from miniwdl_jupyter import protocol
 from miniwdl_jupyter.aws.jobs import classify_stopped
 from miniwdl_jupyter.aws.settings import BatchSettings, call_keys
 from miniwdl_jupyter.errors import TaskFailed
@@ -75,14 +76,14 @@ def test_scatter_from_a_cell_outputs_read_back_from_efs(moto, shell, efs, monkey
     assert len({j["jobDefinition"] for j in batch.describe_jobs(jobs=[j["jobId"] for j in jobs])["jobs"]}) == 1
     # the job ids and log streams are in the task logs the progress view reads
     logs = "".join(p.read_text() for p in run.run_dir.glob("call-greet-*/task.log"))
-    assert "aws_batch job submitted" in logs and "log_stream" in logs
+    assert "aws_batch job submitted" in logs and protocol.TASK_STARTED in logs and "log_stream" in logs
     assert {j["jobId"] for j in jobs} <= {line.split('job_id: "')[1].split('"')[0] for line in logs.splitlines() if 'job_id: "' in line}
-    # and in the log tail the progress view shows: job id, status, CloudWatch log stream
+    # and in the log tail the progress view shows: job id, state, CloudWatch log stream
     tail = "\n".join(run.poll().log_tail)
-    assert "aws_batch job status" in tail and "status=SUCCEEDED" in tail and "log_stream=" in tail and jobs[0]["jobId"] in tail
-    # per call, as the views show it: its Batch job id, status and log stream
+    assert protocol.TASK_JOB in tail and "state=SUCCEEDED" in tail and "log_stream=" in tail and jobs[0]["jobId"] in tail
+    # per call, as the views show it: its Batch job id, state and log stream
     assert {c.job["job_id"] for c in run.calls} == {j["jobId"] for j in jobs}
-    assert all(c.job["status"] == "SUCCEEDED" and c.job.get("log_stream") is not None for c in run.calls)
+    assert all(c.job["state"] == "SUCCEEDED" and c.job.get("log_stream") is not None for c in run.calls)
 
 
 def test_failing_task_is_task_failed_with_exit_code_and_stderr(moto, workdir, efs, monkeypatch):
@@ -284,7 +285,7 @@ def test_job_stuck_runnable_is_reported_with_the_compute_environment(slow_batch_
     with pytest.raises(BackendError) as raised:
         run.wait(timeout=300)
     assert "RUNNABLE" in str(raised.value) and queue["compute_environment"] in str(raised.value) and "maxvCpus" in str(raised.value)
-    assert "aws_batch job still RUNNABLE" in run.log(tail=200)
+    assert protocol.TASK_WAITING in run.log(tail=200) and "RUNNABLE on queue" in run.log(tail=200)
 
 
 PREEMPTIBLE_WDL = """version 1.1

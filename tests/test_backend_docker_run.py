@@ -31,8 +31,11 @@ from backend_fixtures import (  # noqa: F401 (fixtures)
     wait_until,
     write_wdl,
 )
-from miniwdl_jupyter import backend_choice, config, leftovers
-from miniwdl_jupyter.backends.docker_run import LABEL_CALL, DockerRunContainer, run_dir_of, mount_args
+from miniwdl_jupyter import backend_choice, config, protocol
+from miniwdl_jupyter.backends.container_cli import LABEL_CALL, mount_args
+from miniwdl_jupyter.backends.docker_run import DockerRunContainer
+from miniwdl_jupyter.backends.task_dir import run_dir_of
+from miniwdl_jupyter.companions.docker_run import remove_containers
 from miniwdl_jupyter.errors import BackendError
 
 FAILING_TASK_WDL = 'version 1.1\ntask t { command <<< echo hi >>> runtime { docker: "IMAGE" } }\n'
@@ -53,8 +56,11 @@ def test_miniwdl_run_selects_docker_run_from_a_cfg_file(docker_image, tmp_path):
     assert outputs["hello.dirs"] == ["/mnt/miniwdl_task_container/work"] * 2, "commands run inside the container"
     events = json_events(run_dir / "workflow.log.json")
     messages = [e["message"] for e in events]
-    assert "docker_run initialized" in messages and messages.count("docker_run task running") == 2
-    assert [e["exit_code"] for e in events if e["message"] == "docker_run task exit"] == [0, 0]
+    assert "docker_run initialized" in messages
+    # the run-directory protocol's events, named by the backend that wrote them
+    running = [e for e in events if e["message"] == protocol.TASK_RUNNING]
+    assert len(running) == 2 and all(e["backend"] == "docker_run" and e["container"] for e in running)
+    assert [e["exit_code"] for e in events if e["message"] == protocol.TASK_EXIT and e["backend"] == "docker_run"] == [0, 0]
     assert "docker_run pull" not in messages, "the image is present: no pull"
     # outputs are owned by the invoking user, with no chown pass
     assert (run_dir / "call-greet-0-a" / "work" / "out.txt").stat().st_uid == os.geteuid()
@@ -88,13 +94,13 @@ def test_containers_of_a_killed_run_are_removed_by_cleanup_orphans(docker_image,
     proc = miniwdl_start(wdl, "docker_run", run_dir, {"n": 2, "seconds": 600})
     try:
         wait_until(lambda: len(labelled_containers(run_dir)) == 2, 120, "2 containers")
-        leftovers.remove_containers(config.load())
+        remove_containers(config.load())
         assert len(labelled_containers(run_dir)) == 2, "a live run's containers are not orphans"
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # miniwdl and its docker CLIs, with no chance to clean up
         proc.wait()
     assert len(labelled_containers(run_dir)) == 2, "the hard kill left its containers"
-    assert leftovers.remove_containers(config.load()) >= 2
+    assert remove_containers(config.load()) >= 2
     assert labelled_containers(run_dir) == []
 
 
@@ -106,7 +112,7 @@ def test_cleanup_orphans_of_one_run_dir_removes_all_its_containers(docker_image,
             check=True, capture_output=True,
         )
     assert len(labelled_containers(run_dir)) == 2
-    assert leftovers.remove_containers(config.load(), run_dir) == 2
+    assert remove_containers(config.load(), run_dir) == 2
     assert labelled_containers(run_dir) == []
 
 

@@ -27,7 +27,7 @@ from backend_fixtures import (
     wait_until,
     write_wdl,
 )
-from miniwdl_jupyter import backend_choice, config
+from miniwdl_jupyter import backend_choice, config, protocol
 from miniwdl_jupyter.errors import ConfigError
 
 IGNORED_IMAGE_NOTICE = "local backend ignores runtime.docker: commands run on this machine with its own tools"
@@ -46,9 +46,10 @@ def test_miniwdl_run_selects_local_from_a_cfg_file(tmp_path):
     assert [Path(f).read_text() for f in outputs["hello.files"]] == ["hello a\n", "hello b\n"]
     # container paths are host paths: each command ran in its own call's work dir
     assert outputs["hello.dirs"] == [str(run_dir / "call-greet-0-a" / "work"), str(run_dir / "call-greet-1-b" / "work")]
-    messages = [e["message"] for e in json_events(run_dir / "workflow.log.json")]
+    events = json_events(run_dir / "workflow.log.json")
+    messages = [e["message"] for e in events]
     assert messages.count(IGNORED_IMAGE_NOTICE) == 1, "one notice per run, not per task"
-    assert messages.count("local task running") == 2
+    assert [e["backend"] for e in events if e["message"] == protocol.TASK_RUNNING] == ["local", "local"]
 
 
 def test_inputs_are_at_the_paths_the_command_is_given(tmp_path):

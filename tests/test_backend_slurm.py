@@ -32,8 +32,10 @@ from backend_fixtures import (  # noqa: F401 (docker_image: asked for through sl
     write_wdl,
 )
 from slurm_fixtures import jobs_in_queue, slurm_backend, slurm_cluster  # noqa: F401
-from miniwdl_jupyter.backends.slurm import SlurmContainer
-from miniwdl_jupyter.backends.slurm_jobs import clean_environment
+from miniwdl_jupyter import protocol
+from miniwdl_jupyter.slurm import script
+from miniwdl_jupyter.slurm.backend import SlurmContainer
+from miniwdl_jupyter.slurm.jobs import clean_environment
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +53,8 @@ def test_miniwdl_run_on_slurm_logs_job_id_node_and_state(slurm, tmp_path: Path) 
     outputs = json.loads((run_dir / "outputs.json").read_text())
     assert [Path(f).read_text() for f in outputs["hello.files"]] == ["hello a\n", "hello b\n", "hello c\n"]
     events = json_events(next(run_dir.glob("call-greet-0*")) / "task.log.json")  # call-greet-0-a: the value is a tag
-    submitted = [e for e in events if e["message"] == "slurm job submitted"]
-    states = [e for e in events if e["message"] == "slurm job state"]
+    submitted = [e for e in events if e["message"] == protocol.TASK_STARTED and e["backend"] == "slurm"]
+    states = [e for e in events if e["message"] == protocol.TASK_JOB and e["backend"] == "slurm"]
     assert len(submitted) == 1 and submitted[0]["job_id"].isdigit()
     assert {e["job_id"] for e in states} == {submitted[0]["job_id"]}
     assert states[-1]["state"] == "COMPLETED" and states[-1]["node"]
@@ -148,7 +150,7 @@ def _container(tmp_path: Path, settings: dict, run_id: str = "call-align-2") -> 
 
 
 def _sbatch(container: SlurmContainer) -> list:
-    return container.sbatch_arguments(container.settings(), "job.sh", "job.log")
+    return script.sbatch_arguments(container, container.settings(), "job.sh", "job.log")
 
 
 def test_resources_map_to_sbatch_options(tmp_path: Path) -> None:
@@ -189,7 +191,7 @@ def test_unknown_settings_are_clear_errors(tmp_path: Path) -> None:
 def test_apptainer_runs_the_docker_image_with_miniwdl_mounts(tmp_path: Path) -> None:
     container = _container(tmp_path, {"runtime": "apptainer"})
     container.runtime_values.update(gpu=True)
-    args = container.apptainer_invocation("ubuntu:22.04")
+    args = script.apptainer_invocation(container, "ubuntu:22.04")
     assert args[:2] == ["apptainer", "exec"] and "--nv" in args and args[-1] == "docker://ubuntu:22.04"
     assert f"{container.host_work_dir()}:/mnt/miniwdl_task_container/work" in args
 
@@ -219,7 +221,7 @@ def test_a_stalled_slurmctld_is_waited_out(slurm_cluster, tmp_path: Path) -> Non
         cwd=tmp_path,
     )
     try:
-        running = lambda: [p for p in run_dir.glob("call-nap-*/task.log") if "slurm task running" in p.read_text()]  # noqa: E731
+        running = lambda: [p for p in run_dir.glob("call-nap-*/task.log") if protocol.TASK_RUNNING in p.read_text()]  # noqa: E731
         wait_until(lambda: len(running()) == 2, 120, "both task jobs running")
         os.kill(pid, signal.SIGSTOP)
         try:
@@ -266,7 +268,7 @@ def test_a_failed_node_interrupts_the_task_and_preemptible_retries_it(slurm_clus
     )
     try:
         log = run_dir / "call-nap" / "task.log"
-        wait_until(lambda: log.exists() and "slurm task running" in log.read_text(), 120, "the task job running")
+        wait_until(lambda: log.exists() and protocol.TASK_RUNNING in log.read_text(), 120, "the task job running")
         subprocess.run(["scontrol", "update", f"nodename={node}", "state=down", "reason=miniwdl-jupyter test"], check=True)
         _, stderr = proc.communicate(timeout=300)
     finally:
@@ -277,6 +279,6 @@ def test_a_failed_node_interrupts_the_task_and_preemptible_retries_it(slurm_clus
     events = json_events(run_dir / "call-nap" / "task.log.json")
     retried = [e for e in events if e["message"] == "interrupted task will be retried"]
     assert len(retried) == 1 and retried[0]["error"] == "Interrupted"
-    ends = [e["state"] for e in events if e["message"] == "slurm job end"]
-    assert ends == ["NODE_FAIL", "COMPLETED"]
+    last_state = {e["job_id"]: e["state"] for e in events if e["message"] == protocol.TASK_JOB}  # per job, in order
+    assert list(last_state.values()) == ["NODE_FAIL", "COMPLETED"]
     assert json.loads((run_dir / "outputs.json").read_text())["flaky_node.out"] == "finished"

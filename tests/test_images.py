@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from miniwdl_jupyter import images
+from miniwdl_jupyter import config, images
 from miniwdl_jupyter.errors import BackendError, ConfigError
 from miniwdl_jupyter.steps import run_notebook
 from steps_fixtures import STEP_REQUIREMENTS, notebook, registry, step_image  # noqa: F401 - fixtures
@@ -59,7 +59,7 @@ def test_cache_hit_does_not_rebuild(step_image):
     # How fast a hit is belongs to benchmarks/bench_images.py; here: no build runs at all.
     image_id = docker_cli("image", "inspect", "--format", "{{.Id}}", step_image.tag).stdout.strip()
     built_lines: list = []
-    log_file = images.build_log_path(step_image.tag)
+    log_file = images.build_log_path(step_image.tag, config.load())
     log_before = log_file.stat().st_mtime_ns if log_file.exists() else None
     tag = images.build_image(list(reversed(STEP_REQUIREMENTS)) + ["# a comment"], base_image=step_image.base, log=built_lines.append)
     assert tag == step_image.tag

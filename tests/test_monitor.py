@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import textwrap
 from pathlib import Path
 
+from WDL._util import StructuredLogMessage, StructuredLogMessageJSONFormatter
+
 import miniwdl_jupyter as mj
+from miniwdl_jupyter import protocol
 from miniwdl_jupyter.monitor import RunMonitor
 
 from conftest import wdl
@@ -32,6 +36,47 @@ def test_retry_counts_attempts(docker, workdir):
     (call,) = run.calls
     assert (call.state, call.attempt, call.exit_code) == ("succeeded", 2, 0)
     assert any("failed task will be retried" in line for line in run.state.log_tail)
+    # each attempt's files under the protocol's names, as miniwdl numbers them
+    assert protocol.latest_attempt(call.dir) == 2
+    assert "first try fails" in protocol.stderr_file(call.dir, 1).read_text()
+    assert protocol.stdout_file(call.dir, 2).read_text() == "ok\n" and protocol.work_dir(call.dir, 2).is_dir()
+
+
+def test_backend_events_are_read_by_their_fields(tmp_path: Path):
+    """A backend's protocol events, written as miniwdl writes `--log-json` lines, set the call's job,
+    state and exit code; events of run directories written before the protocol still read."""
+    (tmp_path / "workflow.log").write_text("")
+    handler = logging.FileHandler(tmp_path / "workflow.log.json")
+    handler.setFormatter(StructuredLogMessageJSONFormatter())
+    run_logger, task = logging.getLogger("wdl.w:wf"), logging.getLogger("wdl.w:wf.t:call-t")
+    run_logger.addHandler(handler)  # as miniwdl: on the run's logger, which its tasks' propagate to
+    run_logger.setLevel(logging.DEBUG)
+    try:
+        run_logger.log(25, StructuredLogMessage("workflow start", dir=str(tmp_path)))
+        task.log(25, StructuredLogMessage("task setup", dir=str(tmp_path / "call-t")))
+        protocol.job_state(task, "slurm", "115", "PENDING", reason="Resources")
+        monitor = RunMonitor(tmp_path)
+        call = monitor.poll().calls["call-t"]
+        assert call.state == "running" and call.job == {"job_id": "115", "state": "PENDING", "reason": "Resources"}
+        task.log(25, StructuredLogMessage("failed task will be retried"))
+        assert monitor.poll().calls["call-t"].state == "retrying"
+        protocol.task_running(task, "slurm", job_id="116", node="vm")
+        call = monitor.poll().calls["call-t"]
+        assert call.state == "running" and (call.job["job_id"], call.job["node"]) == ("116", "vm")
+        protocol.task_exit(task, "slurm", 137, "task exceeded its time limit", job_id="116")
+        assert monitor.poll().calls["call-t"].exit_code == 137
+        # before the protocol: "<backend> task running" and Batch's `status`
+        task.log(25, StructuredLogMessage("failed task will be retried"))
+        task.log(25, StructuredLogMessage("aws_batch job status", job_id="j-1", status="RUNNABLE", log_stream=""))
+        task.log(25, StructuredLogMessage("aws_batch task running", job_id="j-1", log_stream="s/1"))
+        call = monitor.poll().calls["call-t"]
+        assert call.state == "running" and call.job["state"] == "RUNNABLE" and call.job["log_stream"] == "s/1"
+    finally:
+        run_logger.removeHandler(handler)
+        handler.close()
+    events = [json.loads(line) for line in (tmp_path / "workflow.log.json").read_text().splitlines()]
+    exits = [e for e in events if e["message"] == protocol.TASK_EXIT]
+    assert exits == [{**exits[0], "backend": "slurm", "exit_code": 137, "explanation": "task exceeded its time limit"}]
 
 
 def test_subworkflow_calls_are_grouped_by_call_path(docker, workdir):

@@ -6,10 +6,14 @@ mount given as a host path (`[aws] host_path`). So a task's container sees its c
 the path miniwdl uses here (`container_dir = host_dir`): inputs already on that filesystem are
 linked in place, inputs elsewhere are copied onto it, and stdout/stderr/outputs land there.
 
+The life of an attempt is the cluster template's (backends/cluster.py): submit -> watch ->
+outcome, the job terminated on any exception; this module supplies the Batch calls.
+
 What it does differently from miniwdl-aws (see docs/aws.md):
 - job definitions are reused, one per distinct shape (jobdefs), not one per attempt;
-- submissions are paced and backed off on throttling, status comes from one shared DescribeJobs
-  poller per process (api, poller), and nothing is written to EFS per status change;
+- submissions are paced and backed off on throttling, status comes from the template's one
+  watcher thread per process, whose query is a DescribeJobs of up to 100 jobs (watcher.py), and
+  nothing is written to EFS per status change;
 - a spot reclaim / host termination is miniwdl's `Interrupted` (retried under `preemptible`,
   on `[aws] task_queue_fallback` if set); a job stuck RUNNABLE is reported with the compute
   environments' state; API errors are BackendErrors naming the queue/role/definition.
@@ -21,7 +25,6 @@ import logging
 import os
 import shlex
 import shutil
-import threading
 import time
 from contextlib import ExitStack
 from typing import Any, Callable, Dict, List, Optional
@@ -30,23 +33,20 @@ from WDL import Value
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime import config
 from WDL.runtime.error import Interrupted, Terminated
-from WDL.runtime.task_container import TaskContainer
 
+from .. import protocol
+from ..backends.cluster import ClusterJobContainer, Job, JobWatcher
+from ..backends.task_dir import task_image, write_command_file
 from ..errors import BackendError
-from . import api, jobdefs, poller, studio_discovery
-from .jobs import TERMINAL, classify_stopped, job_name, log_stream, queue_report, read_exit_code, run_tag
+from . import api, jobdefs, studio_discovery, watcher
+from .jobs import classify_stopped, job_name, queue_report, run_tag
 from .settings import BatchSettings
 
-# How long a task thread waits for the poller before re-checking the cancel flag.
-_CANCEL_CHECK_SECONDS = 0.5
-# A job the poller cannot find this many times in a row is lost (e.g. deleted by someone else).
-_MISSING_POLLS_LIMIT = 10
 _MIB = 1024 * 1024
 
 
-class BatchContainer(TaskContainer):
-    _resource_limits: Dict[str, int] = {}
-    _init_lock = threading.Lock()
+class BatchContainer(ClusterJobContainer):
+    backend = "aws_batch"
 
     @classmethod
     def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
@@ -82,6 +82,9 @@ class BatchContainer(TaskContainer):
         self.settings = BatchSettings(cfg)
         self.interruptions = 0
         self.job_id: Optional[str] = None
+        self.queue = ""
+        self.runnable_since: Optional[float] = None  # when this attempt's job was last seen RUNNABLE
+        self.reported_at = 0.0
 
     # One work directory for every attempt (the container sees host paths as they are, so the
     # work2/ of a retry would need a different command); reset() empties it between attempts.
@@ -100,43 +103,98 @@ class BatchContainer(TaskContainer):
                 self.runtime_values["gpu"] = True
                 self.runtime_values["gpu_count"] = value.value
 
-    def host_exit_code_txt(self) -> str:
-        """Written by the job itself (see job_command): the exit status even where DescribeJobs
-        does not report one."""
-        return os.path.join(self.host_dir, f"exit_code{self.try_counter if self.try_counter > 1 else ''}.txt")
+    # ---- the template's hooks -------------------------------------------------------------------
 
-    # ---- one attempt ------------------------------------------------------------------------
+    def job_watcher(self) -> JobWatcher:
+        return watcher.watcher(self.cfg)
 
-    def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
+    def submit(self, logger: logging.Logger, terminating: Callable[[], bool], cleanup: ExitStack, command: str) -> str:
         self.settings.check_on_mount(self.host_dir)
         overrides = self.settings.call_overrides(self.run_id)
         self._prepare_dir(command)
         jobdef = jobdefs.ensure(self.cfg, self.container_properties(overrides))
-        queue = self._queue(overrides)
-        with ExitStack() as cleanup:
-            poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
-            job_id = self._submit(logger, terminating, queue, jobdef, overrides)
-            watcher = poller.poller(self.cfg)
-            slot = watcher.watch(job_id)
-            cleanup.callback(watcher.forget, job_id)
+        self.queue = self._queue(overrides)
+        self.runnable_since = None
+        if not api.submit_limiter.wait(self.settings.submit_rate, terminating):
+            raise Terminated(quiet=True)
+        params: Dict[str, Any] = dict(
+            jobName=self.job_name(),
+            jobQueue=self.queue,
+            jobDefinition=jobdef,
+            containerOverrides={"command": self.job_command()},
+            tags={"miniwdl-jupyter-call": self.run_id[:256]},
+        )
+        timeout = int(overrides.get("timeout", self.settings.timeout) or 0)
+        if timeout >= 60:  # Batch's minimum
+            params["timeout"] = {"attemptDurationSeconds": timeout}
+        answer = api.call(self.cfg, "submit_job", what=f"queue {self.queue}, job definition {jobdef}", terminating=terminating, **params)
+        self.job_id = answer["jobId"]
+        self.failure_info = {"aws_batch_job_id": self.job_id, "aws_batch_queue": self.queue}
+        logger.info(_("aws_batch job submitted", job_id=self.job_id, job_name=params["jobName"], queue=self.queue, job_definition=jobdef))
+        return self.job_id
+
+    def cancel_jobs(self, logger: logging.Logger, job_ids: List[str]) -> None:
+        for job_id in job_ids:  # Batch has no TerminateJobs: one call each
             try:
-                description = self._await(logger, terminating, slot, queue, poll_stderr, cleanup)
-            except BaseException:
-                self._terminate(logger, job_id, "miniwdl task cancelled")
-                raise
-            poll_stderr()
-        return self._exit_code(logger, description, queue)
+                api.call(self.cfg, "terminate_job", what=f"job {job_id}", jobId=job_id, reason="miniwdl task cancelled")
+                logger.info(_("aws_batch job terminated", job_id=job_id))
+            except BackendError as exn:
+                logger.error(_("aws_batch could not terminate job", job_id=job_id, error=str(exn)))
+
+    def check_waiting(self, logger: logging.Logger, job: Job) -> None:
+        """A job RUNNABLE longer than [aws] runnable_timeout: reported with the compute
+        environments behind its queue, again every such period (or failed, with runnable_fail)."""
+        if job.state != "RUNNABLE" or self.settings.runnable_timeout <= 0:
+            self.runnable_since = None
+            return
+        now = time.monotonic()
+        self.runnable_since = self.runnable_since or now
+        waited = now - self.runnable_since
+        if waited < self.settings.runnable_timeout or now - self.reported_at < self.settings.runnable_timeout:
+            return
+        self.reported_at = now
+        report = queue_report(self.cfg, self.queue)
+        protocol.task_waiting(logger, self.backend, f"RUNNABLE on queue {self.queue}", waited, job_id=job.job_id, compute_environments=report)
+        if self.settings.runnable_fail:
+            raise BackendError(
+                f"AWS Batch job {job.job_id} has waited RUNNABLE on queue {self.queue} for {int(waited)} s. "
+                f"Compute environments: {report}. Fix: check their state and maxvCpus against the task's "
+                "cpu/memory/gpu, or raise [aws] runnable_timeout"
+            )
+
+    def outcome(self, logger: logging.Logger, job: Job) -> int:
+        if not job.final:  # lost: DescribeJobs no longer finds it
+            exit_code = self.recorded_exit_status()
+            if exit_code is None:
+                raise BackendError(f"AWS Batch job {job.job_id} on queue {self.queue} disappeared (DescribeJobs no longer finds it)")
+            return exit_code
+        outcome, exit_code, reason = classify_stopped(job.detail)
+        if exit_code is None:
+            exit_code = self.recorded_exit_status()  # the job's own record, where Batch gives none
+            if outcome == "failed" and exit_code is not None:
+                outcome = "exit"
+        if reason:
+            self.failure_info = {**(self.failure_info or {}), "aws_batch_status_reason": reason}
+        if outcome == "interrupted":
+            self.interruptions += 1
+            raise Interrupted(f"AWS Batch job {job.job_id} was interrupted: {reason}")
+        if outcome == "succeeded":
+            exit_code = 0 if exit_code is None else exit_code
+        if exit_code is None:
+            raise BackendError(
+                f"AWS Batch job {job.job_id} on queue {self.queue} FAILED without running the task: {reason or 'no reason given'}. "
+                "Fix: check the image exists and is pullable by the compute environment, and the job role; "
+                f"the job's log stream: {job.facts.get('log_stream') or 'none'}"
+            )
+        return exit_code
+
+    # ---- the job's content ------------------------------------------------------------------------
 
     def _prepare_dir(self, command: str) -> None:
         os.makedirs(self.host_work_dir(), exist_ok=True)
-        with open(os.path.join(self.host_dir, "command"), "w") as outfile:
-            for key, value in self.runtime_values.get("env", {}).items():
-                outfile.write(f"export {key}={shlex.quote(value)}\n")
-            outfile.write(command)
+        write_command_file(self.host_dir, command, self.runtime_values.get("env", {}))
         for path in (self.host_stdout_txt(), self.host_stderr_txt()):
             open(path, "w").close()
-        if os.path.exists(self.host_exit_code_txt()):
-            os.unlink(self.host_exit_code_txt())
         self._link_inputs()
 
     def _link_inputs(self) -> None:
@@ -161,8 +219,7 @@ class BatchContainer(TaskContainer):
         memory = self.runtime_values.get("memory_reservation", 0) or self.runtime_values.get("memory_limit", 0)
         memory_mib = max(4, (memory + _MIB - 1) // _MIB) if memory else self.settings.default_memory_mb
         gpus = self.runtime_values.get("gpu_count", 1) if self.runtime_values.get("gpu", False) else 0
-        image = self.runtime_values.get("docker") or self.cfg.get_dict("task_runtime", "defaults", {}).get("docker", "ubuntu:22.04")
-        props = self.settings.job_properties(image, cpu, memory_mib, self.settings.job_role_arn, gpus)
+        props = self.settings.job_properties(task_image(self.runtime_values), cpu, memory_mib, self.settings.job_role_arn, gpus)
         if self.runtime_values.get("privileged", False):  # only with [task_runtime] allow_privileged
             props["privileged"] = True
         props.update(self.settings.container_properties)
@@ -174,7 +231,7 @@ class BatchContainer(TaskContainer):
         q = shlex.quote
         script = (
             f"cd {q(self.host_work_dir())} && {shell} ../command >> {q(self.host_stdout_txt())} 2>> {q(self.host_stderr_txt())}; "
-            f"rc=$?; echo $rc > {q(self.host_exit_code_txt())}; exit $rc"
+            f"rc=$?; {self.record_exit_status('rc')}; exit $rc"
         )
         return ["/bin/sh", "-c", script]
 
@@ -187,106 +244,3 @@ class BatchContainer(TaskContainer):
         """Batch job names: up to 128 letters, digits, '-' and '_'. The prefix is the run's, so a
         launcher can find every job of a run by name (ListJobs JOB_NAME filter)."""
         return job_name(run_tag(self.host_dir), self.run_id, str(self.try_counter))
-
-    def _submit(
-        self, logger: logging.Logger, terminating: Callable[[], bool], queue: str, jobdef: str, overrides: Dict[str, Any]
-    ) -> str:
-        if not api.submit_limiter.wait(self.settings.submit_rate, terminating):
-            raise Terminated(quiet=True)
-        params: Dict[str, Any] = dict(
-            jobName=self.job_name(),
-            jobQueue=queue,
-            jobDefinition=jobdef,
-            containerOverrides={"command": self.job_command()},
-            tags={"miniwdl-jupyter-call": self.run_id[:256]},
-        )
-        timeout = int(overrides.get("timeout", self.settings.timeout) or 0)
-        if timeout >= 60:  # Batch's minimum
-            params["timeout"] = {"attemptDurationSeconds": timeout}
-        answer = api.call(self.cfg, "submit_job", what=f"queue {queue}, job definition {jobdef}", terminating=terminating, **params)
-        self.job_id = answer["jobId"]
-        self.failure_info = {"aws_batch_job_id": self.job_id, "aws_batch_queue": queue}
-        logger.notice(_("aws_batch job submitted", job_id=self.job_id, job_name=params["jobName"], queue=queue, job_definition=jobdef))
-        return self.job_id
-
-    def _await(
-        self,
-        logger: logging.Logger,
-        terminating: Callable[[], bool],
-        slot: poller.JobSlot,
-        queue: str,
-        poll_stderr: Callable[[], None],
-        cleanup: ExitStack,
-    ) -> Dict[str, Any]:
-        last: Optional[str] = None
-        runnable_since: Optional[float] = None
-        warned_at = 0.0
-        running = False
-        stderr_polled = 0.0
-        watcher = poller.poller(self.cfg)
-        while True:
-            if terminating():
-                raise Terminated()
-            watcher.wait(slot, _CANCEL_CHECK_SECONDS)
-            if time.monotonic() - stderr_polled >= watcher.period:
-                # read stderr.txt at the poller's pace, not the cancel check's: it is on EFS
-                stderr_polled = time.monotonic()
-                poll_stderr()
-            if slot.missing_polls >= _MISSING_POLLS_LIMIT:
-                raise BackendError(f"AWS Batch job {slot.job_id} on queue {queue} disappeared (DescribeJobs no longer finds it)")
-            status = slot.status if slot.description else None
-            if status and status != last:
-                last = status
-                stream = log_stream(slot.description)
-                logger.notice(_("aws_batch job status", job_id=slot.job_id, status=status, log_stream=stream or ""))
-                if status == "RUNNABLE":
-                    runnable_since = time.monotonic()
-                elif status in ("STARTING", "RUNNING") or status in TERMINAL:
-                    runnable_since = None
-                    if status == "RUNNING" and not running:
-                        running = True  # miniwdl's running-task counters and timers
-                        cleanup.enter_context(self.task_running_context())
-                        logger.notice(_("aws_batch task running", job_id=slot.job_id, log_stream=stream or ""))
-            if status in TERMINAL:
-                return slot.description
-            if runnable_since is not None and self.settings.runnable_timeout > 0:
-                waited = time.monotonic() - runnable_since
-                if waited >= self.settings.runnable_timeout and time.monotonic() - warned_at >= self.settings.runnable_timeout:
-                    warned_at = time.monotonic()
-                    report = queue_report(self.cfg, queue)
-                    logger.warning(_("aws_batch job still RUNNABLE", job_id=slot.job_id, seconds=int(waited), queue=queue, compute_environments=report))
-                    if self.settings.runnable_fail:
-                        raise BackendError(
-                            f"AWS Batch job {slot.job_id} has waited RUNNABLE on queue {queue} for {int(waited)} s. "
-                            f"Compute environments: {report}. Fix: check their state and maxvCpus against the task's "
-                            "cpu/memory/gpu, or raise [aws] runnable_timeout"
-                        )
-
-    def _exit_code(self, logger: logging.Logger, description: Dict[str, Any], queue: str) -> int:
-        outcome, exit_code, reason = classify_stopped(description)
-        if exit_code is None:
-            exit_code = read_exit_code(self.host_exit_code_txt())
-            if outcome == "failed" and exit_code is not None:
-                outcome = "exit"
-        if reason:
-            self.failure_info = {**(self.failure_info or {}), "aws_batch_status_reason": reason}
-        if outcome == "interrupted":
-            self.interruptions += 1
-            raise Interrupted(f"AWS Batch job {self.job_id} was interrupted: {reason}")
-        if outcome == "succeeded":
-            exit_code = 0 if exit_code is None else exit_code
-        if exit_code is None:
-            raise BackendError(
-                f"AWS Batch job {self.job_id} on queue {queue} FAILED without running the task: {reason or 'no reason given'}. "
-                "Fix: check the image exists and is pullable by the compute environment, and the job role; "
-                f"the job's log stream: {log_stream(description) or 'none'}"
-            )
-        logger.notice(_("aws_batch task exit", job_id=self.job_id, exit_code=exit_code, log_stream=log_stream(description) or ""))
-        return exit_code
-
-    def _terminate(self, logger: logging.Logger, job_id: str, reason: str) -> None:
-        try:
-            api.call(self.cfg, "terminate_job", what=f"job {job_id}", jobId=job_id, reason=reason)
-            logger.notice(_("aws_batch job terminated", job_id=job_id))
-        except BackendError as exn:
-            logger.error(_("aws_batch could not terminate job", job_id=job_id, error=str(exn)))

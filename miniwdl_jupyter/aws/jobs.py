@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from WDL.runtime import config
 
-from ..backends.docker_run import run_dir_of
+from ..backends.task_dir import run_dir_of
 from ..errors import BackendError
 from . import api
 from .settings import BatchSettings

@@ -28,7 +28,7 @@ from WDL.runtime.config import Loader
 from .. import launch_record
 from ..config import option
 from ..errors import BackendError, ConfigError
-from ..launchers import Launcher
+from ..launcher import Launcher
 from . import api, jobdefs, studio_discovery
 from .jobs import TERMINAL, job_name, log_stream, run_prefix, stop_run_jobs
 from .settings import BatchSettings

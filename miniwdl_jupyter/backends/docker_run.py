@@ -17,7 +17,6 @@ any miniwdl Loader, including those miniwdl (or a host program) makes without ou
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import logging
 import os
@@ -34,23 +33,16 @@ from WDL.runtime import config
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
-from .. import studio
+from .. import protocol, studio
 from ..errors import BackendError
+from . import container_cli
+from .container_cli import CLI_FAILURES, mount_args
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
+from .task_dir import task_image
 
-LABEL_RUN_DIR = "miniwdl_jupyter.run_dir"
-LABEL_CALL = "miniwdl_jupyter.call"
-# `docker run` and `podman run` exit with 125 when the CLI or daemon failed, 126/127 when the
-# container's command could not be started (podman also for OCI runtime errors); the task's own
-# status is passed through otherwise. The task's output goes to files, so whatever the CLI printed
-# is the CLI's own complaint: that tells the cases apart.
-CLI_FAILURES = (125, 126, 127)
 # What `docker run` (and podman with CDI) print when asked for GPUs they cannot give: no GPU on the
 # host, or no NVIDIA container toolkit behind the daemon.
 GPU_UNAVAILABLE = ("could not select device driver", "unresolvable CDI devices")
-# miniwdl's docker_swarm falls back to this image when a task names none and [task_runtime]
-# defaults has no `docker` either.
-FALLBACK_IMAGE = "ubuntu:22.04"
 
 
 class DockerRunContainer(ScheduledSubprocessBase):
@@ -92,11 +84,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
 
     @property
     def container_name(self) -> str:
-        """Unique per attempt and process. The call id alone repeats in nested scatters and
-        sub-workflows, so a digest of the call directory tells them apart."""
-        digest = hashlib.sha1(f"{self.host_dir}\0{os.getpid()}".encode()).hexdigest()[:12]
-        name = f"wdl-{self.run_id}-{self.try_counter}-{digest}"
-        return "".join(c if c.isalnum() or c in "_.-" else "-" for c in name)[-200:]
+        return container_cli.container_name(self)
 
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         with ExitStack() as cleanup:
@@ -123,7 +111,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
                 f"`{self.cli_exe[0]} run` failed for image {image}: {cli_error}{_hint(cli_error)}",
                 details=[f"full output: {cli_log_path}"],
             )
-        logger.notice(_("docker_run task exit", exit_code=exit_code))
+        protocol.task_exit(logger, "docker_run", exit_code)
         return exit_code
 
     def _attempt(
@@ -134,7 +122,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
         with open(cli_log_path, "wb") as cli_log:
             proc = subprocess.Popen(invocation, stdout=cli_log, stderr=subprocess.STDOUT, cwd=self.host_dir)
         try:
-            logger.notice(_("docker_run task running", container=self.container_name, pid=proc.pid))
+            protocol.task_running(logger, "docker_run", container=self.container_name, pid=proc.pid)
             with self.task_running_context():
                 exit_code = wait_unless_terminating(proc, terminating, poll_stderr)
         except BaseException:
@@ -192,7 +180,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
         miniwdl fills from [task_runtime] defaults), pulled only if missing."""
         if "inlineDockerfile" in self.runtime_values:
             return self._build_inline_dockerfile(logger)
-        return self._pull(logger, self.runtime_values.get("docker", FALLBACK_IMAGE))
+        return self._pull(logger, task_image(self.runtime_values))
 
     def _pull(self, logger: logging.Logger, image: str) -> str:
         """Pull only when the image is missing locally; a failure says which image and what to do."""
@@ -270,53 +258,8 @@ class DockerRunContainer(ScheduledSubprocessBase):
         return args + [image, "/bin/sh", "-c", f"{shell} ../command >> ../stdout.txt 2>> ../stderr.txt"]
 
     def run_arguments(self, logger: logging.Logger, with_gpus: Optional[bool] = None) -> List[str]:
-        """`docker run` options for this attempt, from its runtime values and [docker_run] config.
-        `with_gpus` (default: runtime.gpu) adds [docker_run] gpu_flags."""
-        option = functools.partial(jupyter_config.option, self.cfg, "docker_run")
-        args = self.cli_exe + [
-            "run",
-            "--rm",  # the CLI still returns the container's exit status
-            "--sig-proxy=false",  # a signal to the CLI must not reach the task; cancel removes the container
-            "--name",
-            self.container_name,
-            "--label",
-            f"{LABEL_RUN_DIR}={run_dir_of(self.host_dir)}",
-            "--label",
-            f"{LABEL_CALL}={self.run_id}",
-            "--workdir",
-            os.path.join(self.container_dir, "work"),
-        ]
-        if option("init", "bool"):
-            args.append("--init")  # a PID 1 that forwards signals and reaps zombies
-        cpu = self.runtime_values.get("cpu", 0)
-        if cpu > 0:
-            args += ["--cpus", str(cpu)]
-        memory_limit = self.runtime_values.get("memory_limit", 0)
-        if memory_limit > 0:
-            args += ["--memory", str(memory_limit)]
-        if not option("as_root", "bool"):
-            args += ["--user", f"{os.geteuid()}:{os.getegid()}"]
-        if self.runtime_values.get("gpu", False) if with_gpus is None else with_gpus:
-            args += option("gpu_flags", "list")
-        network = self.runtime_values.get("docker_network")
-        if network:
-            # as docker_swarm: only networks the operator allowed (a task could otherwise reach
-            # e.g. the host's network)
-            if network in self.cfg.get_list("docker_swarm", "allow_networks", []):
-                args += ["--network", network]
-            else:
-                logger.warning(
-                    _(
-                        "runtime.docker_network ignored; network name must appear in JSON list from config"
-                        " [docker_swarm] allow_networks / env MINIWDL__DOCKER_SWARM__ALLOW_NETWORKS",
-                        docker_network=network,
-                    )
-                )
-        # miniwdl sets "privileged" only when [task_runtime] allow_privileged = true
-        if self.runtime_values.get("privileged", False):
-            logger.warning("runtime.privileged enabled (security & portability warning)")
-            args.append("--privileged")
-        return studio.docker_run_args(args + option("extra_args", "list"), logger)
+        """`docker run` options for this attempt (see container_cli.run_arguments)."""
+        return container_cli.run_arguments(self, logger, self.cli_exe, with_gpus)
 
 
 class InlineDockerfileBuildFailed(docker.errors.BuildError, BackendError):
@@ -327,30 +270,6 @@ class InlineDockerfileBuildFailed(docker.errors.BuildError, BackendError):
         super().__init__(message, [])  # BuildError(reason, build_log), then BackendError(message)
 
 
-def mount_args(host_path: str, container_path: str, writable: bool) -> List[str]:
-    """`docker run` arguments that bind-mount any path. `--mount` takes a CSV record (docker reads
-    it with Go's csv), so a field holding a comma, quote or line break is quoted, and `:` needs
-    nothing (`-v` splits on it). Go's csv turns CR LF inside a quoted field into LF, though, so a
-    path holding CR LF goes through `-v`, which takes any character but `:`; one holding both
-    cannot be named and is refused."""
-    paths = host_path + container_path
-    if "\r\n" not in paths:
-        fields = ["type=bind", f"src={host_path}", f"dst={container_path}"] + ([] if writable else ["readonly"])
-        return ["--mount", ",".join(_csv_field(field) for field in fields)]
-    if ":" not in paths:
-        return ["-v", f"{host_path}:{container_path}" + ("" if writable else ":ro")]
-    raise BackendError(
-        f"docker_run cannot mount {host_path!r}: Docker has no way to name a path holding both ':' and "
-        "a carriage return followed by a line feed. Rename it, or set [file_io] copy_input_files = true"
-    )
-
-
-def _csv_field(field: str) -> str:
-    if any(c in field for c in ',"\r\n'):
-        return '"' + field.replace('"', '""') + '"'
-    return field
-
-
 def _hint(cli_error: str) -> str:
     """What to do about a `docker run` failure whose cause is known."""
     if "not manually attachable" in cli_error:
@@ -359,17 +278,6 @@ def _hint(cli_error: str) -> str:
             "(`docker network create -d overlay --attachable NAME`)"
         )
     return ""
-
-
-def run_dir_of(host_dir: str) -> str:
-    """The run directory a call directory belongs to: the highest ancestor holding workflow.log
-    (a workflow run), else the call directory itself (a single-task run)."""
-    path = top = os.path.abspath(host_dir)
-    while os.path.dirname(path) != path:
-        if os.path.exists(os.path.join(path, "workflow.log")):
-            top = path
-        path = os.path.dirname(path)
-    return top
 
 
 def _last_line(text: str, default: str) -> str:

@@ -24,21 +24,21 @@ any miniwdl Loader, including those miniwdl makes without our defaults.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import threading
 from contextlib import ExitStack
-from typing import Callable, Dict, List, Optional, Set, Tuple
+from typing import Callable, List, Set
 
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime import config
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
+from .. import protocol
+from . import host_task
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 
 # Runtime keys that only a container can act on, and what the notice about each says.
@@ -49,11 +49,6 @@ IGNORED_RUNTIME = {
     "inlineDockerfile": "local backend ignores runtime.inlineDockerfile: no image is built; commands run "
     "on this machine with its own tools",
 }
-# The process environment every task command starts from (besides the task's own env): what a
-# shell needs to find programs and speak UTF-8, taken from miniwdl's environment.
-BASE_ENVIRONMENT = ("PATH", "HOME", "LANG")
-# A link to a file in an input is the original: (mtime, size) to notice a command writing into it.
-_Fingerprint = Tuple[int, int]
 
 
 class LocalContainer(ScheduledSubprocessBase):
@@ -71,6 +66,14 @@ class LocalContainer(ScheduledSubprocessBase):
     @property
     def cli_name(self) -> str:
         return "local"
+
+    # Host execution (input staging, minimal environment, ulimit) is the host_task module's, which
+    # slurm's `none` runtime composes too: its functions, called as this container's steps.
+    _place_inputs = host_task.place_inputs
+    _warn_of_changed_inputs = staticmethod(host_task.warn_of_changed_inputs)
+    _task_env = host_task.task_env
+    _environment = host_task.environment
+    _invocation = host_task.invocation
 
     def _run_invocation(self, logger: logging.Logger, cleanup: ExitStack, image: str) -> List[str]:
         raise NotImplementedError("the local backend starts no container")  # _run replaces its use
@@ -91,7 +94,7 @@ class LocalContainer(ScheduledSubprocessBase):
                     start_new_session=True,  # its own process group: cancel kills all of it
                 )
             try:
-                logger.notice(_("local task running", pid=proc.pid))
+                protocol.task_running(logger, "local", pid=proc.pid)
                 with self.task_running_context():
                     exit_code = wait_unless_terminating(proc, terminating, poll_stderr)
             except BaseException:
@@ -104,19 +107,8 @@ class LocalContainer(ScheduledSubprocessBase):
             # would not): end them too.
             _signal_group(proc.pid, signal.SIGKILL)
             self._warn_of_changed_inputs(logger, linked)
-        logger.notice(_("local task exit", exit_code=exit_code))
+        protocol.task_exit(logger, "local", exit_code)
         return exit_code
-
-    def _invocation(self, command_file: str) -> List[str]:
-        """`command_shell command_file`, under `ulimit -d` when miniwdl set a memory_limit: the
-        limit is set in the process that then becomes the shell, so every process of the command
-        inherits it (setting it from Python after the start would race the command)."""
-        shell = self.cfg.get("task_runtime", "command_shell")
-        memory_limit = self.runtime_values.get("memory_limit", 0)
-        if memory_limit <= 0:
-            return [shell, command_file]
-        kib = max(1, memory_limit // 1024)
-        return ["/bin/sh", "-c", 'ulimit -d "$1" && exec "$2" "$3"', "sh", str(kib), shell, command_file]
 
     def _kill_group(self, proc: subprocess.Popen) -> None:
         """SIGTERM the task's process group, then SIGKILL whatever is left after the grace period."""
@@ -129,79 +121,6 @@ class LocalContainer(ScheduledSubprocessBase):
         _signal_group(proc.pid, signal.SIGKILL)  # the shell may be gone while its children linger
         proc.wait()
 
-    def _place_inputs(self) -> Dict[str, _Fingerprint]:
-        """Put each input where the command will look for it. The command names "container" paths,
-        which for this backend are host paths under the first attempt's work/ (miniwdl maps them
-        once per task), while a retry works in work2/...: so an input goes both there and under
-        the current attempt's directory, and is put back if [file_io] delete_work removed it.
-        Files are hard links (copies across filesystems, or where linking is not allowed);
-        directories are real directories of such links. With copy_input_files, all are copies.
-        Returns {original: fingerprint} of the files that were linked."""
-        copy = not self._bind_input_files  # miniwdl's copy_input_files already ran this attempt
-        linked: Dict[str, _Fingerprint] = {}
-
-        def link_or_copy(source: str, target: str) -> str:
-            if not copy:
-                try:
-                    # the file itself: os.link does not follow a symlink on Linux (and miniwdl's
-                    # outputs, passed on as inputs, are relative symlinks)
-                    os.link(os.path.realpath(source), target)
-                    linked[source] = _fingerprint(source)
-                    return target
-                except OSError as exn:
-                    # another filesystem; fs.protected_hardlinks (a file you don't own); too many links
-                    if exn.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES):
-                        raise
-            return shutil.copy2(source, target)
-
-        for host_path, container_path in self.input_path_map.items():
-            source = host_path.rstrip("/")
-            for target in {self.host_work_path(container_path.rstrip("/")), container_path.rstrip("/")}:
-                if os.path.lexists(target):
-                    continue
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                if os.path.isdir(source):
-                    # symlinks inside stay symlinks, as a bind mount would show them
-                    shutil.copytree(source, target, symlinks=True, copy_function=link_or_copy)
-                else:
-                    link_or_copy(source, target)
-        return linked
-
-    def _warn_of_changed_inputs(self, logger: logging.Logger, linked: Dict[str, _Fingerprint]) -> None:
-        """A container mounts inputs read-only; a hard link cannot be: say so when a command wrote
-        into one (the user's original file changed with it)."""
-        changed = sorted(original for original, before in linked.items() if _fingerprint(original) != before)
-        if changed:
-            logger.warning(
-                _(
-                    "the command wrote into input files, which the local backend links to the originals: "
-                    "those changed too. Give such tasks copies with [file_io] copy_input_files_for",
-                    files=changed[:10],
-                    count=len(changed),
-                )
-            )
-
-    def _task_env(self) -> Dict[str, str]:
-        """The runtime's env ([task_runtime] env, pass-through variables, WDL 1.2 env inputs), with
-        TMPDIR (set by [file_io] mount_tmpdir to a path in the first attempt's work/) moved to the
-        current attempt's work dir, where miniwdl created it."""
-        env = dict(self.runtime_values.get("env", {}))
-        first_work_dir = os.path.join(self.container_dir, "work")
-        tmpdir = env.get("TMPDIR")
-        if tmpdir and os.path.commonpath([tmpdir, first_work_dir]) == first_work_dir:
-            env["TMPDIR"] = self.host_work_path(tmpdir)
-        return env
-
-    def _environment(self) -> Dict[str, str]:
-        """The command's process environment before the task's own exports: a minimal base, as a
-        container's image would give, not everything the notebook happens to have set. TMPDIR is
-        absent unless [file_io] mount_tmpdir sets it (in the exports), as in a container."""
-        env = {key: os.environ[key] for key in BASE_ENVIRONMENT if key in os.environ}
-        env.setdefault("PATH", os.defpath)
-        env.setdefault("HOME", self.host_work_dir())
-        env.setdefault("LANG", "C.UTF-8")
-        return env
-
     def _notice_ignored_runtime(self, logger: logging.Logger) -> None:
         """One notice per ignored runtime key per run, however many tasks set it."""
         cls = type(self)
@@ -213,15 +132,6 @@ class LocalContainer(ScheduledSubprocessBase):
             if key == "docker_network":
                 shown = {"docker_network": self.runtime_values[key]}
             logger.notice(_(IGNORED_RUNTIME[key], **shown))
-
-
-def _fingerprint(path: str) -> Optional[_Fingerprint]:
-    """(mtime, size) of a file; None if it is gone."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
 
 
 def _signal_group(pgid: int, sig: int) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import select
-import shlex
 import subprocess
 import threading
 from contextlib import contextmanager
@@ -23,6 +22,8 @@ from typing import Callable, Dict, Iterator, Optional
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime import config
 from WDL.runtime.backend.cli_subprocess import SubprocessBase, _SubprocessScheduler
+
+from .task_dir import write_command_file
 
 _detect_lock = threading.Lock()
 # How often a waiting task looks at the cancel flag and streams stderr. The task's exit itself is
@@ -47,16 +48,9 @@ class ScheduledSubprocessBase(SubprocessBase):
             yield
 
     def write_command_file(self, command: str, env: Optional[Dict[str, str]] = None) -> str:
-        """Write `command` preceded by `export` lines for the task's environment (`env`, by default
-        the runtime's: WDL 1.2 `env` declarations and `[task_runtime] env`); returns the file's
-        host path. Exports in the script, as miniwdl's SubprocessBase does, because `--env` is
-        subject to command-line length limits and `--env-file` quoting differs between CLIs."""
-        path = os.path.join(self.host_dir, "command")
-        with open(path, "w") as outfile:
-            for key, value in (self.runtime_values.get("env", {}) if env is None else env).items():
-                outfile.write(f"export {key}={shlex.quote(value)}\n")
-            outfile.write(command)
-        return path
+        """task_dir.write_command_file for this attempt; `env` by default the runtime's (WDL 1.2
+        `env` declarations and `[task_runtime] env`)."""
+        return write_command_file(self.host_dir, command, self.runtime_values.get("env", {}) if env is None else env)
 
 
 def wait_unless_terminating(

@@ -54,15 +54,10 @@ def headless_client() -> bool:
     return not content.get("allow_stdin", False)
 
 
-def configured_mode() -> str:
-    from .. import config
-
-    return (config.load()["jupyter"].get("progress") or "auto").strip().lower()
-
-
 def resolve_mode(mode: Optional[str]) -> str:
-    """`mode` (or `[jupyter] progress` when None) -> one of widget, html, text, none."""
-    chosen = (mode or configured_mode()).strip().lower()
+    """`mode` (None: auto; the caller reads `[jupyter] progress` from its run's configuration) ->
+    one of widget, html, text, none."""
+    chosen = (mode or "auto").strip().lower()
     if chosen not in MODES:
         raise ValueError(f"progress mode {chosen!r} is not one of {', '.join(MODES)}")
     if chosen == "none":

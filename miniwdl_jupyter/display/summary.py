@@ -10,6 +10,7 @@ import html
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from .. import protocol
 from ..files import tail_lines
 from ..monitor import CALL_STATES, FAILED, CallGroup, CallState, RunState
 from ..run_errors import cause_chain
@@ -131,7 +132,7 @@ def stderr_tail(call: CallState, lines: int = STDERR_TAIL_LINES) -> List[str]:
 def stderr_path(call: CallState) -> Optional[Path]:
     if call.error and call.error.get("stderr_file"):
         return Path(call.error["stderr_file"])
-    return call.dir / "stderr.txt" if call.dir else None
+    return protocol.stderr_file(call.dir, call.attempt) if call.dir else None
 
 
 def failure_html(call: CallState, tail: List[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from .. import config
 from .modes import resolve_mode
 from .progress import NoView, ProgressView
 
@@ -14,7 +15,7 @@ def progress_view(run: Any, mode: Optional[str] = None) -> ProgressView:
     (None: `[jupyter] progress`). `run` is a `Run` or anything with .state, .poll(), .cancel(),
     .run_dir, .outputs and .status."""
     if mode is None and getattr(run, "cfg", None) is not None:
-        mode = run.cfg["jupyter"].get("progress")  # the run's own configuration (e.g. --cfg)
+        mode = config.option(run.cfg, "jupyter", "progress")  # the run's own configuration (e.g. --cfg)
     resolved = resolve_mode(mode)
     if resolved == "widget":
         from .widget import WidgetView

@@ -15,7 +15,11 @@ def _jupyter_server_extension_points() -> List[Dict[str, str]]:
 
 
 def _load_jupyter_server_extension(server_app: Any) -> None:
+    from .. import config
+    from ..aws import studio_discovery
     from .handlers import setup_handlers
 
-    setup_handlers(server_app.web_app, server_app.root_dir)
+    # One configuration for the server's lifetime, as a kernel has one per run call; in SageMaker
+    # Studio with the run root on its EFS, as the kernels' (runs.load_config).
+    setup_handlers(server_app.web_app, server_app.root_dir, studio_discovery.apply_defaults(config.load()))
     server_app.log.info("miniwdl-jupyter server extension loaded")

@@ -40,6 +40,11 @@ class _Base(APIHandler):
     def root_dir(self) -> Path:
         return Path(self.settings["miniwdl_jupyter_root_dir"]).resolve()
 
+    @property
+    def cfg(self) -> Any:
+        """The configuration the server extension loaded when it started."""
+        return self.settings["miniwdl_jupyter_cfg"]
+
     def local_path(self, relative: str) -> Path:
         """A path the client named, relative to the server root; 403 if it leaves the root."""
         path = (self.root_dir / relative.lstrip("/")).resolve()
@@ -153,14 +158,13 @@ def _known(run: Any) -> Any:
         return known
 
 
-def list_folder_runs(folder: Path, relative) -> Dict[str, Any]:  # type: ignore[no-untyped-def]
+def list_folder_runs(folder: Path, relative, loader) -> Dict[str, Any]:  # type: ignore[no-untyped-def]
     from .. import run_dirs
     from ..monitor import FAILED, FINISHED_CALL_STATES
-    from ..runs import list_runs, load_config
+    from ..runs import list_runs
 
     # The run root a kernel in `folder` uses: `[jupyter] root`, relative to the folder (a kernel
     # JupyterLab starts for a notebook works in the notebook's folder).
-    loader = load_config()  # with the run root of SageMaker Studio's EFS, in Studio
     root = run_dirs.run_root(loader, cwd=folder)
     found = list_runs(root, cfg=loader)
     rows = []
@@ -196,16 +200,16 @@ class RunsHandler(_Base):
         if not folder.is_dir():
             folder = folder.parent
         loop = asyncio.get_running_loop()
-        reply = await loop.run_in_executor(None, list_folder_runs, folder, self.relative)
+        reply = await loop.run_in_executor(None, list_folder_runs, folder, self.relative, self.cfg)
         self.finish(json.dumps(reply))
 
 
-def cancel_run(run_dir: Path) -> str:
+def cancel_run(run_dir: Path, loader: Any) -> str:
     from ..runs import attach
 
     with _runs_lock:
         run = _runs.get(run_dir)
-    run = run or _known(attach(run_dir, root=run_dir.parent))
+    run = run or _known(attach(run_dir, root=run_dir.parent, cfg=loader))
     run.cancel()
     return run.poll().status
 
@@ -226,7 +230,7 @@ class CancelHandler(_Base):
 
         loop = asyncio.get_running_loop()
         try:
-            status = await loop.run_in_executor(None, cancel_run, run_dir)
+            status = await loop.run_in_executor(None, cancel_run, run_dir, self.cfg)
         except RunNotFound as exn:
             raise tornado.web.HTTPError(404, str(exn)) from None
         self.finish(json.dumps({"status": status}))
@@ -236,8 +240,9 @@ def _outside(path: str) -> str:
     raise tornado.web.HTTPError(403, f"{path} is outside the server's root directory and not a listed run")
 
 
-def setup_handlers(web_app: Any, root_dir: str) -> None:
+def setup_handlers(web_app: Any, root_dir: str, cfg: Any) -> None:
     web_app.settings["miniwdl_jupyter_root_dir"] = os.path.expanduser(root_dir)
+    web_app.settings["miniwdl_jupyter_cfg"] = cfg
     base = url_path_join(web_app.settings["base_url"], "miniwdl-jupyter")
     web_app.add_handlers(
         ".*$",

@@ -5,71 +5,8 @@ group `miniwdl_jupyter.launchers`. The launch record names its launcher, so any 
 run is alive and how to cancel it.
 """
 
-from __future__ import annotations
+# The interface and registry live in miniwdl_jupyter.launcher, below the runs layer that uses them;
+# this folder holds the launchers themselves.
+from ..launcher import ENTRY_POINT_GROUP, Launcher, available, get_launcher
 
-import importlib
-import subprocess
-from importlib.metadata import entry_points
-from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
-
-from WDL.runtime.config import Loader
-
-from ..errors import ConfigError
-
-ENTRY_POINT_GROUP = "miniwdl_jupyter.launchers"
-_BUILTIN = {"local": "miniwdl_jupyter.launchers.local:LocalLauncher"}
-
-
-class Launcher:
-    """Starts, watches and stops the miniwdl process of a run. Subclasses are stateless: everything
-    needed to find the process again goes into the launch record (`launch_record.update`)."""
-
-    name = ""
-    # The container backend for runs this launcher starts when none is chosen (`[jupyter] backend`
-    # auto): e.g. a Batch head job's tasks are Batch jobs, not containers on this machine.
-    default_backend: Optional[str] = None
-
-    def launch(
-        self, command: List[str], *, run_dir: Path, env: Mapping[str, str], cwd: Path, cfg: Loader
-    ) -> Optional[subprocess.Popen]:
-        """Start `command` (`python -m WDL run ... --dir RUN_DIR/.`; argv[0] is this process's
-        python) so that it writes `run_dir`. Returns the Popen if the process is our child."""
-        raise NotImplementedError
-
-    def alive(self, record: Dict[str, Any], cfg: Loader) -> Optional[bool]:
-        """Is the run's miniwdl process (or the job holding it) still queued or running?
-        None: this process cannot tell (e.g. another host's pid)."""
-        return None
-
-    def cancel(self, record: Dict[str, Any], run_dir: Path, cfg: Loader) -> None:
-        """Stop the miniwdl process; it stops its own tasks and writes error.json."""
-        raise NotImplementedError
-
-    def describe(self, record: Dict[str, Any], cfg: Loader) -> Dict[str, Any]:
-        """Facts for the progress view and `%wdl runs` (job id, state, node...)."""
-        return {}
-
-
-_instances: Dict[str, Launcher] = {}
-
-
-def available() -> List[str]:
-    return sorted(set(_BUILTIN) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
-
-
-def get_launcher(name: Optional[str]) -> Launcher:
-    """The launcher registered under `name` (None: `local`, as records older than the registry)."""
-    name = name or "local"
-    if name not in _instances:
-        target = _BUILTIN.get(name)
-        if target is None:
-            found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
-            if not found:
-                raise ConfigError(f"unknown launcher {name!r}; installed launchers: {', '.join(available())}")
-            cls = found[0].load()
-        else:
-            module, _, attr = target.partition(":")
-            cls = getattr(importlib.import_module(module), attr)
-        _instances[name] = cls()
-    return _instances[name]
+__all__ = ["ENTRY_POINT_GROUP", "Launcher", "available", "get_launcher"]

@@ -3,7 +3,7 @@
 `launch()` takes the `miniwdl run` command runs.py built, sends its WDL (with every imported file as
 a `workflow_attachment`, named so the imports resolve on the server), its inputs (local files
 attached too) and the call-cache choice, and records the server and run id in the launch record.
-The run still has a local run directory (DESIGN.md, "Runs that live elsewhere"): a follower process
+The run still has a local run directory (docs/design.md, "Runs that live elsewhere"): a follower process
 (`wes_follow`) polls the server and writes, in miniwdl's shape, what the monitor reads - a locked
 workflow.log while the remote run goes, JSON log events for each task's start and end, and
 outputs.json or error.json at the end - so the progress views, `Run.wait()`, `attach()` and errors
@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from WDL.runtime.config import Loader
 
-from .. import launch_record
+from .. import config, launch_record
 from ..errors import ConfigError, InputError
 from . import Launcher
 from .local import LocalLauncher, process_start_time
@@ -42,9 +42,13 @@ _URL_SCHEMES = ("http://", "https://", "s3://", "gs://", "ftp://", "drs://")
 
 
 class WESLauncher(Launcher):
-    """Start (submit), liveness (the follower's), cancel (through the server), description."""
+    """Start (submit), liveness (the follower's), cancel (through the server), description, and
+    following a run submitted elsewhere (`attach("wes:URL#RUN_ID")`)."""
 
     name = "wes"
+
+    def follow(self, address: str, root: Path, cfg: Loader) -> Path:
+        return attach_remote(address, root, cfg)
 
     def launch(self, command: List[str], *, run_dir: Path, env: Mapping[str, str], cwd: Path, cfg: Loader) -> Optional[subprocess.Popen]:
         from ..wes.client import WESClient
@@ -277,12 +281,7 @@ def _parse_command(command: List[str]) -> Dict[str, Any]:
 
 
 def _setting(cfg: Optional[Loader], key: str) -> str:
-    if cfg is None:
-        return ""
-    try:
-        return cfg["wes"].get(key, "") or ""
-    except Exception:  # a Loader without our [wes] section (e.g. one miniwdl made)
-        return ""
+    return config.option(cfg, "wes", key) if cfg is not None else ""
 
 
 def _identifier(name: str) -> str:

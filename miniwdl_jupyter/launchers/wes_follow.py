@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from .. import config, launch_record
+from .. import config, launch_record, protocol
 from ..errors import MiniwdlJupyterError
 from ..wes.client import Unreachable, WESClient
 
@@ -39,7 +39,6 @@ class Follower:
         self.run_dir = run_dir
         self.client = client
         self.run_id = run_id
-        self.root = f"wdl.w:{name}"
         self.poll_seconds = poll_seconds
         self.give_up_seconds = give_up_seconds
         self.state_file = launch_record.meta_dir(run_dir) / "wes_follow.json"
@@ -47,13 +46,13 @@ class Follower:
             self.saved: Dict[str, Any] = json.loads(self.state_file.read_text())
         except (OSError, ValueError):
             self.saved = {"state": None, "tasks": {}, "started": False}
-        self._json = open(run_dir / "workflow.log.json", "a")
-        self._plain = plain_log  # the locked workflow.log: main() releases it once the run has ended
+        # the locked workflow.log is the plain log: main() releases it once the run has ended
+        self.log = protocol.LogWriter(open(run_dir / "workflow.log.json", "a"), plain_log, f"wdl.w:{name}")
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> int:
         if not self.saved["started"]:
-            self._event(self.root, "workflow start", "NOTICE", dir=str(self.run_dir), wes_run_id=self.run_id, wes_url=self.client.base)
+            self.log.run_started(self.run_dir, wes_run_id=self.run_id, wes_url=self.client.base)
             self.saved["started"] = True
             self._save()
         failing_since: Optional[float] = None
@@ -72,7 +71,7 @@ class Follower:
                 time.sleep(min(30.0, max(interval, 2.0)))
                 continue
             if state != self.saved["state"]:
-                self._event(self.root, f"WES state {state}", "NOTICE", state=state)
+                self.log.event(self.log.root, f"WES state {state}", "NOTICE", state=state)
                 self.saved["state"] = state
                 self._save()
             if state in TERMINAL:
@@ -89,30 +88,29 @@ class Follower:
             seen = self.saved["tasks"].setdefault(task_id, {"phase": "new"})
             state = _task_state(task)
             call_path = _call_path(task_id, str(task.get("name") or task_id))
-            source = self._source(call_path)
             call_dir = self.run_dir / call_path
             start, end = _epoch(task.get("start_time")), _epoch(task.get("end_time"))
             if seen["phase"] == "new" and (start or state != "QUEUED"):
-                self._event(source, "task setup", "INFO", ts=start, dir=str(call_dir), wes_task_id=task_id)
+                self.log.task_setup(call_path, call_dir, ts=start, wes_task_id=task_id)
                 seen["phase"] = "running"
             if seen["phase"] == "running" and state in TERMINAL:
                 exit_code = task.get("exit_code")
                 if isinstance(exit_code, int):
-                    self._event(source, "task exit", "INFO", ts=end, exit_code=exit_code)
+                    self.log.task_exit(call_path, "wes", exit_code, ts=end)
                 if state == "COMPLETE":
-                    self._event(source, "done (cached)" if "cached=true" in (task.get("system_logs") or []) else "done", "NOTICE", ts=end)
+                    self.log.task_done(call_path, cached="cached=true" in (task.get("system_logs") or []), ts=end)
                 elif state == "CANCELED":
-                    self._event(source, "task cancelled", "ERROR", ts=end, error="Terminated", dir=str(call_dir))
+                    self.log.task_failed(call_path, str(task.get("name", task_id)), "Terminated", call_dir, ts=end)
                 else:
-                    stderr_file = self._fetch(task.get("stderr"), call_dir / "stderr.txt")
+                    stderr_file = self._fetch(task.get("stderr"), protocol.stderr_file(call_dir))
                     error = {"EXECUTOR_ERROR": "CommandFailed", "PREEMPTED": "Interrupted"}.get(state, "WESSystemError")
-                    fields = {"error": error, "dir": str(call_dir), "message": _task_message(task, state)}
+                    fields: Dict[str, Any] = {"message": _task_message(task, state)}
                     if isinstance(exit_code, int):
                         fields["exit_status"] = exit_code
                     if stderr_file:
                         fields["stderr_file"] = str(stderr_file)
-                    self._event(source, f"task {task.get('name', task_id)} failed", "ERROR", ts=end, **fields)
-                    seen["failure"] = fields
+                    self.log.task_failed(call_path, str(task.get("name", task_id)), error, call_dir, ts=end, **fields)
+                    seen["failure"] = {"error": error, "dir": str(call_dir), **fields}
                 seen["phase"] = "done"
         self._save()
 
@@ -124,7 +122,7 @@ class Follower:
         if stdout:
             (self.run_dir / "wes_stdout.txt").write_text(stdout)
         if state == "COMPLETE":
-            self._event(self.root, "done", "NOTICE")
+            self.log.run_done()
             _write_json(self.run_dir / "outputs.json", log.get("outputs") or {})
             return
         system_logs = (log.get("run_log") or {}).get("system_logs") or []
@@ -142,24 +140,10 @@ class Follower:
         self._end_with_error(error)
 
     def _end_with_error(self, error: Dict[str, Any]) -> None:
-        self._event(self.root, "workflow failed", "ERROR", **error)
+        self.log.run_failed(error)
         _write_json(self.run_dir / "error.json", error)
 
     # -- writing -----------------------------------------------------------------------------------
-    def _source(self, call_path: str) -> str:
-        parts = call_path.split("/")
-        return ".".join([self.root] + [f"w:{p}" for p in parts[:-1]] + [f"t:{parts[-1]}"])
-
-    def _event(self, source: str, text: str, level: str, ts: Optional[float] = None, **fields: Any) -> None:
-        ts = ts or time.time()
-        levelno = {"INFO": 20, "NOTICE": 25, "WARNING": 30, "ERROR": 40}[level]
-        event = {**fields, "message": text, "source": source, "timestamp": ts, "level": level, "levelno": levelno}
-        self._json.write(json.dumps(event) + "\n")
-        self._json.flush()
-        stamp = datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-        self._plain.write(f"{stamp} {source} {level} {text} {json.dumps(fields) if fields else ''}\n")
-        self._plain.flush()
-
     def _fetch(self, url: Optional[str], target: Path) -> Optional[Path]:
         if not url:
             return None
@@ -233,10 +217,10 @@ def main(argv: Optional[list] = None) -> int:
     except OSError:
         _logger.info("another follower holds %s; leaving it to that one", run_dir / "workflow.log")
         return 0
-    cfg = config.load()
-    token = os.environ.get("MINIWDL__WES__TOKEN") or cfg["wes"].get("token", "")
-    poll = float(cfg["wes"].get("poll_seconds", "1") or 1)
-    give_up = float(cfg["wes"].get("give_up_seconds", "600") or 600)
+    cfg = config.load()  # this follower's own process: its entry point
+    token = os.environ.get("MINIWDL__WES__TOKEN") or config.option(cfg, "wes", "token")
+    poll = config.option(cfg, "wes", "poll_seconds", "float")
+    give_up = config.option(cfg, "wes", "give_up_seconds", "float")
     with WESClient(record["wes_url"], token or None) as client:
         follower = Follower(run_dir, plain, client, record["wes_run_id"], record.get("name") or "wes_run", poll, give_up)
         try:

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from WDL.runtime.config import Loader
 
+from .. import config
 from . import attachments
 
 
@@ -108,19 +109,16 @@ def engine_settings(parameters: List[EngineParameter], given: Dict[str, str], ba
 def engine_parameters(default_backend: str, cache_default: bool, cfg: Loader) -> List[EngineParameter]:
     """The allow list, with the defaults this server's configuration actually has."""
 
-    def current(section: str, key: str, fallback: str) -> str:
-        try:
-            return cfg[section].get(key, fallback) or fallback
-        except Exception:
-            return fallback
+    def current(section: str, key: str) -> str:
+        return config.option(cfg, section, key)
 
     return [
         EngineParameter("backend", "string", default_backend, description="container backend for the run's tasks"),
         EngineParameter("cache", "boolean", json.dumps(cache_default), description="reuse finished tasks from the call cache"),
-        EngineParameter("task_concurrency", "integer", current("scheduler", "task_concurrency", "0"), "scheduler", "task_concurrency", "tasks run at once (0: one per CPU)"),
-        EngineParameter("fail_fast", "boolean", current("scheduler", "fail_fast", "true"), "scheduler", "fail_fast", "stop the run when a task fails"),
-        EngineParameter("task_runtime_defaults", "json", compact_json(current("task_runtime", "defaults", "{}")), "task_runtime", "defaults", "runtime defaults for every task (JSON object)"),
-        EngineParameter("delete_work", "string", current("file_io", "delete_work", "false"), "file_io", "delete_work", "false | success | failure | always"),
+        EngineParameter("task_concurrency", "integer", current("scheduler", "task_concurrency"), "scheduler", "task_concurrency", "tasks run at once (0: one per CPU)"),
+        EngineParameter("fail_fast", "boolean", current("scheduler", "fail_fast"), "scheduler", "fail_fast", "stop the run when a task fails"),
+        EngineParameter("task_runtime_defaults", "json", compact_json(current("task_runtime", "defaults")), "task_runtime", "defaults", "runtime defaults for every task (JSON object)"),
+        EngineParameter("delete_work", "string", current("file_io", "delete_work"), "file_io", "delete_work", "false | success | failure | always"),
     ]
 
 

@@ -35,7 +35,7 @@ def serve_main(args: argparse.Namespace) -> int:
     from .store import RunStore
 
     cfg = config.load()
-    default_backend = resolve_backend(args.backend or cfg["jupyter"].get("backend"), cfg)
+    default_backend = resolve_backend(args.backend or config.option(cfg, "jupyter", "backend"), cfg)
     offered = [b.strip() for b in (args.backends or default_backend).split(",") if b.strip()]
     for name in offered:
         resolve_backend(name, cfg)  # unknown names fail here, naming the installed ones
@@ -48,7 +48,7 @@ def serve_main(args: argparse.Namespace) -> int:
         Path(os.path.expanduser(args.root)),
         backends=offered,
         default_backend=default_backend,
-        cache_default=cfg["jupyter"].get_bool("cache"),
+        cache_default=config.option(cfg, "jupyter", "cache", "bool"),
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_attachments=args.max_attachments,
         cfg=cfg,

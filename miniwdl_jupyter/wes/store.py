@@ -73,9 +73,9 @@ class RunStore:
         cache_default: bool,
         max_upload_bytes: int,
         max_attachments: int,
-        cfg: Optional[Loader] = None,
+        cfg: Loader,
     ):
-        self.cfg = cfg or config.load()  # one loader for every handle: attach() would load one each
+        self.cfg = cfg  # one loader (the server's) for every handle: attach() would load one each
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self.backends = backends
@@ -260,7 +260,7 @@ class RunStore:
         earlier run, which must be one the same user may read."""
         if not owner:
             return None
-        base = os.path.expanduser(self.cfg["call_cache"].get("dir", "~/.cache/miniwdl"))
+        base = os.path.expanduser(config.option(self.cfg, "call_cache", "dir"))
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", owner)[:40] + "-" + hashlib.sha256(owner.encode()).hexdigest()[:8]
         return os.path.join(base, "wes-users", safe)
 

@@ -14,7 +14,6 @@ Head-job settings: `[slurm] head_partition`, `head_account` (default: partition/
 from __future__ import annotations
 
 import functools
-import os
 import shlex
 import socket
 import subprocess
@@ -26,10 +25,11 @@ from WDL.runtime.config import Loader
 
 from .. import config as jupyter_config
 from .. import launch_record
-from ..backends.slurm import COMMENT_PREFIX, jobs_of_run
-from ..backends.slurm_jobs import FINAL_STATES, SlurmUnavailable, clean_environment, run_slurm
 from ..errors import BackendError
-from . import Launcher
+from ..launcher import Launcher
+from .companion import cancel_run_jobs
+from .jobs import FINAL_STATES, SlurmUnavailable, cancel_jobs, clean_environment, run_comment, run_slurm, squeue
+
 
 class SlurmLauncher(Launcher):
     name = "slurm"
@@ -68,7 +68,7 @@ class SlurmLauncher(Launcher):
             f"--chdir={cwd}",
             f"--output={launch_record.stdout_path(run_dir)}",
             f"--error={launch_record.stderr_path(run_dir)}",
-            f"--comment={COMMENT_PREFIX}{os.path.abspath(run_dir)}",
+            f"--comment={run_comment(str(run_dir))}",
             "--ntasks=1",
             "--export=ALL",  # the environment runs.py built for miniwdl (MINIWDL__* settings included)
         ]
@@ -87,15 +87,12 @@ class SlurmLauncher(Launcher):
         if not job_id:
             return None
         try:
-            proc = run_slurm(["squeue", "--noheader", "--states=all", f"--jobs={job_id}", "--format=%T|%N|%r"], retries=2)
+            found = squeue([job_id], retries=2).get(job_id)
         except SlurmUnavailable:
             return None
-        if proc.returncode != 0:
-            return {} if "Invalid job id" in proc.stderr else None
-        fields = (proc.stdout.strip().splitlines() or [""])[0].split("|")
-        if len(fields) < 3:
+        if found is None:
             return {}
-        return {"state": fields[0], "node": fields[1], "reason": fields[2]}
+        return {"state": found.state, "node": found.facts.get("node", ""), "reason": found.facts.get("reason", "")}
 
     def alive(self, record: Dict[str, Any], cfg: Loader) -> Optional[bool]:
         if "job_id" not in record:
@@ -116,11 +113,9 @@ class SlurmLauncher(Launcher):
                 while time.monotonic() < deadline and self.alive(record, cfg):
                     time.sleep(1.0)
             if self.alive(record, cfg):
-                run_slurm(["scancel", job_id])
+                cancel_jobs([job_id])
         # Task jobs of a miniwdl process that could not stop them itself (killed, or timed out).
-        leftover = jobs_of_run(str(run_dir))
-        if leftover:
-            run_slurm(["scancel", *leftover])
+        cancel_run_jobs(run_dir)
 
     def describe(self, record: Dict[str, Any], cfg: Loader) -> Dict[str, Any]:
         if "job_id" not in record:
@@ -129,6 +124,6 @@ class SlurmLauncher(Launcher):
         facts = {"job_id": record["job_id"], "state": found.get("state", "unknown")}
         if found.get("node"):
             facts["node"] = found["node"]
-        if found.get("reason") and found.get("reason") != "None":
+        if found.get("reason"):
             facts["reason"] = found["reason"]
         return facts

@@ -1,0 +1,22 @@
+"""Plugin registries of the notebook side (launchers, backend companions), like papermill's engines:
+built-ins named in code plus an entry-point group that other packages add to."""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Dict, List, Optional
+
+
+def names(group: str, builtin: Dict[str, str]) -> List[str]:
+    return sorted(set(builtin) | {ep.name for ep in entry_points(group=group)})
+
+
+def load(group: str, name: str, builtin: Dict[str, str]) -> Optional[type]:
+    """The class registered as `name` ("module:Class" in `builtin`, else the entry point), or None."""
+    target = builtin.get(name)
+    if target is not None:
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+    found = [ep for ep in entry_points(group=group) if ep.name == name]
+    return found[0].load() if found else None
