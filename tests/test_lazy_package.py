@@ -34,6 +34,9 @@ def test_importing_the_package_imports_neither_the_runs_layer_nor_ipython():
         # slurm composes the node runtimes' modules (container_cli, host_task), not their backends
         ("slurm", "miniwdl_jupyter.backends.docker_run"),
         ("slurm", "miniwdl_jupyter.backends.local"),
+        # aws_batch: the aws/ package's backend, without its launcher, submit CLI or mirror
+        ("aws_batch", "miniwdl_jupyter.backends.docker_run"),
+        ("aws_batch", "miniwdl_jupyter.aws.launcher"),
     ],
 )
 def test_miniwdl_loading_a_backend_plugin_does_not_import_the_runs_layer(backend, unrelated):
