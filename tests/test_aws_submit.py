@@ -232,3 +232,7 @@ def test_follow_a_submitted_run_whose_directory_is_not_visible(docker, aws_run, 
     files = run.outputs["files"]
     assert len(files) == 2 and all(str(f).startswith(f"{s3upload}/") for f in files)
     assert sorted(c.state for c in run.calls) == ["succeeded", "succeeded"]  # from the head job's log
+    # the same through the runs API, as for a WES run: attach("aws:<head job id>")
+    again = mj.attach(f"aws:{job_id}", root=tmp_path / "attached")
+    assert again.run_dir.parent == (tmp_path / "attached").resolve()
+    assert again.wait(timeout=300).status == "succeeded" and again.outputs["files"] == files

@@ -41,7 +41,8 @@ HEAD_MODULE = "miniwdl_jupyter.aws.head"  # what a head job runs: python3 -m HEA
 _LOCAL_ONLY_BACKENDS = ("docker_run", "docker_swarm", "podman", "auto", "")
 # Head-job status answers are kept this long: the monitor asks on every poll.
 _STATUS_TTL = 3.0
-_status_cache: Dict[str, tuple] = {}
+# Keyed by job id and mirror directory: each mirror of a job is brought up to date on its own.
+_status_cache: Dict[tuple, tuple] = {}
 _status_lock = threading.Lock()
 
 
@@ -147,7 +148,8 @@ class AwsLauncher(Launcher):
         if job_id:
             api.call(cfg, "terminate_job", settings=settings, what=f"head job {job_id}", jobId=job_id, reason="cancelled from miniwdl-jupyter")
         with _status_lock:
-            _status_cache.pop(str(job_id), None)
+            for key in [key for key in _status_cache if key[0] == job_id]:
+                del _status_cache[key]
         stopped = stop_run_jobs(cfg, str(run_dir), record.get("task_queues") or [], settings)
         if stopped:
             _logger.info("terminated %d task job(s) of %s", len(stopped), run_dir)
@@ -164,12 +166,20 @@ class AwsLauncher(Launcher):
                 facts["status_reason"] = job["statusReason"]
         return {k: v for k, v in facts.items() if v}
 
+    def follow(self, address: str, root: Path, cfg: Loader) -> Path:
+        """`attach("aws:JOB_ID")`: a local mirror of a submitted run whose directory this machine
+        cannot see, found by its head job's id (mirror.py)."""
+        from . import mirror
+
+        return mirror.mirror_run(address.split(":", 1)[1], root, cfg)
+
     def _job(self, record: Dict[str, Any], cfg: Loader) -> Optional[Dict[str, Any]]:
         job_id = record.get("job_id")
         if not job_id:
             return None
+        key = (job_id, record.get("mirror_dir"))
         with _status_lock:
-            cached = _status_cache.get(job_id)
+            cached = _status_cache.get(key)
             if cached and time.monotonic() - cached[0] < _STATUS_TTL:
                 return cached[1]
         try:
@@ -180,7 +190,7 @@ class AwsLauncher(Launcher):
         # A job unknown to Batch (expired from its history after days) is not alive.
         job = jobs[0] if jobs else {"jobId": job_id, "status": "FAILED", "statusReason": "no longer known to AWS Batch"}
         with _status_lock:
-            _status_cache[job_id] = (time.monotonic(), job)
+            _status_cache[key] = (time.monotonic(), job)
         if record.get("mirror_dir"):  # followed from a machine that does not see the run directory
             from . import mirror
 

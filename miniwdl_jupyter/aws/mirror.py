@@ -1,7 +1,8 @@
 """Following a `--submit aws` run from a machine that does not see its run directory (a laptop):
 a local run directory mirrors what AWS has, so the same monitor and views serve it.
 
-`follow(job_id)` makes `<run root>/<run name>/` with a launch record naming the head job; each time
+`attach("aws:JOB_ID")` (the aws launcher's `follow`, through `mirror_run` here) or `follow(job_id)`
+makes `<run root>/<run name>/` with a launch record naming the head job; each time
 the `aws` launcher is asked whether the run is alive it also brings the mirror up to date: the
 head job's CloudWatch log (miniwdl's JSON log lines, as `workflow.log.json`), and once the job has
 ended, `outputs.json` from the run's `--s3upload` prefix (outputs as s3:// URIs) or an `error.json`
@@ -27,11 +28,19 @@ from .jobs import TERMINAL, log_stream
 
 def follow(job_id: str, local_dir: Optional[os.PathLike] = None, *, cfg: Optional[Loader] = None) -> Any:
     """A Run handle on the submitted run whose head job is `job_id`, mirrored into `local_dir`
-    (default: its name under the run root)."""
-    from .. import config, run_dirs
-    from ..runs import Run
+    (default: its name under the run root). The same as `attach("aws:JOB_ID")`, with the mirror's
+    place chosen."""
+    from .. import run_dirs
+    from ..runs import Run, load_config
 
-    cfg = cfg or config.load()
+    loader = load_config(cfg)
+    root = run_dirs.prepare_root(run_dirs.run_root(loader))
+    return Run(mirror_run(job_id, root, loader, Path(local_dir) if local_dir else None), cfg=loader)
+
+
+def mirror_run(job_id: str, root: Path, cfg: Loader, local_dir: Optional[Path] = None) -> Path:
+    """The local mirror of the run whose head job is `job_id`: `local_dir`, or its run's name
+    under `root`, with a launch record naming the head job (written once)."""
     jobs = api.call(cfg, "describe_jobs", what=f"head job {job_id}", jobs=[job_id]).get("jobs", [])
     if not jobs:
         raise RunNotFound(f"AWS Batch knows no job {job_id} in this region (jobs are kept about a week)")
@@ -42,7 +51,7 @@ def follow(job_id: str, local_dir: Optional[os.PathLike] = None, *, cfg: Optiona
         raise RunNotFound(f"job {job_id} is not a miniwdl-jupyter head job (its command has no --run-dir)")
     remote = command[command.index("--run-dir") + 1]
     env = {e["name"]: e["value"] for e in container.get("environment", [])}
-    local = Path(local_dir) if local_dir else run_dirs.prepare_root(run_dirs.run_root(cfg)) / Path(remote).name
+    local = local_dir or root / Path(remote).name
     local.mkdir(parents=True, exist_ok=True)
     settings = api.aws_settings(cfg)
     if not launch_record.read(local):
@@ -62,7 +71,7 @@ def follow(job_id: str, local_dir: Optional[os.PathLike] = None, *, cfg: Optiona
                 "start_time": job.get("createdAt", time.time() * 1000) / 1000,
             },
         )
-    return Run(local.resolve(), cfg=cfg)
+    return local.resolve()
 
 
 def sync(record: Dict[str, Any], job: Dict[str, Any], cfg: Loader) -> None:
