@@ -51,14 +51,6 @@ def log_stream(job: Dict[str, Any]) -> Optional[str]:
     return stream
 
 
-def read_exit_code(path: str) -> Optional[int]:
-    try:
-        with open(path) as infile:  # a fresh open: NFS close-to-open consistency
-            return int(infile.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
 def queue_report(cfg: config.Loader, queue: str) -> List[Dict[str, Any]]:
     """The state of the compute environments behind a queue, to explain a job stuck RUNNABLE."""
     try:
