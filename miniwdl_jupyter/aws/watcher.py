@@ -9,7 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from WDL.runtime import config
 
@@ -38,30 +38,31 @@ def describe_jobs(cfg: config.Loader) -> Query:
     return query
 
 
-_watchers: Dict[tuple, JobWatcher] = {}
+# One per region and endpoint, with the configuration its calls use.
+_watchers: Dict[tuple, Tuple[JobWatcher, config.Loader]] = {}
 _watchers_lock = threading.Lock()
 
 
 def watcher(cfg: config.Loader) -> JobWatcher:
-    """The process's watcher of Batch jobs (one per region and endpoint)."""
+    """The process's watcher of Batch jobs."""
     settings = api.aws_settings(cfg)
     key = (settings["region"], settings["endpoint_url"])
     with _watchers_lock:
         if key not in _watchers:
             period = jupyter_config.option(cfg, "aws", "describe_period", "float")
-            _watchers[key] = JobWatcher("aws_batch", period, describe_jobs(cfg), chunk=DESCRIBE_LIMIT, lost_after=LOST_AFTER_POLLS)
-            _watchers[key].cfg = cfg  # type: ignore[attr-defined]  # for terminate_all
-        return _watchers[key]
+            made = JobWatcher("aws_batch", period, describe_jobs(cfg), chunk=DESCRIBE_LIMIT, lost_after=LOST_AFTER_POLLS)
+            _watchers[key] = (made, cfg)
+        return _watchers[key][0]
 
 
 def terminate_all(reason: str = "miniwdl run ended") -> List[str]:
     """TerminateJob for every job this process still follows and nobody cancelled yet (at exit:
     nothing is left RUNNABLE or RUNNING behind a miniwdl process that is gone)."""
     terminated = []
-    for key, follower in list(_watchers.items()):
+    for follower, cfg in list(_watchers.values()):
         for job_id in follower.claim_for_cancel(follower.active()):
             try:
-                api.call(follower.cfg, "terminate_job", jobId=job_id, reason=reason)  # type: ignore[attr-defined]
+                api.call(cfg, "terminate_job", jobId=job_id, reason=reason)
                 terminated.append(job_id)
             except Exception as exn:
                 _logger.warning("aws_batch could not terminate job %s: %s", job_id, exn)
