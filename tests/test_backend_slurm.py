@@ -55,10 +55,28 @@ def test_miniwdl_run_on_slurm_logs_job_id_node_and_state(slurm, tmp_path: Path) 
     events = json_events(next(run_dir.glob("call-greet-0*")) / "task.log.json")  # call-greet-0-a: the value is a tag
     submitted = [e for e in events if e["message"] == protocol.TASK_STARTED and e["backend"] == "slurm"]
     states = [e for e in events if e["message"] == protocol.TASK_JOB and e["backend"] == "slurm"]
-    assert len(submitted) == 1 and submitted[0]["job_id"].isdigit()
+    assert len(submitted) == 1
     assert {e["job_id"] for e in states} == {submitted[0]["job_id"]}
     assert states[-1]["state"] == "COMPLETED" and states[-1]["node"]
     assert not jobs_in_queue(run_dir)
+    # The three siblings became ready together: one job array (one sbatch), an element each, whose
+    # job output each call directory links to.
+    job_ids = {e["job_id"] for e in json_events(run_dir / "workflow.log.json") if e["message"] == protocol.TASK_JOB}
+    elements = sorted(job_id.split("_") for job_id in job_ids)
+    assert len(elements) == 3 and len({array for array, _ in elements}) == 1, elements
+    assert sorted(index for _, index in elements) == ["0", "1", "2"]
+    for call in run_dir.glob("call-greet-*"):
+        assert (call / "slurm.log.txt").is_symlink() and (call / "slurm.log.txt").exists()
+
+
+def test_array_window_zero_submits_one_job_per_task(slurm_cluster, tmp_path: Path) -> None:
+    wdl = write_wdl(tmp_path, "hello.wdl", HELLO_SCATTER_WDL)
+    run_dir = tmp_path / "run"
+    env = {"MINIWDL__SLURM__RUNTIME": "none", "MINIWDL__SLURM__ARRAY_WINDOW_SECONDS": "0"}
+    proc = miniwdl_run(wdl, "slurm", run_dir, {"names": ["a", "b"]}, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    job_ids = {e["job_id"] for e in json_events(run_dir / "workflow.log.json") if e["message"] == protocol.TASK_JOB}
+    assert len(job_ids) == 2 and all(job_id.isdigit() for job_id in job_ids), job_ids
 
 
 def test_cancel_leaves_no_job_in_the_queue_and_no_container(slurm, tmp_path: Path) -> None:

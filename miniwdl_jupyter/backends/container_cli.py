@@ -42,7 +42,7 @@ def container_name(container: TaskContainer) -> str:
 
 def container_command(container: TaskContainer) -> List[str]:
     """What runs inside the container: the command file, its output to the call's files."""
-    shell = container.cfg.get("task_runtime", "command_shell")
+    shell = jupyter_config.option(container.cfg, "task_runtime", "command_shell")
     return ["/bin/sh", "-c", f"{shell} ../command >> ../stdout.txt 2>> ../stderr.txt"]
 
 

@@ -25,6 +25,8 @@ from typing import Dict, List, Optional, Tuple
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime.task_container import TaskContainer
 
+from .. import config as jupyter_config
+
 # The process environment every task command starts from (besides the task's own env): what a
 # shell needs to find programs and speak UTF-8, taken from the caller's environment.
 BASE_ENVIRONMENT = ("PATH", "HOME", "LANG")
@@ -36,7 +38,7 @@ def invocation(container: TaskContainer, command_file: str) -> List[str]:
     """`command_shell command_file`, under `ulimit -d` when miniwdl set a memory_limit: the
     limit is set in the process that then becomes the shell, so every process of the command
     inherits it (setting it from Python after the start would race the command)."""
-    shell = container.cfg.get("task_runtime", "command_shell")
+    shell = jupyter_config.option(container.cfg, "task_runtime", "command_shell")
     memory_limit = container.runtime_values.get("memory_limit", 0)
     if memory_limit <= 0:
         return [shell, command_file]

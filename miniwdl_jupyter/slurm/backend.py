@@ -1,6 +1,7 @@
 """`slurm`: each task attempt is one SLURM batch job, submitted with `sbatch --parsable`.
 
-The job script (script.py) runs the command on the node inside the configured runtime (`docker`/
+Sibling attempts that ask for the same and become ready together (a scatter's calls) are submitted
+as one job array (arrays.py). The job script (script.py) runs the command on the node inside the configured runtime (`docker`/
 `podman`, `apptainer`/`singularity`, or `none`: straight on the node), in the call's work directory
 on a filesystem shared by this host and the nodes, and records the command's exit status next to
 it. The life of an attempt is the cluster template's (backends/cluster.py): no process or sbatch
@@ -36,7 +37,9 @@ from .. import config as jupyter_config
 from ..backends import container_cli
 from ..backends.cluster import ClusterJobContainer, Job, JobWatcher
 from ..errors import BackendError, ConfigError
+from ..backends.task_dir import run_dir_of
 from . import script
+from .arrays import ArraySubmitter, Attempt
 from .jobs import (
     INTERRUPTED_STATES,
     JobQuery,
@@ -59,6 +62,7 @@ class SlurmContainer(ClusterJobContainer, SubprocessBase):
 
     backend = "slurm"
     _watcher: Optional[JobWatcher] = None
+    _arrays: Optional[ArraySubmitter] = None  # None: one sbatch per attempt ([slurm] array_window_seconds = 0)
     _limits: Dict[str, int] = {}
 
     @classmethod
@@ -85,7 +89,9 @@ class SlurmContainer(ClusterJobContainer, SubprocessBase):
         accounting = accounting_enabled()
         period = jupyter_config.option(cfg, "slurm", "poll_seconds", "float")
         cls._watcher = JobWatcher("slurm", period, JobQuery(accounting), lost_after=_LOST_AFTER_POLLS)
-        if not cfg["scheduler"].get_int("task_concurrency", 0):
+        window = jupyter_config.option(cfg, "slurm", "array_window_seconds", "float")
+        cls._arrays = ArraySubmitter(window) if window > 0 else None
+        if not jupyter_config.option(cfg, "scheduler", "task_concurrency", "int"):
             # miniwdl sized its task thread pool before loading any backend: say so, once.
             logger.warning(
                 _(
@@ -102,6 +108,7 @@ class SlurmContainer(ClusterJobContainer, SubprocessBase):
                 largest_node_mem_mb=mem_mb,
                 accounting=accounting,
                 poll_seconds=period,
+                array_window_seconds=window,
             )
         )
 
@@ -172,7 +179,11 @@ class SlurmContainer(ClusterJobContainer, SubprocessBase):
         settings = self.settings()
         sbatch = self.prepare_submission(logger, settings, command)
         logger.info(_("slurm sbatch", args=" ".join(shlex.quote(a) for a in sbatch)))
-        return submit_job(sbatch, self.container_name, logger)
+        if self._arrays is None:
+            return submit_job(sbatch, self.container_name, logger)
+        attempt = Attempt(sbatch, self.container_name, sbatch[-1], self.host_dir, self.job_log)
+        shape = tuple(script.shape_arguments(self, settings))
+        return self._arrays.submit(shape, attempt, os.path.join(run_dir_of(self.host_dir), "slurm_arrays"), logger)
 
     def prepare_submission(self, logger: logging.Logger, settings: Dict[str, Any], command: str) -> List[str]:
         """Write this attempt's job script next to the call's other files; returns the sbatch argv."""

@@ -98,9 +98,11 @@ def run_slurm(
 
 
 def squeue(job_ids: Sequence[str], *, retries: int = 6) -> Dict[str, Sighting]:
-    """What `squeue --states=all` says of these jobs (those it still knows)."""
+    """What `squeue --states=all` says of these jobs (those it still knows). `--array`: the
+    elements of a job array (`<array id>_<i>`) each on their own line, even while pending."""
     proc = run_slurm(
-        ["squeue", "--noheader", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%N|%r|%l"], retries=retries
+        ["squeue", "--noheader", "--array", "--states=all", f"--jobs={','.join(job_ids)}", "--format=%i|%T|%N|%r|%l"],
+        retries=retries,
     )
     if proc.returncode != 0:
         # With a single id, squeue fails for a job it no longer knows; with several it lists the rest.
@@ -141,7 +143,7 @@ class JobQuery:
                 "--allocations",
                 f"--starttime={start}",
                 f"--jobs={','.join(job_ids)}",
-                "--format=JobIDRaw,State,NodeList,ExitCode",
+                "--format=JobID,State,NodeList,ExitCode",  # JobID: an array element is <array id>_<i>
             ]
         )
         rows = {}
@@ -182,14 +184,14 @@ def submit_job(sbatch: List[str], job_name: str, logger: logging.Logger) -> str:
         time.sleep(min(2**attempt, 30))
         found = run_slurm(["squeue", "--noheader", f"--name={job_name}", "--format=%i"]).stdout.split()
         if found:
-            return found[0]
+            return found[0].split("_")[0]  # an array's id, without its element
         logger.warning("sbatch timed out; submitting %s again: %s", job_name, proc.stderr.strip())
     raise BackendError(f"sbatch kept timing out for job {job_name}: slurmctld is not answering (`scontrol ping`)")
 
 
 def jobs_of_run(run_dir: str) -> List[str]:
     """Ids of the queued or running jobs submitted for a run directory (their comment names it)."""
-    proc = run_slurm(["squeue", "--noheader", "--format=%i|%k"])
+    proc = run_slurm(["squeue", "--noheader", "--array", "--format=%i|%k"])
     wanted = run_comment(run_dir)
     return [line.split("|", 1)[0] for line in proc.stdout.splitlines() if line.split("|", 1)[-1].strip() == wanted]
 

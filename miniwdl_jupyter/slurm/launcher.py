@@ -32,14 +32,14 @@ from .jobs import FINAL_STATES, SlurmUnavailable, cancel_jobs, clean_environment
 
 
 class SlurmLauncher(Launcher):
+    """The run's miniwdl process as a SLURM batch job (the head job), followed through squeue."""
+
     name = "slurm"
     # With `[jupyter] backend = auto`, a head job's tasks are SLURM jobs too (not containers on
     # whichever node the head job landed on).
     default_backend = "slurm"
 
-    def launch(
-        self, command: List[str], *, run_dir: Path, env: Mapping[str, str], cwd: Path, cfg: Loader
-    ) -> Optional[subprocess.Popen]:
+    def launch(self, command: List[str], *, run_dir: Path, env: Mapping[str, str], cwd: Path, cfg: Loader) -> Optional[subprocess.Popen]:
         script = launch_record.meta_dir(run_dir) / "head_job.sh"
         # exec: SIGTERM from scancel reaches miniwdl itself, which then stops its tasks cleanly.
         script.write_text(

@@ -22,15 +22,25 @@ from .jobs import run_comment
 
 
 def sbatch_arguments(container: Any, settings: Dict[str, Any], script: str, job_log: str) -> List[str]:
-    """`sbatch` command line for this attempt: resources from the runtime section, placement
-    from [slurm] settings; extra_args last so they can override anything."""
-    values = container.runtime_values
-    args = [
+    """`sbatch` command line for this attempt alone: its name, directory and output, then
+    shape_arguments(), then the script."""
+    return [
         "sbatch",
         "--parsable",
         f"--job-name={container_cli.container_name(container)}",
         f"--chdir={container.host_dir}",
         f"--output={job_log}",
+        *shape_arguments(container, settings),
+        script,
+    ]
+
+
+def shape_arguments(container: Any, settings: Dict[str, Any]) -> List[str]:
+    """The sbatch options that sibling attempts share when they ask for the same (arrays.py):
+    resources from the runtime section, placement from [slurm] settings, the run's comment;
+    extra_args last so they can override anything."""
+    values = container.runtime_values
+    args = [
         f"--comment={run_comment(run_dir_of(container.host_dir))}",
         "--ntasks=1",
         "--no-requeue",  # a lost node becomes NODE_FAIL here, and miniwdl's retry policy applies
@@ -55,7 +65,7 @@ def sbatch_arguments(container: Any, settings: Dict[str, Any], script: str, job_
         args.append(f"--account={settings['account']}")
     if settings["constraint"]:
         args.append(f"--constraint={settings['constraint']}")
-    return args + [str(a) for a in settings["extra_args"]] + [script]
+    return args + [str(a) for a in settings["extra_args"]]
 
 
 def job_script(container: Any, logger: logging.Logger, settings: Dict[str, Any], command: str) -> str:
