@@ -24,6 +24,7 @@ import os
 import shlex
 import subprocess
 import threading
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, List, Optional, Set, Tuple
@@ -105,6 +106,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
             poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
             self.write_command_file(command)
             mounts = self.prepare_mounts()  # once: it creates the mount points
+            started = time.time()
             while True:
                 if self.runtime_values.get("gpu", False) and self._gpus_unavailable:
                     self._gpus_unavailable_here(logger, self._gpus_unavailable)  # fails under require_gpu
@@ -123,8 +125,30 @@ class DockerRunContainer(ScheduledSubprocessBase):
                 f"`{self.cli_exe[0]} run` failed for image {image}: {cli_error}{_hint(cli_error)}",
                 details=[f"full output: {cli_log_path}"],
             )
+        if exit_code != 0 and self._ran_out_of_memory(started):
+            # miniwdl copies failure_info into error.json's CommandFailed: the user's explanation
+            limit = self.runtime_values["memory_limit"]
+            self.failure_info = {
+                **(self.failure_info or {}),
+                "message": f"task ran out of memory: the kernel killed it at its memory limit of {limit / 1e6:.0f} MB "
+                "(runtime.memory times [task_runtime] memory_limit_multiplier); raise runtime.memory",
+            }
         logger.notice(_("docker_run task exit", exit_code=exit_code))
         return exit_code
+
+    def _ran_out_of_memory(self, since: float) -> bool:
+        """Whether the daemon reported an OOM kill of this attempt's container (`--rm` removed it,
+        so its State.OOMKilled is gone; the daemon's event log still has it)."""
+        if self.runtime_values.get("memory_limit", 0) <= 0:
+            return False
+        filters = ["--filter", f"container={self.container_name}", "--filter", "event=oom"]
+        events = subprocess.run(
+            self.cli_exe + ["events", "--since", f"{since - 1:.3f}", "--until", f"{time.time():.3f}", *filters, "--format", "{{.Action}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        return events.returncode == 0 and "oom" in events.stdout
 
     def _attempt(
         self, logger: logging.Logger, terminating: Callable[[], bool], poll_stderr: Callable[[], None], invocation: List[str]

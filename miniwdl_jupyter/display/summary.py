@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 
 from ..files import tail_lines
 from ..monitor import CALL_STATES, FAILED, CallGroup, CallState, RunState
-from ..run_errors import cause_chain
+from ..run_errors import call_backend_message, cause_chain
 
 # Colours by state; one place so the widget, the board and the summary agree.
 STATE_COLOURS = {
@@ -134,8 +134,14 @@ def stderr_path(call: CallState) -> Optional[Path]:
     return call.dir / "stderr.txt" if call.dir else None
 
 
+def failure_reason(call: CallState) -> Optional[str]:
+    """What the backend said about a failed call (time limit, out of memory), if anything."""
+    return call_backend_message(call.dir) if call.state == FAILED else None
+
+
 def failure_html(call: CallState, tail: List[str]) -> str:
     code = f" (exit {call.exit_code})" if call.exit_code is not None else ""
+    reason = failure_reason(call)
     where = []
     if call.dir:
         where.append(f"log: <code>{esc(call.dir / 'task.log')}</code>")
@@ -145,13 +151,15 @@ def failure_html(call: CallState, tail: List[str]) -> str:
     body = "<pre style='margin:0.2em 0;max-height:12em;overflow:auto'>" + esc("\n".join(tail)) + "</pre>" if tail else ""
     return (
         f"<div style='border-left:3px solid {STATE_COLOURS['failed']};padding-left:0.5em;margin:0.3em 0'>"
-        f"<b>{esc(call.id)}</b> {esc(call.state)}{esc(code)}<br>{' &middot; '.join(where)}{body}</div>"
+        f"<b>{esc(call.id)}</b> {esc(call.state)}{esc(code)}{': ' + esc(reason) if reason else ''}"
+        f"<br>{' &middot; '.join(where)}{body}</div>"
     )
 
 
 def failure_text(call: CallState, tail: List[str]) -> str:
     code = f" (exit {call.exit_code})" if call.exit_code is not None else ""
-    lines = [f"{call.id} {call.state}{code}"]
+    reason = failure_reason(call)
+    lines = [f"{call.id} {call.state}{code}" + (f": {reason}" if reason else "")]
     if call.dir:
         lines.append(f"  log: {call.dir / 'task.log'}")
     lines += [f"  | {line}" for line in tail]
