@@ -184,9 +184,13 @@ def job_text(call: CallState) -> str:
 
 def run_error_text(state: RunState) -> str:
     """The run-level error message (error.json's innermost cause), when there is one."""
-    message = ""
-    for node in cause_chain(state.error):
+    message, chain = "", cause_chain(state.error)
+    for node in chain:
         message = node.get("message") or message or node.get("error", "")
+    if chain and chain[-1].get("error") == "CommandFailed" and not chain[-1].get("message"):
+        # miniwdl writes no message for a failed command (a backend's explanation would be one)
+        task = next((node["task"] for node in reversed(chain) if node.get("task")), "a task")
+        message = f"task {task} exited with status {chain[-1].get('exit_status')}"
     return message
 
 
