@@ -125,29 +125,21 @@ class DockerRunContainer(ScheduledSubprocessBase):
                 f"`{self.cli_exe[0]} run` failed for image {image}: {cli_error}{_hint(cli_error)}",
                 details=[f"full output: {cli_log_path}"],
             )
-        if exit_code != 0 and self._ran_out_of_memory(started):
-            # miniwdl copies failure_info into error.json's CommandFailed: the user's explanation
-            limit = self.runtime_values["memory_limit"]
-            self.failure_info = {
-                **(self.failure_info or {}),
-                "message": f"task ran out of memory: the kernel killed it at its memory limit of {limit / 1e6:.0f} MB "
-                "(runtime.memory times [task_runtime] memory_limit_multiplier); raise runtime.memory",
-            }
+        # miniwdl puts failure_info in error.json's CommandFailed (None again: a retry fails on its own)
+        limit = f"{self.runtime_values.get('memory_limit', 0) / 1e6:.0f} MB (runtime.memory times [task_runtime] memory_limit_multiplier)"
+        oom = f"task ran out of memory: the kernel killed it at its memory limit of {limit}; raise runtime.memory"
+        self.failure_info = {"message": oom} if exit_code != 0 and self._ran_out_of_memory(started) else None
         logger.notice(_("docker_run task exit", exit_code=exit_code))
         return exit_code
 
     def _ran_out_of_memory(self, since: float) -> bool:
-        """Whether the daemon reported an OOM kill of this attempt's container (`--rm` removed it,
-        so its State.OOMKilled is gone; the daemon's event log still has it)."""
+        """Whether the daemon saw this attempt's container killed for memory (`--rm` removed it and
+        its State.OOMKilled; the daemon's event log keeps an `oom` event)."""
         if self.runtime_values.get("memory_limit", 0) <= 0:
             return False
-        filters = ["--filter", f"container={self.container_name}", "--filter", "event=oom"]
-        events = subprocess.run(
-            self.cli_exe + ["events", "--since", f"{since - 1:.3f}", "--until", f"{time.time():.3f}", *filters, "--format", "{{.Action}}"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        query = ["events", "--since", f"{since - 1:.3f}", "--until", f"{time.time():.3f}", "--format", "{{.Action}}"]
+        query += ["--filter", f"container={self.container_name}", "--filter", "event=oom"]
+        events = subprocess.run(self.cli_exe + query, capture_output=True, text=True, timeout=30)
         return events.returncode == 0 and "oom" in events.stdout
 
     def _attempt(
