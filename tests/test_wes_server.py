@@ -16,7 +16,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, status_code_conformance
 
+import miniwdl_jupyter as mj
 from conftest import TEST_IMAGE
+from miniwdl_jupyter.errors import TaskFailed
 from miniwdl_jupyter.wes import attachments
 from wes_fixtures import (  # noqa: F401 - fixtures
     _schemathesis_schema,
@@ -392,7 +394,7 @@ def test_a_cached_rerun_serves_its_outputs(api: WES):
     assert ids[0] in origin and "call-greet-0" in origin, origin  # the first run's call directory
 
 
-def test_a_backend_explanation_reaches_the_task_log(wes_base: Path, docker):
+def test_a_backend_explanation_reaches_the_task_log(wes_base: Path, docker, workdir: Path):
     env = {**server_env(wes_base), "MINIWDL__TASK_RUNTIME__MEMORY_LIMIT_MULTIPLIER": "1"}  # docker_run --memory
     srv = Server(wes_base / "memroot", env, "--backend", "docker_run", "--backends", "docker_run").start()
     try:
@@ -405,6 +407,9 @@ def test_a_backend_explanation_reaches_the_task_log(wes_base: Path, docker):
         explanation = "task ran out of memory: the kernel killed it at its memory limit of 64 MB"
         assert any(line.startswith("reason=" + explanation) for line in task["system_logs"]), task["system_logs"]
         assert any(explanation in line for line in log["run_log"]["system_logs"]), log["run_log"]["system_logs"]
+        # and a notebook following such a run on the server raises a TaskFailed that says so
+        with pytest.raises(TaskFailed, match=explanation):
+            mj.run(OUT_OF_MEMORY.replace("IMAGE", docker), {}, wes=srv.url)
     finally:
         srv.stop()
 
