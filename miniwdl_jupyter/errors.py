@@ -84,7 +84,8 @@ class RunFailed(MiniwdlJupyterError):
 
 
 class TaskFailed(RunFailed):
-    """A task's own command failed: exit code, the tail of its stderr, where its logs are."""
+    """A task's own command failed: exit code, what the backend knows of why (a time limit,
+    out of memory), the tail of its stderr, where its logs are."""
 
     title = "Task failed"
 
@@ -93,6 +94,7 @@ class TaskFailed(RunFailed):
         call: str,
         *,
         exit_code: Optional[int],
+        reason: Optional[str] = None,
         stderr_tail: Sequence[str] = (),
         stderr_file: Optional[Path] = None,
         log_file: Optional[Path] = None,
@@ -108,11 +110,11 @@ class TaskFailed(RunFailed):
             details.append(f"stderr: {stderr_file}")
         if log_file:
             details.append(f"log:    {log_file}")
-        super().__init__(
-            f"{call} exited with status {exit_code}", run_dir=run_dir, details=details, error=error
-        )
+        message = f"{call} exited with status {exit_code}" + (f": {reason}" if reason else "")
+        super().__init__(message, run_dir=run_dir, details=details, error=error)
         self.call = call
         self.exit_code = exit_code
+        self.reason = reason
         self.stderr_tail = list(stderr_tail)
         self.stderr_file = stderr_file
         self.log_file = log_file
@@ -140,6 +142,7 @@ class NotebookFailed(TaskFailed):
         super().__init__(
             task_failed.call,
             exit_code=task_failed.exit_code,
+            reason=task_failed.reason,
             stderr_file=task_failed.stderr_file,
             log_file=task_failed.log_file,
             run_dir=task_failed.run_dir,

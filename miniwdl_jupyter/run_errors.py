@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -42,6 +43,28 @@ def cause_chain(error: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return chain
 
 
+def backend_message(error: Optional[Dict[str, Any]]) -> Optional[str]:
+    """What the backend said about a failed command (a time limit, running out of memory...).
+    miniwdl writes no message for a CommandFailed, only the `more_info` a backend attached to it
+    (TaskContainer.failure_info, or the CommandFailed a backend raised): a message there is the
+    backend's own."""
+    chain = cause_chain(error)
+    root = chain[-1] if chain else {}
+    message = root.get("message") if root.get("error") == "CommandFailed" else None
+    return message if isinstance(message, str) and message else None
+
+
+def call_backend_message(call_dir: Optional[Path]) -> Optional[str]:
+    """backend_message() of a failed call, from the error.json miniwdl wrote in its directory
+    (its log line drops the message: the JSON log's own `message` field takes the place)."""
+    if call_dir is None:
+        return None
+    try:
+        return backend_message(json.loads((call_dir / "error.json").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
 def is_cancellation(error: Optional[Dict[str, Any]]) -> bool:
     return any(node.get("error") in ("Terminated", "Cancelled") for node in cause_chain(error))
 
@@ -61,6 +84,7 @@ def error_from_json(error: Dict[str, Any], run_dir: Path, *, cancelled: bool = F
         return TaskFailed(
             call,
             exit_code=root_cause.get("exit_status"),
+            reason=backend_message(error),
             stderr_tail=tail_lines(stderr_file, STDERR_TAIL_LINES),
             stderr_file=stderr_file,
             log_file=call_dir / "task.log",

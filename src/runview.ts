@@ -27,6 +27,7 @@ export interface IRunRecord {
     call: string;
     state: string;
     exit_code?: number | null;
+    reason?: string | null; // what the backend said: a time limit, out of memory
     log?: string | null;
     stderr?: string | null;
     stderr_tail?: string[];
@@ -140,7 +141,8 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
   private failure(r: IRunRecord): HTMLElement {
     const f = r.failure!;
     const code = f.exit_code !== null && f.exit_code !== undefined ? ` (exit ${f.exit_code})` : '';
-    const node = el('div', { className: 'miniwdl-run-failure' }, el('b', { text: f.call }), ` ${f.state}${code}`);
+    const reason = f.reason ? `: ${f.reason}` : '';
+    const node = el('div', { className: 'miniwdl-run-failure' }, el('b', { text: f.call }), ` ${f.state}${code}${reason}`);
     const where: (string | Node)[] = [];
     if (f.log) {
       where.push('log: ', el('code', { text: f.log }));

@@ -44,6 +44,15 @@ task crash {
   command <<< echo "reading sample 3: bad header" >&2; exit 3 >>>
 }
 """
+HUNGRY = """version 1.1
+workflow hungry {
+  call eat
+}
+task eat {
+  command <<< x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo "${#x}" >>>
+  runtime { docker: "IMAGE" memory: "64M" }
+}
+"""
 SLEEPY = """version 1.1
 workflow sleepy {
   call nap
@@ -195,6 +204,20 @@ def test_saved_notebook_reopened_untrusted_shows_the_run(workdir, jupyterlab, br
     link = page.locator(".miniwdl-run-outputs a")
     assert link.inner_text() == "out.txt" and "out.txt" in link.get_attribute("href")
     page.screenshot(path=str(ARTIFACTS / "lab-reopened-untrusted.png"))
+
+
+def test_the_run_renderer_says_what_the_backend_knows_of_a_failure(docker, workdir, jupyterlab, browser_page):
+    """A task killed at its memory limit: the renderer says so, not only "exit 137"."""
+    base, token = jupyterlab
+    (workdir / "limits.cfg").write_text("[task_runtime]\nmemory_limit_multiplier = 1\n")  # docker_run --memory
+    hungry = HUNGRY.replace("IMAGE", docker)
+    write_notebook(workdir / "oom.ipynb", "%load_ext miniwdl_jupyter", "%%wdl -o oom --backend docker_run --no-cache --cfg limits.cfg\n" + hungry)
+    page = browser_page
+    open_notebook(page, base, token, "oom.ipynb")
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    page.wait_for_selector(".miniwdl-run-summary[data-status='failed'] .miniwdl-run-failure", timeout=150_000)
+    failed = page.inner_text(".miniwdl-run-summary[data-status='failed'] .miniwdl-run-failure")
+    assert "call-eat failed (exit 137): task ran out of memory: the kernel killed it at its memory limit of 64 MB" in failed, failed
 
 
 def test_live_view_tells_what_happens_and_keeps_raw_lines_behind_a_toggle(workdir, jupyterlab, browser_page):

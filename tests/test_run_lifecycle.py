@@ -77,6 +77,15 @@ def test_killing_the_runner_leaves_no_local_task_running(docker, workdir):
     assert len(handle.error._render_traceback_()) <= 6
 
 
+def test_local_tasks_end_with_their_killed_runner_though_nobody_watches(docker, workdir):
+    handle = _start_sleepers(docker, "local")
+    _wait_until(lambda: len(_processes_inside(handle.run_dir)) >= 2, what="task processes")
+    os.killpg(launch_record.read(handle.run_dir)["pid"], signal.SIGKILL)  # miniwdl's whole group, no cleanup
+    # Nobody waits on or cancels the run (poll() only reads its directory; it stops nothing).
+    _wait_until(lambda: handle.poll().status == "failed", 60, "the run reads failed")
+    _wait_until(lambda: not _processes_inside(handle.run_dir), 2, "no task process 2 s after the run reads failed")
+
+
 def test_cancel_of_a_killed_docker_run_removes_its_containers(docker, workdir):
     handle = _start_sleepers(docker, "docker_run")
     _wait_until(lambda: len(_containers_of(handle.run_dir)) == 2, what="2 containers")

@@ -16,12 +16,15 @@ import pytest
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, status_code_conformance
 
+import miniwdl_jupyter as mj
 from conftest import TEST_IMAGE
+from miniwdl_jupyter.errors import TaskFailed
 from miniwdl_jupyter.wes import attachments
 from wes_fixtures import (  # noqa: F401 - fixtures
     _schemathesis_schema,
     FAILING,
     ONE_TASK,
+    OUT_OF_MEMORY,
     SCATTER_LIB,
     SCATTER_MAIN,
     SPEC_FILE,
@@ -382,6 +385,33 @@ def test_a_cached_rerun_serves_its_outputs(api: WES):
     second = api.run_log(ids[1])
     assert any("cached=true" in t["system_logs"] for t in second["task_logs"]), "the second run reused the first's task"
     assert [api.http.get(u).text for u in second["outputs"]["hello.files"]] == ["hi cache-me\n"]
+    # The cache hit ran nothing: its task log is the original call's, and says where that is.
+    (original,), (cached,) = api.run_log(ids[0])["task_logs"], second["task_logs"]
+    assert cached["exit_code"] == original["exit_code"] == 0
+    assert api.http.get(cached["stderr"]).text == api.http.get(original["stderr"]).text == "said cache-me\n"
+    assert cached["cmd"] == original["cmd"]
+    (origin,) = [line for line in cached["system_logs"] if line.startswith("cached_from=")]
+    assert ids[0] in origin and "call-greet-0" in origin, origin  # the first run's call directory
+
+
+def test_a_backend_explanation_reaches_the_task_log(wes_base: Path, docker, workdir: Path):
+    env = {**server_env(wes_base), "MINIWDL__TASK_RUNTIME__MEMORY_LIMIT_MULTIPLIER": "1"}  # docker_run --memory
+    srv = Server(wes_base / "memroot", env, "--backend", "docker_run", "--backends", "docker_run").start()
+    try:
+        api = WES(srv.url)
+        run_id = api.submit(OUT_OF_MEMORY.replace("IMAGE", docker), {}, url="hungry.wdl", engine={"cache": "false"}).json()["run_id"]
+        assert api.wait(run_id) == "EXECUTOR_ERROR"
+        log = api.run_log(run_id)
+        (task,) = log["task_logs"]
+        assert task["exit_code"] == 137
+        explanation = "task ran out of memory: the kernel killed it at its memory limit of 64 MB"
+        assert any(line.startswith("reason=" + explanation) for line in task["system_logs"]), task["system_logs"]
+        assert any(explanation in line for line in log["run_log"]["system_logs"]), log["run_log"]["system_logs"]
+        # and a notebook following such a run on the server raises a TaskFailed that says so
+        with pytest.raises(TaskFailed, match=explanation):
+            mj.run(OUT_OF_MEMORY.replace("IMAGE", docker), {}, wes=srv.url)
+    finally:
+        srv.stop()
 
 
 def test_serve_refuses_bad_options_in_one_line(tmp_path: Path):

@@ -55,6 +55,16 @@ task echo_it {
   runtime { docker: "IMAGE" }
 }
 """
+# Runs out of memory under a 64 MB limit (the server sets [task_runtime] memory_limit_multiplier)
+OUT_OF_MEMORY = """version 1.1
+workflow hungry {
+  call eat
+}
+task eat {
+  command <<< x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo "${#x}" >>>
+  runtime { docker: "IMAGE" memory: "64M" }
+}
+"""
 FAILING = """version 1.1
 workflow fails {
   call boom

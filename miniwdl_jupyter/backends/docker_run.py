@@ -23,6 +23,7 @@ import os
 import shlex
 import subprocess
 import threading
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, List, Optional, Set, Tuple
@@ -93,6 +94,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
             poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
             self.write_command_file(command)
             mounts = self.prepare_mounts()  # once: it creates the mount points
+            started = time.time()
             while True:
                 if self.runtime_values.get("gpu", False) and self._gpus_unavailable:
                     self._gpus_unavailable_here(logger, self._gpus_unavailable)  # fails under require_gpu
@@ -111,8 +113,22 @@ class DockerRunContainer(ScheduledSubprocessBase):
                 f"`{self.cli_exe[0]} run` failed for image {image}: {cli_error}{_hint(cli_error)}",
                 details=[f"full output: {cli_log_path}"],
             )
-        protocol.task_exit(logger, "docker_run", exit_code)
+        # miniwdl puts failure_info in error.json's CommandFailed (None again: a retry fails on its own)
+        limit = f"{self.runtime_values.get('memory_limit', 0) / 1e6:.0f} MB (runtime.memory times [task_runtime] memory_limit_multiplier)"
+        oom = f"task ran out of memory: the kernel killed it at its memory limit of {limit}; raise runtime.memory"
+        self.failure_info = {"message": oom} if exit_code != 0 and self._ran_out_of_memory(started) else None
+        protocol.task_exit(logger, "docker_run", exit_code, message=oom if self.failure_info else None)
         return exit_code
+
+    def _ran_out_of_memory(self, since: float) -> bool:
+        """Whether the daemon saw this attempt's container killed for memory (`--rm` removed it and
+        its State.OOMKilled; the daemon's event log keeps an `oom` event)."""
+        if self.runtime_values.get("memory_limit", 0) <= 0:
+            return False
+        query = ["events", "--since", f"{since - 1:.3f}", "--until", f"{time.time():.3f}", "--format", "{{.Action}}"]
+        query += ["--filter", f"container={self.container_name}", "--filter", "event=oom"]
+        events = subprocess.run(self.cli_exe + query, capture_output=True, text=True, timeout=30)
+        return events.returncode == 0 and "oom" in events.stdout
 
     def _attempt(
         self, logger: logging.Logger, terminating: Callable[[], bool], poll_stderr: Callable[[], None], invocation: List[str]

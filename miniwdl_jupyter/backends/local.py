@@ -40,6 +40,7 @@ from .. import config as jupyter_config
 from .. import protocol
 from . import host_task
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
+from .task_reaper import TaskReaper
 
 # Runtime keys that only a container can act on, and what the notice about each says.
 IGNORED_RUNTIME = {
@@ -93,19 +94,24 @@ class LocalContainer(ScheduledSubprocessBase):
                     env=self._environment(),
                     start_new_session=True,  # its own process group: cancel kills all of it
                 )
+            # ...and so does the reaper, should this process die without doing it
+            TaskReaper.watch(proc.pid, jupyter_config.option(self.cfg, "local", "kill_grace_seconds", "float"))
             try:
                 protocol.task_running(logger, "local", pid=proc.pid)
                 with self.task_running_context():
                     exit_code = wait_unless_terminating(proc, terminating, poll_stderr)
             except BaseException:
                 self._kill_group(proc)
+                TaskReaper.forget(proc.pid)
                 raise
             if exit_code is None:
                 self._kill_group(proc)
+                TaskReaper.forget(proc.pid)
                 raise Terminated()
             # Background children the command left behind would outlive the task (a container's
             # would not): end them too.
             _signal_group(proc.pid, signal.SIGKILL)
+            TaskReaper.forget(proc.pid)
             self._warn_of_changed_inputs(logger, linked)
         protocol.task_exit(logger, "local", exit_code)
         return exit_code

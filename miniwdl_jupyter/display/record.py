@@ -92,6 +92,7 @@ def run_record(run: Any, state: RunState, view: Any) -> Dict[str, Any]:
             "call": failed.id,
             "state": failed.state,
             "exit_code": failed.exit_code,
+            "reason": summary.failure_reason(failed),
             "log": str(failed.dir / "task.log") if failed.dir else None,
             "stderr": str(path) if path else None,
             "stderr_tail": view.stderr_tail(failed),

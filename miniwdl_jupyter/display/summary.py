@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 from .. import protocol
 from ..files import tail_lines
 from ..monitor import CALL_STATES, FAILED, CallGroup, CallState, RunState
-from ..run_errors import cause_chain
+from ..run_errors import call_backend_message, cause_chain
 
 # Colours by state; one place so the widget, the board and the summary agree.
 STATE_COLOURS = {
@@ -135,8 +135,14 @@ def stderr_path(call: CallState) -> Optional[Path]:
     return protocol.stderr_file(call.dir, call.attempt) if call.dir else None
 
 
+def failure_reason(call: CallState) -> Optional[str]:
+    """What the backend said about a failed call (time limit, out of memory), if anything."""
+    return call_backend_message(call.dir) if call.state == FAILED else None
+
+
 def failure_html(call: CallState, tail: List[str]) -> str:
     code = f" (exit {call.exit_code})" if call.exit_code is not None else ""
+    reason = failure_reason(call)
     where = []
     if call.dir:
         where.append(f"log: <code>{esc(call.dir / 'task.log')}</code>")
@@ -146,13 +152,15 @@ def failure_html(call: CallState, tail: List[str]) -> str:
     body = "<pre style='margin:0.2em 0;max-height:12em;overflow:auto'>" + esc("\n".join(tail)) + "</pre>" if tail else ""
     return (
         f"<div style='border-left:3px solid {STATE_COLOURS['failed']};padding-left:0.5em;margin:0.3em 0'>"
-        f"<b>{esc(call.id)}</b> {esc(call.state)}{esc(code)}<br>{' &middot; '.join(where)}{body}</div>"
+        f"<b>{esc(call.id)}</b> {esc(call.state)}{esc(code)}{': ' + esc(reason) if reason else ''}"
+        f"<br>{' &middot; '.join(where)}{body}</div>"
     )
 
 
 def failure_text(call: CallState, tail: List[str]) -> str:
     code = f" (exit {call.exit_code})" if call.exit_code is not None else ""
-    lines = [f"{call.id} {call.state}{code}"]
+    reason = failure_reason(call)
+    lines = [f"{call.id} {call.state}{code}" + (f": {reason}" if reason else "")]
     if call.dir:
         lines.append(f"  log: {call.dir / 'task.log'}")
     lines += [f"  | {line}" for line in tail]
@@ -177,9 +185,13 @@ def job_text(call: CallState) -> str:
 
 def run_error_text(state: RunState) -> str:
     """The run-level error message (error.json's innermost cause), when there is one."""
-    message = ""
-    for node in cause_chain(state.error):
+    message, chain = "", cause_chain(state.error)
+    for node in chain:
         message = node.get("message") or message or node.get("error", "")
+    if chain and chain[-1].get("error") == "CommandFailed" and not chain[-1].get("message"):
+        # miniwdl writes no message for a failed command (a backend's explanation would be one)
+        task = next((node["task"] for node in reversed(chain) if node.get("task")), "a task")
+        message = f"task {task} exited with status {chain[-1].get('exit_status')}"
     return message
 
 

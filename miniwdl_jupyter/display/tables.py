@@ -7,7 +7,7 @@ import time
 from typing import Iterable, List, Sequence, Tuple
 
 from ..monitor import FAILED, FINISHED_CALL_STATES
-from .summary import format_duration
+from .summary import format_duration, run_error_text
 
 
 class Table:
@@ -50,9 +50,11 @@ def runs_table(runs) -> Table:  # type: ignore[no-untyped-def]
                 f"{finished}/{state.task_calls}",
                 str(state.counts[FAILED]),
                 state.backend or "-",
+                run_error_text(state) if state.status == FAILED else "",
             )
         )
-    return Table(["run", "status", "started", "duration", "calls done", "failed", "backend"], rows, "(no runs yet)")
+    headers = ["run", "status", "started", "duration", "calls done", "failed", "backend", "error"]
+    return Table(headers, rows, "(no runs yet)")
 
 
 def config_table(rows) -> Table:  # type: ignore[no-untyped-def]

@@ -105,6 +105,9 @@ class Follower:
                     stderr_file = self._fetch(task.get("stderr"), protocol.stderr_file(call_dir))
                     error = {"EXECUTOR_ERROR": "CommandFailed", "PREEMPTED": "Interrupted"}.get(state, "WESSystemError")
                     fields: Dict[str, Any] = {"message": _task_message(task, state)}
+                    if error == "CommandFailed":  # as miniwdl writes one: a message only from the backend
+                        fields.pop("message")
+                        fields.update(_backend_reason(task))
                     if isinstance(exit_code, int):
                         fields["exit_status"] = exit_code
                     if stderr_file:
@@ -174,6 +177,14 @@ def _task_message(task: Dict[str, Any], state: str) -> str:
             except ValueError:
                 break
     return f"task {task.get('name', task.get('id'))} ended {state} on the WES server"
+
+
+def _backend_reason(task: Dict[str, Any]) -> Dict[str, str]:
+    """{"message": the backend's explanation of a failed command} from our server's `reason=`."""
+    for line in task.get("system_logs") or []:
+        if isinstance(line, str) and line.startswith("reason="):
+            return {"message": line[len("reason="):]}
+    return {}
 
 
 def _call_path(task_id: str, name: str) -> str:

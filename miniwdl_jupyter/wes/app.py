@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -24,7 +23,7 @@ from starlette.routing import Match
 
 from .. import __version__, launch_record
 from ..monitor import CallState
-from . import states
+from . import states, task_logs
 from .auth import TokenMap
 from .run_request import WESError, miniwdl_version, wdl_versions
 from .store import RUN_ID_LENGTH, Entry, RunStore
@@ -203,7 +202,7 @@ def create_app(store: RunStore, tokens: Optional[TokenMap] = None) -> FastAPI:
             "state": info["state"],
             "run_log": run_log,
             "task_logs_url": base + "/tasks",
-            "task_logs": [_task_log(request, run_id, c) for c in tasks] if len(tasks) <= MAX_INLINE_TASK_LOGS else None,
+            "task_logs": [_task_log(request, store, entry, c) for c in tasks] if len(tasks) <= MAX_INLINE_TASK_LOGS else None,
             "outputs": _outputs(state.outputs, entry.run_dir, base) if info["state"] == states.COMPLETE else {},
         }
         return body
@@ -228,12 +227,12 @@ def create_app(store: RunStore, tokens: Optional[TokenMap] = None) -> FastAPI:
         start = _offset_token(page_token)
         chosen = tasks[start : start + size]
         next_token = str(start + size) if start + size < len(tasks) else ""
-        return {"task_logs": [_task_log(request, run_id, c) for c in chosen], "next_page_token": next_token}
+        return {"task_logs": [_task_log(request, store, entry, c) for c in chosen], "next_page_token": next_token}
 
     @app.get(BASE + "/runs/{run_id}/tasks/{task_id}")
     def get_task(request: Request, run_id: str, task_id: str) -> Dict[str, Any]:
         entry = find(request, run_id)
-        return _task_log(request, run_id, _find_task(store, entry, task_id))
+        return _task_log(request, store, entry, _find_task(store, entry, task_id))
 
     # -- files the responses link to ------------------------------------------------------------------
     @app.get(BASE + "/runs/{run_id}/stdout")
@@ -252,7 +251,7 @@ def create_app(store: RunStore, tokens: Optional[TokenMap] = None) -> FastAPI:
         if stream not in ("stdout", "stderr"):
             raise WESError(404, f"tasks have stdout and stderr, not {stream!r}")
         call = _find_task(store, entry, task_id)
-        return _text_file(_latest_stream(call, stream))
+        return _text_file(task_logs.task_stream(call, stream, store.call_cache_dir(entry)))
 
     @app.get(BASE + "/runs/{run_id}/outputs/{path:path}")
     def output_file(request: Request, run_id: str, path: str) -> Response:
@@ -317,9 +316,8 @@ def _run_url(request: Request, run_id: str) -> str:
     return str(request.base_url).rstrip("/") + f"{BASE}/runs/{run_id}"
 
 
-def task_id_of(call: CallState) -> str:
-    """A call id ("call-sub/call-greet-0") as a URL path segment: "/" -> "." (never in call ids)."""
-    return call.id.replace("/", ".")
+def _task_log(request: Request, store: RunStore, entry: Entry, call: CallState) -> Dict[str, Any]:
+    return task_logs.task_log(_run_url(request, entry.run_id), call, store.call_cache_dir(entry))
 
 
 def _find_task(store: RunStore, entry: Entry, task_id: str) -> CallState:
@@ -328,41 +326,6 @@ def _find_task(store: RunStore, entry: Entry, task_id: str) -> CallState:
     if call is None or call.kind != "task":
         raise WESError(404, f"run {entry.run_id} has no task {task_id!r}")
     return call
-
-
-def _task_log(request: Request, run_id: str, call: CallState) -> Dict[str, Any]:
-    task_id = task_id_of(call)
-    url = _run_url(request, run_id) + f"/tasks/{task_id}"
-    name = call.name + (f"[{call.scatter_index}]" if call.scatter_index else "")
-    log: Dict[str, Any] = {"id": task_id, "name": name, "stdout": url + "/stdout", "stderr": url + "/stderr"}
-    if call.start_time:
-        log["start_time"] = states.iso(call.start_time)
-    if call.end_time and call.state in ("succeeded", "cached", "failed", "cancelled"):
-        log["end_time"] = states.iso(call.end_time)
-    if call.exit_code is not None:
-        log["exit_code"] = call.exit_code
-    command = call.dir / "command" if call.dir else None
-    if command is not None and command.is_file():
-        log["cmd"] = [command.read_text(errors="replace")[:65536]]
-    system_logs = [f"state={states.call_state(call)}", f"attempt={call.attempt}"]
-    if call.cached:
-        system_logs.append("cached=true")
-    if call.error:
-        system_logs.append("error=" + json.dumps({k: v for k, v in call.error.items() if k in ("error", "message", "exit_status")}))
-    log["system_logs"] = system_logs
-    return log
-
-
-def _latest_stream(call: CallState, stream: str) -> Optional[Path]:
-    """stdout.txt / stderr.txt of the latest attempt (miniwdl numbers retries' files 2, 3...)."""
-    if call.dir is None:
-        return None
-    best = call.dir / f"{stream}.txt"
-    for n in range(2, call.attempt + 1):
-        candidate = call.dir / f"{stream}{n}.txt"
-        if candidate.exists():
-            best = candidate
-    return best
 
 
 def _text_file(path: Optional[Path]) -> Response:

@@ -255,7 +255,11 @@ class RunStore:
             return None
         return target if other is not None and other.owner == entry.owner else None
 
-    def _call_cache_dir(self, owner: str) -> Optional[str]:
+    def call_cache_dir(self, entry: Entry) -> str:
+        """The call cache `entry`'s run used."""
+        return self._call_cache_dir(entry.owner) or os.path.expanduser(self.cfg["call_cache"].get("dir", "~/.cache/miniwdl"))
+
+    def _call_cache_dir(self, owner: Optional[str]) -> Optional[str]:
         """Each user's own call cache (when tokens name users): a cache hit reuses the files of an
         earlier run, which must be one the same user may read."""
         if not owner:
