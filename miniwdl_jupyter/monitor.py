@@ -19,7 +19,7 @@ from typing import Any, Deque, Dict, List, Optional, Set
 
 from WDL.runtime.config import Loader
 
-from . import config, launch_record
+from . import config, launch_record, protocol
 from .errors import ConfigError
 from .files import tail_lines
 from .launchers import get_launcher
@@ -62,6 +62,8 @@ class CallState:
     job: Dict[str, Any] = field(default_factory=dict)
     cached: bool = False
     error: Optional[Dict[str, Any]] = None  # the failure's fields from the log
+    gpus: List[str] = field(default_factory=list)  # the devices reserved for it on this machine
+    waiting_for: Optional[str] = None  # what it waits for before it can start ("a GPU")
 
     @property
     def duration(self) -> Optional[float]:
@@ -320,6 +322,11 @@ class RunMonitor:
             call.attempt += 1
             call.exit_code = None
             self._set_call_state(call, RETRYING)
+        elif message in (protocol.TASK_WAITING, protocol.TASK_GPUS):
+            call.waiting_for = event.get("what") if message == protocol.TASK_WAITING else None
+            call.gpus = [str(g) for g in event.get("gpus", [])] if message == protocol.TASK_GPUS else call.gpus
+            state.changed.add(call.id)
+            state.version += 1
         elif "exit_code" in event and isinstance(event["exit_code"], int):
             call.exit_code = event["exit_code"]
             if call.state == RETRYING:

@@ -34,7 +34,7 @@ from WDL.runtime import config
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
-from .. import studio
+from .. import gpus, studio
 from ..errors import BackendError
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 
@@ -100,7 +100,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
 
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         with ExitStack() as cleanup:
-            cleanup.enter_context(self.reserved_resources(logger))
+            cleanup.enter_context(self.reserved_resources(logger, terminating))
             image = self._image(logger)
             poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
             self.write_command_file(command)
@@ -132,7 +132,8 @@ class DockerRunContainer(ScheduledSubprocessBase):
         """One `docker run` of the task; returns its exit status and the CLI's own log file."""
         cli_log_path = self.host_cli_log_txt("docker_run")
         with open(cli_log_path, "wb") as cli_log:
-            proc = subprocess.Popen(invocation, stdout=cli_log, stderr=subprocess.STDOUT, cwd=self.host_dir)
+            # the client holds the task's GPU reservation too: it lasts as long as the container it follows
+            proc = subprocess.Popen(invocation, stdout=cli_log, stderr=subprocess.STDOUT, cwd=self.host_dir, pass_fds=self.gpu_lock_fds)
         try:
             logger.notice(_("docker_run task running", container=self.container_name, pid=proc.pid))
             with self.task_running_context():
@@ -297,7 +298,9 @@ class DockerRunContainer(ScheduledSubprocessBase):
         if not option("as_root", "bool"):
             args += ["--user", f"{os.geteuid()}:{os.getegid()}"]
         if self.runtime_values.get("gpu", False) if with_gpus is None else with_gpus:
-            args += option("gpu_flags", "list")
+            args += gpus.docker_flags(option("gpu_flags", "list"), self.gpu_ids)  # the reserved devices, if any
+        elif not self.runtime_values.get("gpu", False) and not gpus.share_with_all(self.cfg):
+            args += gpus.docker_hidden_flags()
         network = self.runtime_values.get("docker_network")
         if network:
             # as docker_swarm: only networks the operator allowed (a task could otherwise reach

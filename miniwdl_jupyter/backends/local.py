@@ -14,6 +14,8 @@ the call directory. What a container would give, and how this backend stands in 
   environment, so a task's result does not depend on what happens to be set there;
 - memory: miniwdl's memory_limit (from [task_runtime] memory_limit_multiplier) as RLIMIT_DATA on
   the command's processes (a cgroup would need privileges these machines rarely grant);
+- GPUs: each GPU task reserves its devices (across runs on the machine) and sees only those
+  (CUDA_VISIBLE_DEVICES), a task asking for none sees none (see gpus.py);
 - cpu/memory reservations are scheduled across concurrent tasks with miniwdl's own subprocess
   scheduler; cancelling kills the task's whole process group;
 - `runtime.docker`, `docker_network` and `inlineDockerfile` mean nothing here: one notice each a run.
@@ -39,6 +41,7 @@ from WDL.runtime import config
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
+from .. import gpus
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 
 # Runtime keys that only a container can act on, and what the notice about each says.
@@ -77,7 +80,7 @@ class LocalContainer(ScheduledSubprocessBase):
 
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         self._notice_ignored_runtime(logger)
-        with self.reserved_resources(logger), self.poll_stderr_context(logger) as poll_stderr:
+        with self.reserved_resources(logger, terminating), self.poll_stderr_context(logger) as poll_stderr:
             linked = self._place_inputs()
             command_file = self.write_command_file(command, self._task_env())
             with open(self.host_stdout_txt(), "ab") as stdout, open(self.host_stderr_txt(), "ab") as stderr:
@@ -89,6 +92,7 @@ class LocalContainer(ScheduledSubprocessBase):
                     stderr=stderr,
                     env=self._environment(),
                     start_new_session=True,  # its own process group: cancel kills all of it
+                    pass_fds=self.gpu_lock_fds,  # its GPUs stay reserved while it runs, whatever happens to us
                 )
             try:
                 logger.notice(_("local task running", pid=proc.pid))
@@ -200,6 +204,8 @@ class LocalContainer(ScheduledSubprocessBase):
         env.setdefault("PATH", os.defpath)
         env.setdefault("HOME", self.host_work_dir())
         env.setdefault("LANG", "C.UTF-8")
+        wants_gpu = bool(self.runtime_values.get("gpu", False))
+        env.update(gpus.local_environment(self.gpu_ids, wants_gpu, gpus.share_with_all(self.cfg)))
         return env
 
     def _notice_ignored_runtime(self, logger: logging.Logger) -> None:
