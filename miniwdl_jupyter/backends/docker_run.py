@@ -54,6 +54,7 @@ FALLBACK_IMAGE = "ubuntu:22.04"
 
 
 class DockerRunContainer(ScheduledSubprocessBase):
+    backend_name = "docker_run"
     _present_images: Set[str] = set()
     _images_lock = threading.Lock()
     _build_lock = threading.Lock()  # one inlineDockerfile build at a time, as docker_swarm does

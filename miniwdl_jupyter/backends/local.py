@@ -60,6 +60,7 @@ _Fingerprint = Tuple[int, int]
 
 
 class LocalContainer(ScheduledSubprocessBase):
+    backend_name = "local"
     _notices_given: Set[str] = set()  # per process, i.e. per run
     _notice_lock = threading.Lock()  # tasks start on concurrent threads
 

@@ -38,6 +38,7 @@ CANCEL_CHECK_SECONDS = 0.5
 
 
 class ScheduledSubprocessBase(SubprocessBase):
+    backend_name = ""  # as registered with miniwdl ("local", "docker_run"): named in our events
     gpu_ids: List[str] = []  # the devices reserved for the running attempt (none: no GPU scheduled)
     gpu_lock_fds: List[int] = []  # descriptors holding them, to hand to the task's process
 
@@ -65,7 +66,7 @@ class ScheduledSubprocessBase(SubprocessBase):
             yield
             return
         lock_dir = os.path.expanduser(jupyter_config.option(self.cfg, "jupyter", "gpu_lock_dir"))
-        with reserved_gpus(logger, self.cli_name, lock_dir, [g.id for g in found], wanted, terminating) as held:
+        with reserved_gpus(logger, self.backend_name, lock_dir, [g.id for g in found], wanted, terminating) as held:
             self.gpu_ids, self.gpu_lock_fds = held.device_ids, held.fds
             try:
                 yield
