@@ -129,15 +129,16 @@ def test_every_device_is_free_after_a_cancel_and_after_miniwdl_is_killed(tmp_pat
     locks = four_gpus["MINIWDL__JUPYTER__GPU_LOCK_DIR"]
     for how in ("cancelled", "killed"):
         run_dir = tmp_path / how
-        proc = start(wdl, "local", run_dir, {"n": 4, "seconds": 300}, four_gpus)
+        proc = start(wdl, "local", run_dir, {"n": 5, "seconds": 300}, four_gpus)
         wait_until(lambda: holding(RunMonitor(run_dir), 4), 60, "four tasks to hold a GPU each")
+        wait_until(lambda: any(c.waiting_for for c in RunMonitor(run_dir).poll().calls.values()), 60, "the fifth to wait")
         assert free_devices(locks, DEVICES) == []
         pid_files = lambda: [p for p in run_dir.glob("call-*/pid") if p.read_text().strip()]  # noqa: E731
         wait_until(lambda: len(pid_files()) == 4, 30, "the tasks' pids")
         pids = [int(p.read_text()) for p in pid_files()]
         if how == "cancelled":  # as Run.cancel() and a kernel interrupt do
             proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+            proc.wait(60)  # the waiting task too: it would otherwise hold miniwdl until a GPU came free
             assert RunMonitor(run_dir).poll().status == "cancelled"
         else:
             proc.kill()  # only miniwdl itself: its tasks, in their own sessions, may outlive it
@@ -200,13 +201,16 @@ def test_docker_run_command_line_carries_the_reserved_device(docker_image, tmp_p
         "version 1.1\nworkflow two {\n  call t as with_gpu { input: gpu = true }\n  call t as without { input: gpu = false }\n}\n"
         'task t { input { Boolean gpu } command <<< echo hi >>> runtime { docker: "IMAGE"  gpu: gpu } }\n',
     )
-    proc = miniwdl_run(wdl, "docker_run", tmp_path / "run", env={**four_gpus, "MINIWDL__DOCKER_RUN__EXE": json.dumps([str(wrapper)])})
+    # The second request names a driver no daemon has: refused alike with or without real GPUs.
+    flags = json.dumps(["--gpus", "all", "--gpus", "driver=no-such-driver"])
+    env = {**four_gpus, "MINIWDL__DOCKER_RUN__EXE": json.dumps([str(wrapper)]), "MINIWDL__DOCKER_RUN__GPU_FLAGS": flags}
+    proc = miniwdl_run(wdl, "docker_run", tmp_path / "run", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = [line.split("\0")[:-1] for line in argv_log.read_text().split("\0\n") if line.startswith("run\0")]
     (reserved,) = [e["gpus"] for e in json_events(tmp_path / "run" / "call-with_gpu" / "task.log.json") if e["message"] == "task gpus"]
     assert len(reserved) == 1 and reserved[0] in DEVICES
     gpu_runs = [argv for argv in runs if "call-with_gpu" in " ".join(argv)]
-    assert ["--gpus", f'"device={reserved[0]}"'] == gpu_runs[0][gpu_runs[0].index("--gpus"):][:2]
+    assert ["--gpus", f'"device={reserved[0]}"', "--gpus", "driver=no-such-driver"] == gpu_runs[0][gpu_runs[0].index("--gpus"):][:4]
     (plain,) = [argv for argv in runs if "call-without" in " ".join(argv)]
     assert "--gpus" not in plain
     assert {"NVIDIA_VISIBLE_DEVICES=void", "CUDA_VISIBLE_DEVICES="} <= {plain[i + 1] for i, a in enumerate(plain) if a == "--env"}
