@@ -22,8 +22,10 @@ from typing import Dict, List, Tuple
 import pytest
 
 from backend_fixtures import docker_image, json_events, miniwdl_command, miniwdl_env, miniwdl_run, root_cause, wait_until, write_wdl # noqa: F401 - docker_image is a fixture
+import miniwdl_jupyter as mj
 from miniwdl_jupyter import config, gpus
-from miniwdl_jupyter.display import summary
+from miniwdl_jupyter.display.html_board import board_bundle
+from miniwdl_jupyter.display.progress import NoView
 from miniwdl_jupyter.errors import ConfigError
 from miniwdl_jupyter.gpu_reservation import free_devices
 from miniwdl_jupyter.monitor import RunMonitor
@@ -104,11 +106,17 @@ def test_six_one_gpu_tasks_of_two_runs_never_share_a_device(tmp_path, four_gpus)
     proc_b = start(wdl, "local", run_b, {"n": 3, "seconds": 2}, four_gpus)
     monitor_b = RunMonitor(run_b)
     waiting = wait_until(lambda: [c for c in monitor_b.poll().calls.values() if c.waiting_for], 60, "run B's tasks to wait")
-    assert {summary.job_text(c) for c in waiting} == {"waiting for a GPU"}
+    assert {c.waiting_for for c in waiting} == {"a GPU"}
     a_devices = holding(RunMonitor(run_a), 3)
     b_devices = wait_until(lambda: holding(monitor_b, 1), 30, "run B's first task to hold the fourth GPU")
     assert sorted(a_devices + b_devices[:1]) == DEVICES  # every device busy, each by one task
-    assert {summary.job_text(c) for c in RunMonitor(run_a).poll().calls.values()} == {f"on GPU {d}" for d in a_devices}
+    # The progress boards, as a notebook following each run shows them.
+    run = mj.attach(run_b)
+    board_b = board_bundle(run.poll(), NoView(run), final=False)["text/plain"]
+    assert "waiting for a GPU" in board_b and f"on GPU {b_devices[0]}" in board_b
+    run = mj.attach(run_a)
+    board_a = board_bundle(run.poll(), NoView(run), final=False)["text/plain"]
+    assert all(f"call-align-{i}: on GPU " in board_a for i in range(3)), board_a
     assert proc_a.wait(120) == 0, proc_a.stderr.read()[-3000:]
     assert proc_b.wait(120) == 0, proc_b.stderr.read()[-3000:]
 
