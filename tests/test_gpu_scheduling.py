@@ -21,9 +21,10 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from backend_fixtures import docker_image, json_events, miniwdl_command, miniwdl_env, miniwdl_run, root_cause, wait_until, write_wdl # noqa: F401 - docker_image is a fixture
+from backend_fixtures import docker_image, json_events, labelled_containers, miniwdl_command, miniwdl_env, miniwdl_run, root_cause, wait_until, write_wdl # noqa: F401 - docker_image is a fixture
 import miniwdl_jupyter as mj
 from miniwdl_jupyter import config, gpus
+from miniwdl_jupyter.backends.docker_run import LABEL_RUN_DIR
 from miniwdl_jupyter.display.html_board import board_bundle
 from miniwdl_jupyter.display.progress import NoView
 from miniwdl_jupyter.errors import ConfigError
@@ -36,6 +37,9 @@ FAKE_NVIDIA_SMI = """#!/bin/sh
 case "$*" in *--query-gpu=index,uuid,name,memory.total*) ;; *) echo "unexpected: $*" >&2; exit 2;; esac
 for i in 0 1 2 3; do echo "$i, GPU-00000000-0000-0000-0000-00000000000$i, Tesla T4, 15360"; done
 """
+# The second request names a driver no daemon has: Docker refuses GPUs alike on this machine and on
+# one with real GPUs, and docker_run runs the task without one.
+REFUSED_EVERYWHERE = {"MINIWDL__DOCKER_RUN__GPU_FLAGS": json.dumps(["--gpus", "all", "--gpus", "driver=no-such-driver"])}
 # Each task reports the devices it saw and when it held them (seconds since the epoch).
 GPU_SCATTER_WDL = """
 version 1.1
@@ -91,6 +95,14 @@ def holding(monitor: RunMonitor, n: int) -> List[str]:
     return [g for c in calls for g in c.gpus] if len(calls) >= n else []
 
 
+def running(pid: int) -> bool:
+    """The process exists and has not exited (a zombie has released its files)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
 def intervals(run_dir: Path) -> List[Tuple[str, float, float]]:
     seen = json.loads((run_dir / "outputs.json").read_text())["gpus.seen"]
     return [(devices, float(begin), float(end)) for devices, begin, end in (s.split() for s in seen)]
@@ -143,7 +155,8 @@ def test_every_device_is_free_after_a_cancel_and_after_miniwdl_is_killed(tmp_pat
         assert free_devices(locks, DEVICES) == []
         pid_files = lambda: [p for p in run_dir.glob("call-*/pid") if p.read_text().strip()]  # noqa: E731
         wait_until(lambda: len(pid_files()) == 4, 30, "the tasks' pids")
-        pids = [int(p.read_text()) for p in pid_files()]
+        devices_of = {int((c.dir / "pid").read_text()): c.gpus for c in RunMonitor(run_dir).poll().calls.values() if c.gpus}
+        pids = list(devices_of)
         if how == "cancelled":  # as Run.cancel() and a kernel interrupt do
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)  # the waiting task too: it would otherwise hold miniwdl until a GPU came free
@@ -151,8 +164,11 @@ def test_every_device_is_free_after_a_cancel_and_after_miniwdl_is_killed(tmp_pat
         else:
             proc.kill()  # only miniwdl itself: its tasks, in their own sessions, may outlive it
             proc.wait(60)
-            # What outlives it keeps its devices until it is stopped (the leftovers sweep, or the
-            # local backend's supervisor): stop it as they do.
+            # A task that outlives it keeps its devices (it holds their locks too) until it is
+            # stopped (the leftovers sweep, or the local backend's supervisor): stop it as they do.
+            free = free_devices(locks, DEVICES)
+            still_running = [pid for pid in pids if running(pid)]  # then they ran during the check too
+            assert not {d for pid in still_running for d in devices_of[pid]} & set(free)
             for pid in pids:
                 try:
                     os.killpg(os.getpgid(pid), signal.SIGKILL)
@@ -209,9 +225,7 @@ def test_docker_run_command_line_carries_the_reserved_device(docker_image, tmp_p
         "version 1.1\nworkflow two {\n  call t as with_gpu { input: gpu = true }\n  call t as without { input: gpu = false }\n}\n"
         'task t { input { Boolean gpu } command <<< echo hi >>> runtime { docker: "IMAGE"  gpu: gpu } }\n',
     )
-    # The second request names a driver no daemon has: refused alike with or without real GPUs.
-    flags = json.dumps(["--gpus", "all", "--gpus", "driver=no-such-driver"])
-    env = {**four_gpus, "MINIWDL__DOCKER_RUN__EXE": json.dumps([str(wrapper)]), "MINIWDL__DOCKER_RUN__GPU_FLAGS": flags}
+    env = {**four_gpus, **REFUSED_EVERYWHERE, "MINIWDL__DOCKER_RUN__EXE": json.dumps([str(wrapper)])}
     proc = miniwdl_run(wdl, "docker_run", tmp_path / "run", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = [line.split("\0")[:-1] for line in argv_log.read_text().split("\0\n") if line.startswith("run\0")]
@@ -222,6 +236,27 @@ def test_docker_run_command_line_carries_the_reserved_device(docker_image, tmp_p
     (plain,) = [argv for argv in runs if "call-without" in " ".join(argv)]
     assert "--gpus" not in plain
     assert {"NVIDIA_VISIBLE_DEVICES=void", "CUDA_VISIBLE_DEVICES="} <= {plain[i + 1] for i, a in enumerate(plain) if a == "--env"}
+
+
+def test_a_container_that_outlives_a_killed_miniwdl_keeps_its_device_until_removed(docker_image, tmp_path, four_gpus):
+    """docker_run hands the reservation to the `docker run` client, which lives as long as the
+    container: after SIGKILL of miniwdl the device stays taken until the container is removed (as
+    the leftovers sweep does)."""
+    wdl = write_wdl(tmp_path, "nap.wdl", 'version 1.1\ntask nap { command <<< sleep 300 >>> runtime { docker: "IMAGE"  gpu: true } }\n')
+    run_dir = tmp_path / "run"
+    proc = start(wdl, "docker_run", run_dir, {}, {**four_gpus, **REFUSED_EVERYWHERE})
+    locks = four_gpus["MINIWDL__JUPYTER__GPU_LOCK_DIR"]
+    (device,) = wait_until(lambda: holding(RunMonitor(run_dir), 1), 60, "the task to hold a GPU")
+    # Docker refused the GPU (the container never ran) and runs the task without: wait for that one.
+    running_container = lambda: subprocess.run(  # noqa: E731
+        ["docker", "ps", "-q", "--filter", f"label={LABEL_RUN_DIR}={run_dir}", "--filter", "status=running"], capture_output=True, text=True
+    ).stdout.split()
+    wait_until(lambda: "runtime.gpu ignored" in (run_dir / "task.log").read_text() and running_container(), 60, "its container to run")
+    proc.kill()
+    proc.wait(60)
+    assert device not in free_devices(locks, DEVICES)
+    subprocess.run(["docker", "rm", "-f", *labelled_containers(run_dir)], capture_output=True, check=True)
+    wait_until(lambda: free_devices(locks, DEVICES) == DEVICES, 30, "the device to be free once the container is gone")
 
 
 def test_gpus_setting_takes_a_count_or_device_ids(tmp_path):
