@@ -60,7 +60,12 @@ def _open_lock(lock_dir: str, device_id: str) -> int:
             os.chmod(lock_dir, 0o1777)
         except OSError:
             pass  # created by someone else meanwhile
-    return os.open(lock_path(lock_dir, device_id), os.O_RDONLY | os.O_CREAT, 0o644)
+    path = lock_path(lock_dir, device_id)
+    try:
+        # without O_CREAT first: fs.protected_regular refuses O_CREAT on another user's file here
+        return os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
 
 
 def try_reserve(lock_dir: str, device_ids: Sequence[str], count: int) -> Optional[GpuReservation]:
