@@ -236,6 +236,11 @@ class RunMonitor:
             call.attempt += 1
             call.exit_code = None
             self._set_call_state(call, RETRYING)
+        elif message in (protocol.TASK_WAITING, protocol.TASK_GPUS):
+            call.waiting_for = event.get("what") if message == protocol.TASK_WAITING else None
+            call.gpus = [str(g) for g in event.get("gpus", [])] if message == protocol.TASK_GPUS else call.gpus
+            state.changed.add(call.id)
+            state.version += 1
         elif exit_code is not None:
             call.exit_code = exit_code
             if call.state == RETRYING:

@@ -21,7 +21,7 @@ import re
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Dict, Optional
+from typing import IO, Any, Dict, List, Optional
 
 from WDL._util import StructuredLogMessage
 
@@ -42,7 +42,8 @@ TASK_JOB = "task job"  # a scheduler's job changed: {job_id, state, node, log_st
 TASK_WAITING = "task waiting"  # still waiting for a resource (a WARNING): {job_id, what, seconds}
 TASK_EXIT = "task exit"  # the command ended: {exit_code, explanation (the backend's, if it has one)}
 TASK_USAGE = "task usage"  # what the attempt used: {cpu_seconds, max_rss_bytes, wall_seconds}
-BACKEND_EVENTS = (TASK_STARTED, TASK_RUNNING, TASK_JOB, TASK_WAITING, TASK_EXIT, TASK_USAGE)
+TASK_GPUS = "task gpus"  # the GPUs reserved for the attempt on this machine: {gpus (device ids), seconds_waited}
+BACKEND_EVENTS = (TASK_STARTED, TASK_RUNNING, TASK_JOB, TASK_WAITING, TASK_EXIT, TASK_USAGE, TASK_GPUS)
 # Where a scheduler runs a task: the fields of TASK_JOB (and of TASK_RUNNING/TASK_EXIT when known)
 JOB_FIELDS = ("job_id", "state", "node", "log_stream", "queue", "reason")
 # Run directories written before this protocol: "<backend> task running", aws_batch's `status`
@@ -87,6 +88,10 @@ def task_exit(logger: logging.Logger, backend: str, exit_code: int, message: Opt
 
 def task_usage(logger: logging.Logger, backend: str, **usage: Any) -> None:
     _emit(logger, _LEVELS["INFO"], TASK_USAGE, backend, usage)
+
+
+def task_gpus(logger: logging.Logger, backend: str, gpus: List[str], seconds_waited: float) -> None:
+    _emit(logger, _LEVELS["NOTICE"], TASK_GPUS, backend, dict(gpus=list(gpus), seconds_waited=round(seconds_waited, 3)))
 
 
 # -- reading (the monitor, the views) --------------------------------------------------------------

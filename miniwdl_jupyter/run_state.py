@@ -37,6 +37,8 @@ class CallState:
     job: Dict[str, Any] = field(default_factory=dict)
     cached: bool = False
     error: Optional[Dict[str, Any]] = None  # the failure's fields from the log
+    gpus: List[str] = field(default_factory=list)  # the devices reserved for it on this machine
+    waiting_for: Optional[str] = None  # what it waits for before it can start ("a GPU")
 
     @property
     def duration(self) -> Optional[float]:

@@ -18,7 +18,7 @@ from WDL._util import StructuredLogMessage as _
 from WDL.runtime.task_container import TaskContainer
 
 from .. import config as jupyter_config
-from .. import studio
+from .. import gpus, studio
 from ..errors import BackendError
 from .task_dir import run_dir_of
 
@@ -85,8 +85,11 @@ def run_arguments(container: TaskContainer, logger: logging.Logger, exe: List[st
         args += ["--memory", str(memory_limit)]
     if not option("as_root", "bool"):
         args += ["--user", f"{os.geteuid()}:{os.getegid()}"]
+    reserved = getattr(container, "gpu_ids", [])  # devices scheduled on this machine (local backends)
     if values.get("gpu", False) if with_gpus is None else with_gpus:
-        args += option("gpu_flags", "list")
+        args += gpus.docker_flags(option("gpu_flags", "list"), reserved)  # the reserved devices, if any
+    elif not values.get("gpu", False) and not gpus.share_with_all(container.cfg):
+        args += gpus.docker_hidden_flags()
     network = values.get("docker_network")
     if network:
         # as docker_swarm: only networks the operator allowed (a task could otherwise reach

@@ -47,6 +47,7 @@ GPU_UNAVAILABLE = ("could not select device driver", "unresolvable CDI devices")
 
 
 class DockerRunContainer(ScheduledSubprocessBase):
+    backend_name = "docker_run"
     _present_images: Set[str] = set()
     _images_lock = threading.Lock()
     _build_lock = threading.Lock()  # one inlineDockerfile build at a time, as docker_swarm does
@@ -89,7 +90,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
 
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         with ExitStack() as cleanup:
-            cleanup.enter_context(self.reserved_resources(logger))
+            cleanup.enter_context(self.reserved_resources(logger, terminating))
             image = self._image(logger)
             poll_stderr = cleanup.enter_context(self.poll_stderr_context(logger))
             self.write_command_file(command)
@@ -136,7 +137,8 @@ class DockerRunContainer(ScheduledSubprocessBase):
         """One `docker run` of the task; returns its exit status and the CLI's own log file."""
         cli_log_path = self.host_cli_log_txt("docker_run")
         with open(cli_log_path, "wb") as cli_log:
-            proc = subprocess.Popen(invocation, stdout=cli_log, stderr=subprocess.STDOUT, cwd=self.host_dir)
+            # the client holds the task's GPU reservation too: it lasts as long as the container it follows
+            proc = subprocess.Popen(invocation, stdout=cli_log, stderr=subprocess.STDOUT, cwd=self.host_dir, pass_fds=self.gpu_lock_fds)
         try:
             protocol.task_running(logger, "docker_run", container=self.container_name, pid=proc.pid)
             with self.task_running_context():

@@ -14,6 +14,8 @@ the call directory. What a container would give, and how this backend stands in 
   environment, so a task's result does not depend on what happens to be set there;
 - memory: miniwdl's memory_limit (from [task_runtime] memory_limit_multiplier) as RLIMIT_DATA on
   the command's processes (a cgroup would need privileges these machines rarely grant);
+- GPUs: each GPU task reserves its devices (across runs on the machine) and sees only those
+  (CUDA_VISIBLE_DEVICES), a task asking for none sees none (see gpus.py);
 - cpu/memory reservations are scheduled across concurrent tasks with miniwdl's own subprocess
   scheduler; cancelling kills the task's whole process group;
 - `runtime.docker`, `docker_network` and `inlineDockerfile` mean nothing here: one notice each a run.
@@ -30,14 +32,14 @@ import signal
 import subprocess
 import threading
 from contextlib import ExitStack
-from typing import Callable, List, Set
+from typing import Callable, Dict, List, Set
 
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime import config
 from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
-from .. import protocol
+from .. import gpus, protocol
 from . import host_task
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 from .task_reaper import TaskReaper
@@ -53,6 +55,7 @@ IGNORED_RUNTIME = {
 
 
 class LocalContainer(ScheduledSubprocessBase):
+    backend_name = "local"
     _notices_given: Set[str] = set()  # per process, i.e. per run
     _notice_lock = threading.Lock()  # tasks start on concurrent threads
 
@@ -73,15 +76,22 @@ class LocalContainer(ScheduledSubprocessBase):
     _place_inputs = host_task.place_inputs
     _warn_of_changed_inputs = staticmethod(host_task.warn_of_changed_inputs)
     _task_env = host_task.task_env
-    _environment = host_task.environment
     _invocation = host_task.invocation
+
+    def _environment(self) -> Dict[str, str]:
+        """host_task's minimal environment, plus the task's reserved GPUs (and none for a task that
+        asked for none, unless [jupyter] gpu_share)."""
+        env = host_task.environment(self)
+        wants_gpu = bool(self.runtime_values.get("gpu", False))
+        env.update(gpus.local_environment(self.gpu_ids, wants_gpu, gpus.share_with_all(self.cfg)))
+        return env
 
     def _run_invocation(self, logger: logging.Logger, cleanup: ExitStack, image: str) -> List[str]:
         raise NotImplementedError("the local backend starts no container")  # _run replaces its use
 
     def _run(self, logger: logging.Logger, terminating: Callable[[], bool], command: str) -> int:
         self._notice_ignored_runtime(logger)
-        with self.reserved_resources(logger), self.poll_stderr_context(logger) as poll_stderr:
+        with self.reserved_resources(logger, terminating), self.poll_stderr_context(logger) as poll_stderr:
             linked = self._place_inputs()
             command_file = self.write_command_file(command, self._task_env())
             with open(self.host_stdout_txt(), "ab") as stdout, open(self.host_stderr_txt(), "ab") as stderr:
@@ -93,6 +103,7 @@ class LocalContainer(ScheduledSubprocessBase):
                     stderr=stderr,
                     env=self._environment(),
                     start_new_session=True,  # its own process group: cancel kills all of it
+                    pass_fds=self.gpu_lock_fds,  # its GPUs stay reserved while it runs, whatever happens to us
                 )
             # ...and so does the reaper, should this process die without doing it
             TaskReaper.watch(proc.pid, jupyter_config.option(self.cfg, "local", "kill_grace_seconds", "float"))

@@ -4,6 +4,8 @@
   `detect_resource_limits` *before* it initializes the scheduler those limits feed, so tasks
   starting together can reach the scheduler uninitialized (AttributeError '_cv'). A lock around
   the first detection closes that window.
+- GPU reservation across every miniwdl process on the machine (gpus.py, gpu_reservation.py),
+  taken before cpu/memory so a task waiting for a GPU blocks no cpu-only task;
 - cpu/memory reservation through miniwdl's own `_SubprocessScheduler` (one per process, i.e. per
   run), the env-exporting command file, and a wait loop that returns the moment the task process
   exits (no fixed polling period on the critical path) while still noticing cancellation.
@@ -17,12 +19,16 @@ import select
 import subprocess
 import threading
 from contextlib import contextmanager
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
+from WDL import Value
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime import config
 from WDL.runtime.backend.cli_subprocess import SubprocessBase, _SubprocessScheduler
 
+from .. import config as jupyter_config
+from .. import gpus
+from ..gpu_reservation import reserved_gpus
 from .task_dir import write_command_file
 
 _detect_lock = threading.Lock()
@@ -32,14 +38,43 @@ CANCEL_CHECK_SECONDS = 0.5
 
 
 class ScheduledSubprocessBase(SubprocessBase):
+    backend_name = ""  # as registered with miniwdl ("local", "docker_run"): named in our events
+    gpu_ids: List[str] = []  # the devices reserved for the running attempt (none: no GPU scheduled)
+    gpu_lock_fds: List[int] = []  # descriptors holding them, to hand to the task's process
+
     @classmethod
     def detect_resource_limits(cls, cfg: config.Loader, logger: logging.Logger) -> Dict[str, int]:
         with _detect_lock:
             return super().detect_resource_limits(cfg, logger)
 
+    def process_runtime(self, logger: logging.Logger, runtime_eval: Dict[str, Value.Base]) -> None:
+        super().process_runtime(logger, runtime_eval)
+        gpus.read_request(self.runtime_values, runtime_eval)
+
     @contextmanager
-    def reserved_resources(self, logger: logging.Logger) -> Iterator[None]:
-        """Hold this task's cpu and memory reservation, waiting until the host has room for it."""
+    def reserved_resources(self, logger: logging.Logger, terminating: Callable[[], bool]) -> Iterator[None]:
+        """Hold this task's GPUs, cpu and memory, waiting until the host has room for them."""
+        with self._reserved_gpus(logger, terminating), self._reserved_cpu_memory(logger):
+            yield
+
+    @contextmanager
+    def _reserved_gpus(self, logger: logging.Logger, terminating: Callable[[], bool]) -> Iterator[None]:
+        found = gpus.machine_gpus(self.cfg)
+        gpus.check_fits(self.runtime_values, found)
+        wanted = self.runtime_values.get("gpu_count", 0)
+        if not (wanted and found):
+            yield
+            return
+        lock_dir = os.path.expanduser(jupyter_config.option(self.cfg, "jupyter", "gpu_lock_dir"))
+        with reserved_gpus(logger, self.backend_name, lock_dir, [g.id for g in found], wanted, terminating) as held:
+            self.gpu_ids, self.gpu_lock_fds = held.device_ids, held.fds
+            try:
+                yield
+            finally:
+                self.gpu_ids, self.gpu_lock_fds = [], []
+
+    @contextmanager
+    def _reserved_cpu_memory(self, logger: logging.Logger) -> Iterator[None]:
         cpu = self.runtime_values.get("cpu", 0)
         memory = self.runtime_values.get("memory_reservation", 0)
         scheduler = _SubprocessScheduler(cpu, memory)

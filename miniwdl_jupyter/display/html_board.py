@@ -51,8 +51,8 @@ def board_bundle(state: RunState, view: ProgressView, final: bool, with_groups: 
         message = summary.run_error_text(state)
         html_parts.append(f"<div style='color:{summary.STATE_COLOURS['failed']}'>{summary.esc(message)}</div>")
         text_parts.append(message)
-    placed = [c for c in itertools.islice(view.active.values(), JOBS_LISTED) if c.job.get("job_id")] if not final else []
-    if placed:  # tasks running on a scheduler: where each one is
+    placed = [c for c in itertools.islice(view.active.values(), JOBS_LISTED) if summary.job_text(c)] if not final else []
+    if placed:  # tasks running on a scheduler or on this machine's GPUs: where each one is
         html_parts.append("<div>" + "<br>".join(f"<code>{summary.esc(c.id)}</code> {summary.esc(summary.job_text(c))}" for c in placed) + "</div>")
         text_parts += [f"  {c.id}: {summary.job_text(c)}" for c in placed]
     if not final and state.tail_events:

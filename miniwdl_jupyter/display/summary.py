@@ -168,10 +168,13 @@ def failure_text(call: CallState, tail: List[str]) -> str:
 
 
 def job_text(call: CallState) -> str:
-    """Where a scheduler runs the call (slurm, aws_batch): job id, state, node, log stream."""
+    """Where the call runs: its GPUs on this machine ("on GPU 2", "waiting for a GPU"), or its
+    scheduler's job (slurm, aws_batch): job id, state, node, log stream."""
     job = call.job
     if not job.get("job_id"):
-        return ""
+        if call.waiting_for:
+            return f"waiting for {call.waiting_for}"
+        return f"on GPU{'s' if len(call.gpus) > 1 else ''} {','.join(call.gpus)}" if call.gpus else ""
     parts = [f"job {job['job_id']}"]
     state = job.get("state") or job.get("status")
     if state:
