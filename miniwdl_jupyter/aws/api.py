@@ -184,6 +184,7 @@ _SERVICES = {
     "efs": ("EFS", "elasticfilesystem"),
     "logs": ("CloudWatch Logs", "logs"),
     "s3": ("S3", "s3"),
+    "cloudformation": ("CloudFormation", "cloudformation"),
 }
 _CREDENTIALS_ADVICE = {
     "UnrecognizedClientException": "the AWS credentials are not valid: refresh them (aws sso login, AWS_PROFILE)",

@@ -33,7 +33,7 @@ from WDL.runtime.error import Interrupted, Terminated
 from WDL.runtime.task_container import TaskContainer
 
 from ..errors import BackendError
-from . import api, jobdefs, poller, studio_discovery
+from . import api, discovery, jobdefs, poller
 from .jobs import TERMINAL, classify_stopped, job_name, log_stream, queue_report, read_exit_code, run_tag
 from .settings import BatchSettings
 
@@ -52,7 +52,7 @@ class BatchContainer(TaskContainer):
     def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
         # In SageMaker Studio, what is not configured (EFS, access point, queue) is found first;
         # the tasks of this process share `cfg`, so they see it too.
-        settings = BatchSettings(studio_discovery.apply_defaults(cfg))
+        settings = BatchSettings(discovery.apply_defaults(cfg))
         settings.check()
         queues = settings.task_queues()
         found = api.call(cfg, "describe_job_queues", what=f"job queue {settings.task_queue}", jobQueues=queues)
