@@ -39,7 +39,8 @@ def moto(docker):
 
 def aws_env(**extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MINIWDL__")}
-    env.update(DUMMY_CREDENTIALS, MINIWDL__AWS__REGION=REGION, MINIWDL__AWS__ENDPOINT_URL=f"http://{MOTO}", **extra)
+    env.update(DUMMY_CREDENTIALS, MINIWDL__AWS__REGION=REGION, MINIWDL__AWS__ENDPOINT_URL=f"http://{MOTO}")
+    env.update(extra)
     return env
 
 

@@ -254,12 +254,13 @@ class BatchContainer(TaskContainer):
                 if waited >= self.settings.runnable_timeout and time.monotonic() - warned_at >= self.settings.runnable_timeout:
                     warned_at = time.monotonic()
                     report = queue_report(self.cfg, queue)
-                    logger.warning(_("aws_batch job still RUNNABLE", job_id=slot.job_id, seconds=int(waited), queue=queue, compute_environments=report))
+                    logger.warning(_("aws_batch job still RUNNABLE", job_id=slot.job_id, seconds=int(waited), queue=queue,
+                                     compute_environments=report, check="miniwdl-jupyter aws doctor (%wdl doctor aws)"))
                     if self.settings.runnable_fail:
                         raise BackendError(
                             f"AWS Batch job {slot.job_id} has waited RUNNABLE on queue {queue} for {int(waited)} s. "
-                            f"Compute environments: {report}. Fix: check their state and maxvCpus against the task's "
-                            "cpu/memory/gpu, or raise [aws] runnable_timeout"
+                            f"Compute environments: {report}. Fix: run `miniwdl-jupyter aws doctor` (`%wdl doctor aws`); check "
+                            "their state and maxvCpus against the task's cpu/memory/gpu, or raise [aws] runnable_timeout"
                         )
 
     def _exit_code(self, logger: logging.Logger, description: Dict[str, Any], queue: str) -> int:

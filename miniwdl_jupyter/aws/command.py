@@ -4,12 +4,14 @@
   aws deploy --stack NAME ...       create or update the stack, showing progress, and print the
                                     setting that uses it ([aws] stack = NAME)
   aws destroy --stack NAME          delete it, keeping its EFS and S3 bucket unless --delete-data
+  aws doctor                        check the setup a run would use, one row per check with its fix
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 
@@ -36,6 +38,12 @@ def add_parser(subparsers: Any) -> None:
     destroy.add_argument("--delete-data", action="store_true", help="delete the stack's EFS file system and S3 bucket too")
     destroy.set_defaults(handler=destroy_command)
 
+    doctor = verbs.add_parser("doctor", help="check the AWS setup a run would use (read-only), one row per check with its fix")
+    doctor.add_argument("--stack", default="", help="check this stack's setup ([aws] stack)")
+    doctor.add_argument("--region", help="AWS region [aws] region")
+    doctor.add_argument("--cfg", help="miniwdl.cfg file")
+    doctor.set_defaults(handler=doctor_command)
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stack", required=True, help="the CloudFormation stack's name")
@@ -46,8 +54,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _loader(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from .. import config
 
-    overrides = {"aws": {"region": args.region}} if args.region else None
-    return config.load(args.cfg, overrides)
+    aws = {key: getattr(args, key) for key in ("region", "stack") if getattr(args, key, None)}
+    # `--stack` names the stack to deploy or destroy; only doctor reads its outputs as settings
+    if getattr(args, "handler", None) is not doctor_command:
+        aws.pop("stack", None)
+    return config.load(args.cfg, {"aws": aws} if aws else None)
 
 
 def _progress(line: str) -> None:
@@ -89,3 +100,13 @@ def destroy_command(args: argparse.Namespace) -> int:
     kept = stack.destroy(_loader(args), args.stack, delete_data=args.delete_data, progress=_progress)
     print(f"stack {args.stack} deleted" + (f"; kept: {', '.join(kept)} (--delete-data removes them)" if kept else ""))
     return 0
+
+
+def doctor_command(args: argparse.Namespace) -> int:
+    from . import doctor
+
+    started = time.monotonic()
+    rows = doctor.diagnose(_loader(args))
+    print(doctor.format_text(rows))
+    print(f"\n{sum(r.status == doctor.FAIL for r in rows)} failing, {sum(r.status == doctor.WARN for r in rows)} warnings ({time.monotonic() - started:.1f} s)")
+    return 1 if doctor.failed(rows) else 0
