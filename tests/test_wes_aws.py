@@ -59,7 +59,7 @@ def aws_server(head_image, tmp_path: Path):
         MINIWDL__AWS__HEAD_ENV=json.dumps(DUMMY_CREDENTIALS),  # on AWS the head job's role
     )
     server = Server(efs / "wes_runs", env, "--submit", "aws").start()
-    yield server, workflow["queue"]
+    yield server, workflow["queue"], tasks["queue"]
     server.stop()
 
 
@@ -70,7 +70,7 @@ def head_jobs(queue: str) -> list:
 
 
 def test_a_wes_run_is_a_head_job_listed_after_a_restart_and_cancelled_through_it(aws_server):
-    server, workflow_queue = aws_server
+    server, workflow_queue, task_queue = aws_server
     api = WES(server.url)
     run_id = api.submit(HELLO.replace("IMAGE", TEST_IMAGE), {"hello.who": "batch"}, engine={"backend": "aws_batch"}).json()["run_id"]
     assert api.wait(run_id, timeout=600) == "COMPLETE", api.run_log(run_id)
@@ -100,4 +100,9 @@ def test_a_wes_run_is_a_head_job_listed_after_a_restart_and_cancelled_through_it
         if states.count("SUCCEEDED") == 1 and all(s in ("SUCCEEDED", "FAILED") for s in states):
             break
         assert time.monotonic() < deadline, states
+        time.sleep(1)
+    # and its task job with it
+    deadline = time.monotonic() + 120
+    while [j for s in ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING") for j in batch.list_jobs(jobQueue=task_queue, jobStatus=s)["jobSummaryList"]]:
+        assert time.monotonic() < deadline, "the task job outlived its cancelled run"
         time.sleep(1)
