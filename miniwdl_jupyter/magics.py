@@ -25,7 +25,7 @@ from .display.build_log import BuildLog
 from .display.tables import config_table, runs_table
 from .errors import ConfigError, InputError, RunNotFound
 
-SUBCOMMANDS = ("run", "runs", "attach", "wait", "cancel", "logs", "check", "config", "show", "build")
+SUBCOMMANDS = ("run", "runs", "attach", "wait", "cancel", "logs", "check", "config", "show", "build", "doctor")
 
 
 @magics_class
@@ -61,6 +61,7 @@ class WDLMagics(Magics):
         %wdl show RUN                        render a run's outputs
         %%wdl check / %wdl check -f FILE     lint and typecheck, as `miniwdl check`
         %wdl config [SECTION ...]            the effective configuration and where each value came from
+        %wdl doctor aws                      check the AWS setup a run would use, with a fix for each problem
         %wdl build [-r FILE] [--base IMAGE] [--push REGISTRY] [REQUIREMENT ...]
                                              build a notebook-step image
         """
@@ -219,6 +220,14 @@ class WDLMagics(Magics):
         args = _parse(_config_args, argv)
         display(config_table(config.describe(_load_config(args.cfg), args.sections or None)))
 
+    def _doctor(self, argv: List[str]) -> None:
+        from .aws import doctor
+        from .display.tables import Table
+
+        args = _parse(_doctor_args, argv)
+        rows = doctor.diagnose(_load_config(args.cfg))
+        display(Table(doctor.HEADERS, doctor.as_table_rows(rows)))
+
     def _check(self, argv: List[str], cell: Optional[str]) -> None:
         from .check import check
 
@@ -247,6 +256,13 @@ class WDLMagics(Magics):
 _cfg_argument = argument("--cfg", metavar="FILE", help="miniwdl configuration file")
 _run_argument = argument("run", help="a run: its directory, its name under the run root, last, or $variable")
 _progress_argument = argument("--progress", choices=("auto", "widget", "html", "text", "none"), help="progress display")
+
+
+@magic_arguments(name="wdl doctor")
+@argument("platform", choices=("aws",), help="what to check: aws (queues, EFS, access point, security groups, roles, throughput)")
+@_cfg_argument
+def _doctor_args() -> None:
+    """Check a platform's setup before a run hangs: one row per check, each problem with its fix."""
 
 
 @magic_arguments(name="wdl runs")

@@ -99,8 +99,8 @@ class AwsProxy:
         answer: Optional[Dict[str, Any]] = None,
         rewrite: Optional[Dict[str, Any]] = None,
     ):
-        """`answer`: operation -> f(request JSON) -> response JSON, for operations the emulator
-        lacks (answered here in the JSON protocol's format); `rewrite`: operation -> f(response
+        """`answer`: operation -> f(request) -> response, for operations the emulator lacks:
+        a JSON request gives a JSON answer; a query-protocol request (form fields) an XML str; `rewrite`: operation -> f(response
         JSON) -> response JSON, applied to the emulator's answer."""
         self.answer = answer or {}
         self.rewrite = rewrite or {}
@@ -136,9 +136,15 @@ class AwsProxy:
                     self.wfile.write(payload)
                     return
                 if op in proxy.answer:
-                    payload = json.dumps(proxy.answer[op](json.loads(body or b"{}"))).encode()
+                    if body.startswith(b"{") or not body:
+                        request = json.loads(body or b"{}")
+                    else:  # query protocol (IAM, STS, EC2): form fields
+                        request = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(body.decode()).items()}
+                    result = proxy.answer[op](request)
+                    # a str is an XML answer (query protocol), anything else JSON
+                    payload = result.encode() if isinstance(result, str) else json.dumps(result).encode()
                     self.send_response(200)
-                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("Content-Type", "text/xml" if isinstance(result, str) else "application/x-amz-json-1.1")
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)

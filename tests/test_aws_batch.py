@@ -286,6 +286,7 @@ def test_job_stuck_runnable_is_reported_with_the_compute_environment(slow_batch_
         run.wait(timeout=300)
     assert "RUNNABLE" in str(raised.value) and queue["compute_environment"] in str(raised.value) and "maxvCpus" in str(raised.value)
     assert protocol.TASK_WAITING in run.log(tail=200) and "RUNNABLE on queue" in run.log(tail=200)
+    assert "miniwdl-jupyter aws doctor" in str(raised.value)  # what to run to find out why
 
 
 PREEMPTIBLE_WDL = """version 1.1

@@ -103,6 +103,10 @@ def is_throttling(exn: BaseException) -> bool:
 
 def _is_transient(exn: BaseException) -> bool:
     import botocore.exceptions
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(exn, ResponseParserError):
+        return True
 
     if isinstance(exn, (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)):
         return True
@@ -155,6 +159,7 @@ def call(
     backoff (up to `[aws] api_retries` times); other errors become a BackendError naming `what`
     (the queue, role or job definition involved) and, unless `advice` says better, what to check."""
     import botocore.exceptions
+    from botocore.parsers import ResponseParserError
 
     api = client(cfg, service, settings)
     method = getattr(api, operation)
@@ -165,7 +170,9 @@ def call(
             answer = method(**params)
             backoff.succeeded()
             return answer
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exn:
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, ResponseParserError) as exn:
+            # (ResponseParserError: an answer that is not the service's format, e.g. a proxy's or
+            # an endpoint's HTML error page)
             if not (is_throttling(exn) or _is_transient(exn)) or attempt == retries:
                 raise backend_error(operation, exn, what, service=service, advice=advice) from None
             delay = backoff.failed()
@@ -185,6 +192,7 @@ _SERVICES = {
     "efs": ("EFS", "elasticfilesystem"),
     "logs": ("CloudWatch Logs", "logs"),
     "s3": ("S3", "s3"),
+    "cloudformation": ("CloudFormation", "cloudformation"),
 }
 _CREDENTIALS_ADVICE = {
     "UnrecognizedClientException": "the AWS credentials are not valid: refresh them (aws sso login, AWS_PROFILE)",
@@ -199,7 +207,7 @@ def backend_error(operation: str, exn: BaseException, what: str = "", *, service
 
     label, iam_prefix = _SERVICES.get(service, (service, service))
     code = error_code(exn)
-    message = str(getattr(exn, "response", {}).get("Error", {}).get("Message", "")) or str(exn)
+    message = str((getattr(exn, "response", None) or {}).get("Error", {}).get("Message", "")) or str(exn)
     where = f" ({what})" if what else ""
     if code in _CREDENTIALS_ADVICE:
         advice = _CREDENTIALS_ADVICE[code]

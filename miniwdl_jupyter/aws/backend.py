@@ -38,7 +38,7 @@ from .. import protocol
 from ..backends.cluster import ClusterJobContainer, Job, JobWatcher
 from ..backends.task_dir import task_image, write_command_file
 from ..errors import BackendError
-from . import api, jobdefs, studio_discovery, watcher
+from . import api, discovery, jobdefs, watcher
 from .jobs import classify_stopped, job_name, queue_report, run_tag
 from .settings import BatchSettings
 
@@ -52,7 +52,7 @@ class BatchContainer(ClusterJobContainer):
     def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
         # In SageMaker Studio, what is not configured (EFS, access point, queue) is found first;
         # the tasks of this process share `cfg`, so they see it too.
-        settings = BatchSettings(studio_discovery.apply_defaults(cfg))
+        settings = BatchSettings(discovery.apply_defaults(cfg))
         settings.check()
         queues = settings.task_queues()
         found = api.call(cfg, "describe_job_queues", what=f"job queue {settings.task_queue}", jobQueues=queues)
@@ -154,12 +154,13 @@ class BatchContainer(ClusterJobContainer):
             return
         self.reported_at = now
         report = queue_report(self.cfg, self.queue)
-        protocol.task_waiting(logger, self.backend, f"RUNNABLE on queue {self.queue}", waited, job_id=job.job_id, compute_environments=report)
+        protocol.task_waiting(logger, self.backend, f"RUNNABLE on queue {self.queue}", waited, job_id=job.job_id,
+                              compute_environments=report, check="miniwdl-jupyter aws doctor (%wdl doctor aws)")
         if self.settings.runnable_fail:
             raise BackendError(
                 f"AWS Batch job {job.job_id} has waited RUNNABLE on queue {self.queue} for {int(waited)} s. "
-                f"Compute environments: {report}. Fix: check their state and maxvCpus against the task's "
-                "cpu/memory/gpu, or raise [aws] runnable_timeout"
+                f"Compute environments: {report}. Fix: run `miniwdl-jupyter aws doctor` (`%wdl doctor aws`); check "
+                "their state and maxvCpus against the task's cpu/memory/gpu, or raise [aws] runnable_timeout"
             )
 
     def outcome(self, logger: logging.Logger, job: Job) -> int:

@@ -29,7 +29,7 @@ from .. import launch_record
 from ..config import option
 from ..errors import BackendError, ConfigError
 from ..launcher import Launcher
-from . import api, jobdefs, studio_discovery
+from . import api, discovery, jobdefs
 from .jobs import TERMINAL, job_name, log_stream, run_prefix, stop_run_jobs
 from .settings import BatchSettings
 
@@ -90,7 +90,7 @@ class AwsLauncher(Launcher):
     def launch(
         self, command: List[str], *, run_dir: Path, env: Mapping[str, str], cwd: Path, cfg: Loader
     ) -> Optional[subprocess.Popen]:
-        studio_discovery.apply_defaults(cfg)  # in SageMaker Studio: its EFS and queue, unless configured
+        discovery.apply_defaults(cfg)  # [aws] stack outputs; in SageMaker Studio its EFS and queue; unless configured
         head, tasks = HeadSettings(cfg), BatchSettings(cfg)
         head.check()
         tasks.check()

@@ -1,6 +1,6 @@
 """`[aws]` settings shared by the aws_batch backend and the aws launcher, each read with an explicit
 default (any miniwdl Loader works); per-call overrides; the job properties every job shares. In
-SageMaker Studio, what is not configured comes from studio_discovery.apply_defaults, which the
+SageMaker Studio or with `[aws] stack`, what is not configured comes from discovery.apply_defaults, which the
 callers run first (an explicit step, see there)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from WDL.runtime import config
 
 from ..config import option
 from ..errors import BackendError
-from . import studio_discovery
+from . import discovery, studio_discovery
 
 
 class BatchSettings:
@@ -110,7 +110,7 @@ class BatchSettings:
 def preflight(cfg: config.Loader) -> None:
     """Checks for the runs layer to make before a run starts: the queue and shared filesystem are
     configured (or, in SageMaker Studio, found: the one step here that calls AWS) and mounted here."""
-    BatchSettings(studio_discovery.apply_defaults(cfg)).check()
+    BatchSettings(discovery.apply_defaults(cfg)).check()
 
 
 def call_keys(run_id: str) -> List[str]:

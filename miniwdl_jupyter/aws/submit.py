@@ -159,14 +159,14 @@ def main(args: argparse.Namespace) -> int:
     from .. import launch_record
     from ..errors import MiniwdlJupyterError
     from ..runs import run
-    from . import studio_discovery
+    from . import discovery
     from .settings import BatchSettings
 
     if args.no_env:
         for key in [k for k in os.environ if k.startswith("MINIWDL__")]:
             del os.environ[key]
     try:
-        cfg = studio_discovery.apply_defaults(mj_config.load(args.cfg, overrides(args)))
+        cfg = discovery.apply_defaults(mj_config.load(args.cfg, overrides(args)))
         tag_defaults = queue_tag_defaults(cfg)
         if tag_defaults:
             cfg.override({"aws": tag_defaults})

@@ -19,7 +19,11 @@ def add_parser(subparsers: "argparse._SubParsersAction") -> None:
     serve.add_argument("--root", default="./wes_runs", help="folder holding one folder per run (default ./wes_runs)")
     serve.add_argument("--token-file", help="file of `TOKEN [USER]` lines; requests then need `Authorization: Bearer TOKEN`, and each user sees only their own runs")
     serve.add_argument("--backends", help="container backends clients may choose, comma-separated (default: the configured one)")
-    serve.add_argument("--backend", help="backend for runs that name none (default: [jupyter] backend, resolved)")
+    serve.add_argument("--backend", help="backend for runs that name none (default: [jupyter] backend, resolved; with --submit, the launcher's)")
+    serve.add_argument("--submit", default="local", metavar="LAUNCHER",
+                       help="where each run's miniwdl process runs: local (default: a process of this server), or a launcher "
+                            "such as aws (a Batch head job: the server holds no workflow process) or slurm; --root must then "
+                            "be on the filesystem those jobs share")
     serve.add_argument("--max-upload-mb", type=float, default=100.0, help="largest POST /runs body, attachments included (default 100)")
     serve.add_argument("--max-attachments", type=int, default=1000, help="most workflow_attachment files per run (default 1000)")
     serve.set_defaults(handler=serve_main)
@@ -30,12 +34,17 @@ def serve_main(args: argparse.Namespace) -> int:
 
     from .. import config
     from ..backend_choice import resolve_backend
+    from ..launchers import get_launcher
     from .app import create_app
     from .auth import TokenMap
     from .store import RunStore
 
     cfg = config.load()
-    default_backend = resolve_backend(args.backend or config.option(cfg, "jupyter", "backend"), cfg)
+    launcher = get_launcher(args.submit)  # an unknown launcher fails here, naming the installed ones
+    chosen = args.backend or config.option(cfg, "jupyter", "backend")
+    if chosen in ("", "auto") and launcher.default_backend:
+        chosen = launcher.default_backend
+    default_backend = resolve_backend(chosen, cfg)
     offered = [b.strip() for b in (args.backends or default_backend).split(",") if b.strip()]
     for name in offered:
         resolve_backend(name, cfg)  # unknown names fail here, naming the installed ones
@@ -52,6 +61,7 @@ def serve_main(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_attachments=args.max_attachments,
         cfg=cfg,
+        submit=launcher.name,
     )
     app = create_app(store, tokens)
     server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info", access_log=False))

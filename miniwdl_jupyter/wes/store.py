@@ -74,7 +74,10 @@ class RunStore:
         max_upload_bytes: int,
         max_attachments: int,
         cfg: Loader,
+        submit: str = "local",
     ):
+        """`submit`: the launcher that starts each run's miniwdl process (`aws`: a Batch head job, so
+        state, logs and cancel go through the job, and the server may restart meanwhile)."""
         self.cfg = cfg  # one loader (the server's) for every handle: attach() would load one each
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -82,6 +85,7 @@ class RunStore:
         self.default_backend = default_backend
         self.max_upload_bytes = max_upload_bytes
         self.max_attachments = max_attachments
+        self.launcher = submit
         self.engine_parameters = run_request.engine_parameters(default_backend, cache_default, self.cfg)
         self._entries: Dict[str, Entry] = {}
         self._keys: Dict[Optional[str], List[Tuple[float, str]]] = collections.defaultdict(list)  # None: all
@@ -309,6 +313,7 @@ class RunStore:
                     dir=f"{entry.run_dir}/.",
                     wait=False,
                     cfg=engine["cfg"],
+                    submit=self.launcher,
                 )
         except MiniwdlJupyterError as exn:
             self._forget(entry)
