@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from WDL.runtime.config import Loader
 
+from ..config import option
 from ..errors import BackendError
 from . import api, discovery, studio_discovery
 from .settings import BatchSettings
@@ -94,7 +95,7 @@ def _credentials(doctor: Doctor) -> bool:
 def doctor_queues(doctor: Doctor, settings: BatchSettings) -> Dict[str, Dict[str, Any]]:
     """Each configured queue: a row with its state and its compute environments'; returns the
     queues found, by the name they were configured with."""
-    named = {"task queue": settings.task_queue, "fallback queue": settings.task_queue_fallback, "workflow queue": doctor.cfg.get("aws", "workflow_queue", "")}
+    named = {"task queue": settings.task_queue, "fallback queue": settings.task_queue_fallback, "workflow queue": option(doctor.cfg, "aws", "workflow_queue")}
     if not settings.task_queue:
         doctor.add("task queue", FAIL, "no task queue configured", "set [aws] task_queue, or [aws] stack to a stack from `miniwdl-jupyter aws deploy`")
     wanted = [q for q in named.values() if q]
@@ -240,7 +241,7 @@ def _security_groups(doctor: Doctor, settings: BatchSettings, queues: Dict[str, 
 def _permissions(doctor: Doctor, settings: BatchSettings, queues: Dict[str, Dict[str, Any]]) -> None:
     """IAM policy simulation of what each role must be allowed: the head-job role (or, without
     one, this caller) submits task jobs and passes the task role; the head role's image is read."""
-    head_role = doctor.cfg.get("aws", "head_job_role_arn", "") or ""
+    head_role = option(doctor.cfg, "aws", "head_job_role_arn")
     who = head_role or _caller_role(doctor)
     if not who:
         doctor.add("permissions", SKIP, "the caller is not an IAM role or user that can be simulated")
@@ -251,7 +252,7 @@ def _permissions(doctor: Doctor, settings: BatchSettings, queues: Dict[str, Dict
         wanted.append(("iam:PassRole", settings.job_role_arn))
     if settings.execution_role_arn:
         wanted.append(("iam:PassRole", settings.execution_role_arn))
-    image = doctor.cfg.get("aws", "head_image", "")
+    image = option(doctor.cfg, "aws", "head_image")
     if image and ".dkr.ecr." in image:
         wanted.append(("ecr:BatchGetImage", _ecr_repository_arn(image)))
     denied = []

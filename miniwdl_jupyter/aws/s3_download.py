@@ -18,6 +18,8 @@ from typing import Any, Dict, Generator
 from WDL.runtime import config
 from WDL.runtime.download import awscli_directory_downloader, awscli_downloader, prepare_aws_credentials
 
+from ..config import option
+
 # One script for files and directories: a key ending in "/" (or a Directory input) is a prefix.
 _DOWNLOAD_PY = r"""
 import os, sys, boto3
@@ -70,7 +72,7 @@ task s3_download_{kind} {{
 
 
 def _image(cfg: config.Loader) -> str:
-    return cfg.get("aws", "s3_download_image", "") or cfg.get("aws", "head_image", "")
+    return option(cfg, "aws", "s3_download_image") or option(cfg, "aws", "head_image")
 
 
 def _download(cfg: config.Loader, logger: logging.Logger, uri: str, directory: bool) -> Generator[Dict[str, Any], Dict[str, Any], None]:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from WDL.runtime.config import Loader
 
+from ..config import option
 from ..errors import BackendError, ConfigError
 from . import api
 
@@ -83,10 +84,10 @@ _cache_lock = threading.Lock()
 def settings_from_stack(cfg: Loader) -> Dict[str, str]:
     """`[aws]` settings from the outputs of `[aws] stack` (once per process and stack); {} when
     no stack is configured."""
-    stack = cfg.get("aws", "stack", "")
+    stack = option(cfg, "aws", "stack")
     if not stack:
         return {}
-    key = (stack, cfg.get("aws", "region", ""), cfg.get("aws", "endpoint_url", ""))
+    key = (stack, option(cfg, "aws", "region"), option(cfg, "aws", "endpoint_url"))
     with _cache_lock:
         if key not in _cache:
             found = outputs(cfg, stack)
