@@ -24,7 +24,7 @@ import pytest
 from backend_fixtures import docker_image, json_events, labelled_containers, miniwdl_command, miniwdl_env, miniwdl_run, root_cause, wait_until, write_wdl # noqa: F401 - docker_image is a fixture
 import miniwdl_jupyter as mj
 from miniwdl_jupyter import config, gpus
-from miniwdl_jupyter.backends.docker_run import LABEL_RUN_DIR
+from miniwdl_jupyter.backends.container_cli import LABEL_RUN_DIR
 from miniwdl_jupyter.display.html_board import board_bundle
 from miniwdl_jupyter.display.progress import NoView
 from miniwdl_jupyter.errors import ConfigError
