@@ -82,7 +82,7 @@ def test_scatter_from_a_cell_outputs_read_back_from_efs(moto, shell, efs, monkey
     assert "aws_batch job status" in tail and "status=SUCCEEDED" in tail and "log_stream=" in tail and jobs[0]["jobId"] in tail
     # per call, as the views show it: its Batch job id, status and log stream
     assert {c.job["job_id"] for c in run.calls} == {j["jobId"] for j in jobs}
-    assert all(c.job["status"] == "SUCCEEDED" and c.job.get("log_stream") is not None for c in run.calls)
+    assert all(c.job["state"] == "SUCCEEDED" and c.job.get("log_stream") is not None for c in run.calls)
 
 
 def test_failing_task_is_task_failed_with_exit_code_and_stderr(moto, workdir, efs, monkeypatch):
