@@ -26,8 +26,9 @@ def stop_leftovers(run_dir: Path, cfg: Loader) -> int:
     (or has been told to stop). Returns how many were stopped."""
     record = launch_record.read(run_dir) or {}
     backend = record.get("backend")
-    # A run started outside miniwdl-jupyter (`miniwdl run`) does not say its backend: ask them all.
-    companions: List[Companion] = [get_companion(backend)] if backend else all_companions()
+    # A run started outside miniwdl-jupyter (`miniwdl run`) does not say its backend: ask those
+    # whose tasks run on this machine (a scheduler's jobs are found through the record).
+    companions: List[Companion] = [get_companion(backend)] if backend else [c for c in all_companions() if not c.runs_elsewhere]
     return sum(companion.stop_leftovers(run_dir, record, cfg) for companion in companions)
 
 

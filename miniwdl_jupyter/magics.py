@@ -19,7 +19,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from WDL.runtime.config import Loader
 
-from . import config, runs, wdl_source
+from . import config, runs, wdl_inputs
 from .display import progress_view, render_outputs
 from .display.build_log import BuildLog
 from .display.tables import config_table, runs_table
@@ -88,7 +88,7 @@ class WDLMagics(Magics):
         loader = _load_config(args.cfg)
         if args.file:
             wdl: str = args.file
-            inputs = wdl_source.inputs_for_file(wdl, cell or "")
+            inputs = wdl_inputs.inputs_for_file(wdl, cell or "")
         elif cell is not None and cell.strip():
             wdl = cell
             inputs = {}
@@ -135,7 +135,7 @@ class WDLMagics(Magics):
             if not isinstance(value, dict):
                 raise UsageError(f"-i {spec}: expected a dict of inputs, got {type(value).__name__}")
             return dict(value)
-        return wdl_source.read_inputs_file(spec)
+        return wdl_inputs.read_inputs_file(spec)
 
     def _pairs(self, pairs: List[str]) -> Dict[str, Any]:
         inputs: Dict[str, Any] = {}
@@ -160,7 +160,7 @@ class WDLMagics(Magics):
                 return eval(raw[1:-1], self.shell.user_global_ns, self.shell.user_ns)  # noqa: S307 - the user's own expression
             except Exception as exn:
                 raise UsageError(f"could not evaluate {raw}: {type(exn).__name__}: {exn}") from None
-        return wdl_source.Literal(raw)
+        return wdl_inputs.Literal(raw)
 
     def _lookup(self, name: str) -> Any:
         try:

@@ -1,10 +1,12 @@
 """Incremental reader of a miniwdl run directory -> RunState.
 
-The run directory is the single source of truth (docs/design.md). `RunMonitor.poll()` reads only the JSON
-log lines appended since the previous poll, so its cost follows what happened since then, not the
-run's size. Whether the run is still going comes from the exclusive flock miniwdl holds on
-`workflow.log` (or `task.log`) for the whole run, and from outputs.json / error.json: a run whose
-process died is reported failed, never running forever.
+The run directory is the single source of truth (docs/design.md), read by the run-directory
+protocol (protocol.py). `RunMonitor.poll()` reads only the JSON log lines appended since the
+previous poll, so its cost follows what happened since then, not the run's size. Whether the run
+is still going comes from the exclusive flock miniwdl holds on `workflow.log` (or `task.log`) for
+the whole run, from outputs.json / error.json, and, when neither says, from the run's launcher
+(asked through the callback the runs layer passes): a run whose process died is reported failed,
+never running forever.
 """
 
 from __future__ import annotations

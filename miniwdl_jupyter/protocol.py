@@ -30,7 +30,8 @@ WORKFLOW_START = "workflow start"  # {dir}
 TASK_SETUP = "task setup"  # {dir}: the call's directory exists, the attempt is being prepared
 READY, FINISH = "ready", "finish"  # {job}: a workflow dispatched / collected one of its calls
 DONE, DONE_CACHED = "done", "done (cached)"
-RETRIED = ("failed task will be retried", "interrupted task will be retried")
+RETRIED_FAILED, RETRIED_INTERRUPTED = "failed task will be retried", "interrupted task will be retried"
+RETRIED = (RETRIED_FAILED, RETRIED_INTERRUPTED)
 MINIWDL_EVENTS = (WORKFLOW_START, TASK_SETUP, READY, FINISH, DONE, DONE_CACHED, *RETRIED)
 # A failure is an ERROR event with fields `error` (the exception's class name), `dir`, `message`,
 # and for a failed command `exit_status` and `stderr_file`. error == "Terminated": cancelled.

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 from WDL.runtime.config import Loader
 
-from . import config, launch_record, leftovers, miniwdl_command, run_dirs, run_outputs, wdl_source
+from . import config, launch_record, leftovers, miniwdl_command, run_dirs, run_outputs, wdl_inputs, wdl_source
 from .aws import studio_discovery
 from .backend_choice import resolve_backend
 from .errors import Cancelled, ConfigError, InputError, RunFailed, RunNotFound
@@ -258,7 +258,7 @@ def run(
     else:
         source_path, display_name = str((cwd / source).resolve()), source
     loaded = wdl_source.load(source_path, cwd=cwd, display_name=display_name, task=task, text=text)
-    inputs_json = wdl_source.bind_inputs(loaded, dict(inputs or {}), cwd=cwd)
+    inputs_json = wdl_inputs.bind_inputs(loaded, dict(inputs or {}), cwd=cwd)
     if submit == "wes":  # the server runs the tasks: its backends, not this machine's
         backend_name = backend or config.option(loader, "wes", "backend") or "wes server default"
     else:
@@ -283,7 +283,7 @@ def _start(loaded, inputs_json, run_dir: Path, backend_name: str, cache: bool, t
     meta = launch_record.meta_dir(run_dir)
     meta.mkdir(parents=True, exist_ok=True)
     inputs_file = meta / "inputs.json"
-    inputs_file.write_text(wdl_source.dump_inputs(inputs_json))
+    inputs_file.write_text(wdl_inputs.dump_inputs(inputs_json))
     command, env = miniwdl_command.build(
         loaded, inputs_file, run_dir, backend=backend_name, cache=cache, task=task, cfg=loader, cwd=cwd
     )

@@ -97,11 +97,11 @@ class NotebookStep:
 
     @property
     def stdout_tail(self) -> List[str]:
-        return tail_lines(self._attempt_file("stdout"), TAIL_LINES)
+        return tail_lines(protocol.stdout_file(self.run.run_dir, self._attempt()), TAIL_LINES)
 
     @property
     def stderr_tail(self) -> List[str]:
-        return tail_lines(self._attempt_file("stderr"), TAIL_LINES)
+        return tail_lines(protocol.stderr_file(self.run.run_dir, self._attempt()), TAIL_LINES)
 
     # -- where the task's files are ----------------------------------------------------------------
     def _product(self, output: str, file_name: str) -> Optional[Path]:
@@ -111,13 +111,13 @@ class NotebookStep:
         work = self._work_dir()
         return work / file_name if work and (work / file_name).exists() else None
 
-    def _work_dir(self) -> Optional[Path]:
-        work = protocol.work_dir(self.run.run_dir, protocol.latest_attempt(self.run.run_dir))
-        return work if work.is_dir() else None
+    def _attempt(self) -> int:
+        """The latest attempt: a retry has its own work2/, stderr2.txt..."""
+        return protocol.latest_attempt(self.run.run_dir)
 
-    def _attempt_file(self, stream: str) -> Path:
-        attempt = protocol.latest_attempt(self.run.run_dir)
-        return (protocol.stdout_file if stream == "stdout" else protocol.stderr_file)(self.run.run_dir, attempt)
+    def _work_dir(self) -> Optional[Path]:
+        work = protocol.work_dir(self.run.run_dir, self._attempt())
+        return work if work.is_dir() else None
 
     def _failure_summary(self) -> Optional[Dict[str, Any]]:
         work = self._work_dir()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, Iterable, List, Optional
 
+from .. import protocol
 from ..monitor import RunState
 
 FRIENDLY_LINES = 12
@@ -42,25 +43,25 @@ def friendly_lines(events: Iterable[Dict[str, Any]], root: str, limit: int = FRI
         who = _who(source, root)
         said = None
         if who is None:
-            if message == "workflow start":
+            if message == protocol.WORKFLOW_START:
                 said = f"workflow {event.get('name', '')} started".replace("  ", " ")
             elif message == "aborting workflow":
                 said = "stopping the workflow" + (f" (signal {event['signal']})" if event.get("signal") else "")
-            elif message in ("done", "done (cached)") and source == root:
-                said = "workflow finished" + (" (cached)" if "cached" in message else "")
+            elif message in (protocol.DONE, protocol.DONE_CACHED) and source == root:
+                said = "workflow finished" + (" (cached)" if message == protocol.DONE_CACHED else "")
             elif event.get("levelno", 0) >= _WARNING and message != "call failure propagating":
                 said = f"{event.get('level', 'warning').lower()}: {message}"
-        elif message == "task setup":
+        elif message == protocol.TASK_SETUP:
             said = f"{who} started"
-        elif message == "done":
+        elif message == protocol.DONE:
             said = f"{who} finished"
-        elif message == "done (cached)":
+        elif message == protocol.DONE_CACHED:
             said = f"{who} reused a cached result"
-        elif isinstance(event.get("exit_code"), int):
+        elif protocol.exit_code(event) is not None:
             exits[who] = event["exit_code"]
-        elif message.endswith("will be retried"):
+        elif message in protocol.RETRIED:
             code = exits.get(who)
-            why = "was interrupted" if message.startswith("interrupted") else (
+            why = "was interrupted" if message == protocol.RETRIED_INTERRUPTED else (
                 f"failed (exit {code})" if code is not None else "failed")
             said = f"{who} {why}, retrying"
         elif event.get("level") == "ERROR" and "error" in event and event.get("dir"):
