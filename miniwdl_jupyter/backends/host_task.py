@@ -28,7 +28,8 @@ from WDL.runtime.task_container import TaskContainer
 from .. import config as jupyter_config
 
 # The process environment every task command starts from (besides the task's own env): what a
-# shell needs to find programs and speak UTF-8, taken from the caller's environment.
+# shell needs to find programs and speak UTF-8, taken from the caller's environment (the local
+# backend's Popen, slurm's job script on the node).
 BASE_ENVIRONMENT = ("PATH", "HOME", "LANG")
 # A link to a file in an input is the original: (mtime, size) to notice a command writing into it.
 Fingerprint = Tuple[int, int]
@@ -109,17 +110,6 @@ def task_env(container: TaskContainer) -> Dict[str, str]:
     tmpdir = env.get("TMPDIR")
     if tmpdir and os.path.commonpath([tmpdir, first_work_dir]) == first_work_dir:
         env["TMPDIR"] = container.host_work_path(tmpdir)
-    return env
-
-
-def environment(container: TaskContainer) -> Dict[str, str]:
-    """The command's process environment before the task's own exports: a minimal base, as a
-    container's image would give, not everything the caller happens to have set. TMPDIR is
-    absent unless [file_io] mount_tmpdir sets it (in the exports), as in a container."""
-    env = {key: os.environ[key] for key in BASE_ENVIRONMENT if key in os.environ}
-    env.setdefault("PATH", os.defpath)
-    env.setdefault("HOME", container.host_work_dir())
-    env.setdefault("LANG", "C.UTF-8")
     return env
 
 

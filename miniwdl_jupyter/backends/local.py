@@ -41,6 +41,7 @@ from WDL.runtime.error import Terminated
 from .. import config as jupyter_config
 from .. import gpus, protocol
 from . import host_task
+from .host_task import BASE_ENVIRONMENT
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 from .task_reaper import TaskReaper
 
@@ -71,7 +72,7 @@ class LocalContainer(ScheduledSubprocessBase):
     def cli_name(self) -> str:
         return "local"
 
-    # Host execution (input staging, minimal environment, ulimit) is the host_task module's, which
+    # Host execution (input staging, the task's env, ulimit) is the host_task module's, which
     # slurm's `none` runtime composes too: its functions, called as this container's steps.
     _place_inputs = host_task.place_inputs
     _warn_of_changed_inputs = staticmethod(host_task.warn_of_changed_inputs)
@@ -137,6 +138,16 @@ class LocalContainer(ScheduledSubprocessBase):
                 pass
         _signal_group(proc.pid, signal.SIGKILL)  # the shell may be gone while its children linger
         proc.wait()
+
+    def _environment(self) -> Dict[str, str]:
+        """The command's process environment before the task's own exports: a minimal base, as a
+        container's image would give, not everything the notebook happens to have set. TMPDIR is
+        absent unless [file_io] mount_tmpdir sets it (in the exports), as in a container."""
+        env = {key: os.environ[key] for key in BASE_ENVIRONMENT if key in os.environ}
+        env.setdefault("PATH", os.defpath)
+        env.setdefault("HOME", self.host_work_dir())
+        env.setdefault("LANG", "C.UTF-8")
+        return env
 
     def _notice_ignored_runtime(self, logger: logging.Logger) -> None:
         """One notice per ignored runtime key per run, however many tasks set it."""
