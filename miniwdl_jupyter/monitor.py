@@ -62,6 +62,9 @@ class CallState:
     job: Dict[str, Any] = field(default_factory=dict)
     cached: bool = False
     error: Optional[Dict[str, Any]] = None  # the failure's fields from the log
+    # Why it ran instead of coming from the call cache, one line per difference ([] when cached);
+    # filled by Run.calls once the run has ended (cache_why.py).
+    not_cached: Optional[List[str]] = None
 
     @property
     def duration(self) -> Optional[float]:
