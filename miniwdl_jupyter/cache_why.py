@@ -26,6 +26,9 @@ from WDL.runtime.config import Loader
 from . import cache_entries, launch_record, wdl_source
 from .monitor import CACHED, FAILED, SUCCEEDED, CallState
 
+# First lines of explanations that compared nothing (no entry, cache off, call unfinished).
+NO_ENTRY, CACHE_OFF, NOT_ENDED, UNKNOWN = "no cache entry for task", "not looked up:", "it did not run to the end", "its task log"
+FAILED_NOTE = "(it failed: a failed call's results are never cached)"
 _INVALID = ("cache entry invalid due to deleted or modified file/directory", "cache entry invalid due to deleted or modified additional path")
 
 
@@ -42,6 +45,12 @@ class _Context:
         if task not in self._entries:
             self._entries[task] = list(cache_entries.entries(self.cfg, task))
         return self._entries[task]
+
+
+def compared(lines: Optional[List[str]]) -> bool:
+    """Did an explanation compare the call with a cache entry (rather than find none to compare)?"""
+    rest = [line for line in (lines or []) if not line.startswith(FAILED_NOTE)]
+    return bool(rest) and not rest[0].startswith((NO_ENTRY, CACHE_OFF, NOT_ENDED, UNKNOWN))
 
 
 def explain(run_dir: Path, call: CallState, cfg: Loader) -> List[str]:
@@ -62,16 +71,16 @@ def _explain(context: _Context, call: CallState) -> List[str]:
     if call.kind != "task" or call.state == CACHED:
         return []
     if context.record.get("cache") is False:
-        return ["not looked up: the call cache was off for this run (--no-cache, or [jupyter] cache = false)"]
+        return [f"{CACHE_OFF} the call cache was off for this run (--no-cache, or [jupyter] cache = false)"]
     if call.state not in (SUCCEEDED, FAILED) or call.dir is None:
-        return [f"it did not run to the end ({call.state}): nothing to compare"]
+        return [f"{NOT_ENDED} ({call.state}): nothing to compare"]
     task = task_name(call.dir)
     inputs = _read_json(call.dir / "inputs.json")
     if task is None or not isinstance(inputs, dict):
-        return ["its task log or inputs.json is gone: cannot say"]
+        return [f"{UNKNOWN} or inputs.json is gone: cannot say"]
     digest = inputs_digest(inputs)
     events = [e for e in context.events if _key_parts(e.get("cache_file", ""), context.cfg)[::2] == (task, digest)]
-    lines = [] if call.state == SUCCEEDED else ["(it failed: a failed call's results are never cached)"]
+    lines = [] if call.state == SUCCEEDED else [FAILED_NOTE]
     invalid = next((e for e in events if e.get("message") in _INVALID), None)
     if invalid is not None:
         hit = next((e for e in events if e.get("message") == "call cache hit"), {})
@@ -86,7 +95,7 @@ def _explain(context: _Context, call: CallState) -> List[str]:
     started = call.start_time or float("inf")
     others = [e for e in context.entries(task) if e.call_dir != str(call.dir) and (_mtime(e.path) or 0) < started]
     if not others:
-        return lines + [f"no cache entry for task `{task}` to reuse (its first run with the cache on, or its entries were removed)"]
+        return lines + [f"{NO_ENTRY} `{task}` to reuse (its first run with the cache on, or its entries were removed)"]
     nearest = min(others, key=lambda e: (e.digest != own, len(_differing(e.inputs, inputs)), -(_mtime(e.path) or 0)))
     if own is not None and nearest.digest != own:
         lines += _task_changes(task, nearest.call_dir, context.run_dir) or [

@@ -217,9 +217,9 @@ def apply(cleanup_plan: CleanupPlan, cfg=None) -> CleanupResult:
         if item.action == "skip":
             result.skipped[item.name] = item.reason
             continue
+        busy = running_reason(Run(item.run_dir, cfg=loader), loader)  # again: it may have been restarted
         with _run_lock(item.run_dir) as locked:
-            busy = None if locked else "its miniwdl process holds the run's lock"
-            busy = busy or running_reason(Run(item.run_dir, cfg=loader), loader)
+            busy = busy or (None if locked else "its miniwdl process holds the run's lock")
             if busy:
                 result.skipped[item.name] = busy
                 continue

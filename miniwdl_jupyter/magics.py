@@ -19,17 +19,17 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from WDL.runtime.config import Loader
 
-from . import config, runs, wdl_source
+from . import config, disk_magics, runs, wdl_source
 from .display import progress_view, render_outputs
 from .display.build_log import BuildLog
 from .display.tables import config_table, runs_table
 from .errors import ConfigError, InputError, RunNotFound
 
-SUBCOMMANDS = ("run", "runs", "attach", "wait", "cancel", "logs", "check", "config", "show", "build")
+SUBCOMMANDS = ("run", "runs", "attach", "wait", "cancel", "logs", "check", "config", "show", "build") + disk_magics.SUBCOMMANDS
 
 
 @magics_class
-class WDLMagics(Magics):
+class WDLMagics(disk_magics.DiskMagics, Magics):
     @no_var_expand
     @magic_arguments()
     @argument("inputs", nargs="*", metavar="name=value",
@@ -63,6 +63,10 @@ class WDLMagics(Magics):
         %wdl config [SECTION ...]            the effective configuration and where each value came from
         %wdl build [-r FILE] [--base IMAGE] [--push REGISTRY] [REQUIREMENT ...]
                                              build a notebook-step image
+        %wdl du [RUN]                        disk use: every run, or one run by call and what the cache uses
+        %wdl cleanup [--keep-last N] [--older-than AGE] [--failed] [--cancelled] [RUN ...] [--yes]
+                                             delete old runs safely (the plan first)
+        %wdl why RUN [CALL]                  why calls ran instead of coming from the call cache
         """
         if cell is not None:
             if line.strip().split(" ", 1)[0] == "check":
@@ -124,6 +128,7 @@ class WDLMagics(Magics):
             handle.wait(on_poll=view.update, raise_on_failure=False)
         finally:
             view.finish(handle.poll())
+        disk_magics.print_cache_misses(handle)
         if handle.error is not None:
             raise handle.error
         render_outputs(handle)

@@ -6,6 +6,7 @@ import html
 import time
 from typing import Iterable, List, Sequence, Tuple
 
+from ..disk_usage import human, run_size
 from ..monitor import FAILED, FINISHED_CALL_STATES
 from .summary import format_duration
 
@@ -50,9 +51,10 @@ def runs_table(runs) -> Table:  # type: ignore[no-untyped-def]
                 f"{finished}/{state.task_calls}",
                 str(state.counts[FAILED]),
                 state.backend or "-",
+                human(run_size(run.run_dir, state.done)),
             )
         )
-    return Table(["run", "status", "started", "duration", "calls done", "failed", "backend"], rows, "(no runs yet)")
+    return Table(["run", "status", "started", "duration", "calls done", "failed", "backend", "size"], rows, "(no runs yet)")
 
 
 def config_table(rows) -> Table:  # type: ignore[no-untyped-def]
