@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Sequence, Set
 
 from WDL.runtime.config import Loader
 
-from . import cache_entries, disk_usage, launch_record, run_dirs
+from . import cache_entries, config, disk_usage, launch_record, run_dirs
 from .errors import InputError
 from .launchers import get_launcher
 from .monitor import CANCELLED, FAILED
@@ -334,3 +334,21 @@ class _run_lock:
     def __exit__(self, *exc) -> None:
         if self.fd is not None:
             os.close(self.fd)
+
+
+def after_run(run_dir: Path, cfg: Loader) -> Optional[CleanupResult]:
+    """`[jupyter] keep_last` / `keep_days` (both 0, off, by default): the automatic cleanup after a
+    run ends, under the run root of `run_dir`. None when off or nothing was chosen."""
+    keep_last = config.option(cfg, "jupyter", "keep_last", "int")
+    keep_days = config.option(cfg, "jupyter", "keep_days", "float")
+    if keep_last <= 0 and keep_days <= 0:
+        return None
+    chosen = plan(
+        Path(run_dir).parent,
+        keep_last=keep_last if keep_last > 0 else None,
+        older_than=f"{keep_days}d" if keep_days > 0 else None,
+        cfg=cfg,
+    )
+    if not any(p.action != "skip" for p in chosen.runs):
+        return None
+    return apply(chosen, cfg=cfg)

@@ -78,6 +78,15 @@ def print_cache_misses(handle: runs.Run) -> None:
         print(f"... and {len(explained) - MAX_SUMMARY_CALLS} more calls: %wdl why {handle.run_dir.name}")
 
 
+def auto_cleanup(handle: runs.Run) -> None:
+    """`[jupyter] keep_last` / `keep_days` after a run this cell waited for (off by default)."""
+    from . import cleanup
+
+    result = cleanup.after_run(handle.run_dir, handle.cfg)
+    if result is not None:
+        print(f"automatic cleanup ([jupyter] keep_last / keep_days): {result.text()}")
+
+
 def _ask(plan) -> bool:  # type: ignore[no-untyped-def]
     """The notebook's confirmation; where no one can answer (papermill, a test), no."""
     try:

@@ -129,6 +129,7 @@ class WDLMagics(disk_magics.DiskMagics, Magics):
         finally:
             view.finish(handle.poll())
         disk_magics.print_cache_misses(handle)
+        disk_magics.auto_cleanup(handle)
         if handle.error is not None:
             raise handle.error
         render_outputs(handle)

@@ -214,3 +214,19 @@ def test_cli_cleanup_plans_first_and_applies_with_yes(workdir, monkeypatch):
     assert f"delete {old.run_dir.name}" in done and "freed" in done and not old.run_dir.exists()
     bad = subprocess.run([sys.executable, "-m", "miniwdl_jupyter.cli", "cleanup"], capture_output=True, text=True)
     assert bad.returncode == 2 and "cleanup needs a choice of runs" in bad.stderr
+
+
+def test_keep_last_cleans_up_automatically_after_a_run(local_shell, capsys, workdir, monkeypatch):
+    (workdir / "s.txt").write_text("data\n")
+    magic(local_shell, capsys, "%wdl run -f wf.wdl reads=s.txt tag=a -o first --progress none")
+    first = local_shell.user_ns["first"]
+    out = magic(local_shell, capsys, "%wdl run -f wf.wdl reads=s.txt tag=b -o second --progress none")
+    assert "automatic cleanup" not in out, "off by default"
+    monkeypatch.setenv("MINIWDL__JUPYTER__KEEP_LAST", "1")
+    out = magic(local_shell, capsys, "%wdl run -f wf.wdl reads=s.txt tag=c --no-cache -o third --progress none")
+    assert re.search(r"automatic cleanup \(\[jupyter\] keep_last / keep_days\): freed \d", out), out
+    call = first.run_dir / "call-count"
+    assert (first.run_dir / "workflow.log").exists() and not (call / "stdout.txt").exists()
+    assert (call / "work" / "n.txt").exists() and not (call / "work" / "_miniwdl_inputs").exists(), "the cache's files stay"
+    third = local_shell.user_ns["third"]
+    assert third.outputs["n"].read_text() == "5\nc\n", "the run that just ended is the newest: kept"
