@@ -28,6 +28,7 @@ export interface IRunSummary {
   calls_total: number;
   calls_done: number;
   calls_failed: number;
+  size: number | null; // bytes on disk (kept once the run has ended)
   outputs_path: string | null;
   attach: string;
 }
@@ -135,7 +136,7 @@ export class RunsPanel extends Widget {
       el(
         'div',
         { className: 'miniwdl-runs-facts' },
-        `${run.backend || '-'} · ${when(run.start_time)} · ${elapsed(run.duration)} · ${run.calls_done}/${run.calls_total} calls`,
+        `${run.backend || '-'} · ${when(run.start_time)} · ${elapsed(run.duration)} · ${run.calls_done}/${run.calls_total} calls · ${humanBytes(run.size)}`,
         failed
       ),
       el('div', { className: 'miniwdl-runs-name', text: run.path ? PathExt.basename(run.path) : run.name }),
@@ -161,4 +162,20 @@ export class RunsPanel extends Widget {
   private message: HTMLElement;
   private timer = 0;
   private generation = 0;
+}
+
+/** 1.2 GB, 340 MB, 12 kB, 512 B: decimal units, as `%wdl runs` (disk_usage.human) prints them. */
+export function humanBytes(n: number | null): string {
+  if (n === null || n === undefined) {
+    return '-';
+  }
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = n;
+  for (const unit of units) {
+    if (Math.abs(value) < 1000 || unit === 'TB') {
+      return unit === 'B' ? `${Math.trunc(value)} B` : `${value.toFixed(1)} ${unit}`;
+    }
+    value /= 1000;
+  }
+  return `${n} B`;
 }
