@@ -103,6 +103,8 @@ def test_why_sizes_du_and_a_cleanup_that_keeps_what_the_cache_needs(local_shell,
 
     runs_out = magic(shell, capsys, "%wdl runs")
     assert "size" in runs_out and re.search(r"\d\.\d MB", runs_out), runs_out
+    every = magic(shell, capsys, "%wdl du")
+    assert re.search(r"^\d+ runs, \d+\.\d MB$", every, re.M) and shell.user_ns["ra"].run_dir.name in every, every
     du = magic(shell, capsys, "%wdl du $ra")
     assert "call-count" in du and re.search(r"the call cache uses 1\.\d MB of it \(\d+ entries\)", du), du
     assert disk_usage.kept_size(shell.user_ns["ra"].run_dir) is not None, "an ended run's size is kept"
@@ -131,11 +133,12 @@ def test_why_sizes_du_and_a_cleanup_that_keeps_what_the_cache_needs(local_shell,
     for name in ("ra", "rb", "rc"):
         run = shell.user_ns[name]
         assert run.run_dir.name in listed and (run.run_dir / "workflow.log").exists()
+        assert (run.run_dir / "call-count" / "stderr.txt").exists() and not (run.run_dir / "call-count" / "stdout.txt").exists()
         assert not (run.run_dir / "call-count" / "work").exists() or name == "ra"
     cache_is_coherent()
     # The cache still works: re-runs of the newest inputs and of the kept entry (tag=y) are cached.
     magic(shell, capsys, "%wdl run -f wf.wdl reads=s.txt -o again --progress none")
-    assert [c.state for c in shell.user_ns["again"].calls] == ["cached"]
+    assert [(c.state, c.not_cached) for c in shell.user_ns["again"].calls] == [("cached", [])]
     magic(shell, capsys, "%wdl run -f wf.wdl reads=t.txt tag=y -o again_y --progress none")
     assert [c.state for c in shell.user_ns["again_y"].calls] == ["cached"]
 
@@ -193,6 +196,8 @@ def test_cleanup_killed_halfway_breaks_nothing(workdir, monkeypatch):
         before = len(listed)
         if not listed:
             break
+    subprocess.run(cli, check=True, capture_output=True)
+    assert not mj.list_runs() and not any((workdir / "wdl_runs" / ".trash").iterdir()), "the next cleanup empties the trash"
     assert halfway, "no cleanup was killed halfway (the machine was too fast for these delays)"
     again = mj.run("wf.wdl", {"reads": "s.txt", "tag": "0"})
     assert again.status == "succeeded" and again.outputs["n"].read_text() == "5\n0\n"
@@ -230,3 +235,46 @@ def test_keep_last_cleans_up_automatically_after_a_run(local_shell, capsys, work
     assert (call / "work" / "n.txt").exists() and not (call / "work" / "_miniwdl_inputs").exists(), "the cache's files stay"
     third = local_shell.user_ns["third"]
     assert third.outputs["n"].read_text() == "5\nc\n", "the run that just ended is the newest: kept"
+
+
+FAILING_WDL = """version 1.1
+task boom {
+  input { Int code }
+  command <<< exit ~{code} >>>
+}
+workflow boom_wf {
+  input { Int code }
+  call boom { input: code = code }
+}
+"""
+
+
+def test_criteria_combine_and_task_changes_are_named(local_shell, capsys, workdir):
+    from miniwdl_jupyter import cleanup
+
+    shell = local_shell
+    (workdir / "boom.wdl").write_text(FAILING_WDL)
+    (workdir / "s.txt").write_text("data\n")
+    for code in (0, 3):
+        shell.run_cell(f"%wdl run -f boom.wdl code={code} -o boom{code} --progress none")
+    assert shell.user_ns["boom3"].status == "failed"
+    shell.run_cell("%wdl run -f slow.wdl seconds=60 -o gone --no-wait --progress none")
+    shell.user_ns["gone"].cancel()
+    magic(shell, capsys, "%wdl run -f wf.wdl reads=s.txt -o before --progress none")
+    names = lambda plan: sorted(p.name for p in plan.runs)  # noqa: E731
+    assert names(cleanup.plan(failed=True)) == [shell.user_ns["boom3"].run_dir.name]
+    assert names(cleanup.plan(cancelled=True)) == [shell.user_ns["gone"].run_dir.name]
+    assert names(cleanup.plan(failed=True, older_than="1d")) == [], "both must match"
+    assert names(cleanup.plan(names=["*_boom_wf"])) == sorted(shell.user_ns[n].run_dir.name for n in ("boom0", "boom3"))
+    assert names(cleanup.plan(keep_last=1, names=["*_boom_wf"])) == [shell.user_ns["boom0"].run_dir.name]
+    assert "(it failed: a failed call's results are never cached)" in magic(shell, capsys, "%wdl why $boom3")
+
+    # The task's WDL changed: the image and a runtime setting, one line each; then only the command.
+    changed = COUNT_WDL.replace('runtime { docker: "debian:bookworm-slim" }', 'runtime { docker: "alpine:3"  cpu: 1 }')
+    (workdir / "wf.wdl").write_text(changed)
+    out = magic(shell, capsys, "%wdl run -f wf.wdl reads=s.txt -o image --progress none")
+    assert 'not from the cache: call-count: image: "alpine:3" instead of "debian:bookworm-slim" in the cached run' in out, out
+    assert "call-count: runtime `cpu`: 1 instead of (none) in the cached run" in out
+    (workdir / "wf.wdl").write_text(changed.replace("wc -c <", "wc -c  <"))
+    magic(shell, capsys, "%wdl run -f wf.wdl reads=s.txt -o command --progress none")
+    assert "the command of task `count` changed since the cached run" in magic(shell, capsys, "%wdl why $command count")
