@@ -12,6 +12,7 @@ from IPython.display import display
 from . import cache_why, cli_cleanup, disk_usage, runs
 from .display.tables import Table
 from .errors import InputError, RunNotFound
+from .magic_args import load_config as _load_config, parse as _parse
 
 SUBCOMMANDS = ("du", "cleanup", "why")
 MAX_SUMMARY_CALLS = 10  # calls explained under a run's final summary; `%wdl why` shows them all
@@ -19,8 +20,6 @@ MAX_SUMMARY_CALLS = 10  # calls explained under a run's final summary; `%wdl why
 
 class DiskMagics:
     def _du(self, argv: List[str]) -> None:
-        from .magics import _load_config, _parse
-
         args = _parse(_du_args, argv)
         loader = _load_config(args.cfg)
         if args.run is None:
@@ -42,8 +41,6 @@ class DiskMagics:
         )
 
     def _cleanup(self, argv: List[str]) -> None:
-        from .magics import _parse
-
         args = _parse(_cleanup_args, argv)
         try:
             cli_cleanup.run_cleanup(args, confirm=_ask, out=print)
@@ -51,8 +48,6 @@ class DiskMagics:
             raise UsageError(f"%wdl cleanup: {exn}") from None
 
     def _why(self, argv: List[str]) -> None:
-        from .magics import _load_config, _parse
-
         args = _parse(_why_args, argv)
         handle = self._resolve_run(args.run, _load_config(args.cfg))  # type: ignore[attr-defined]
         if not handle.done:

@@ -6,12 +6,11 @@ the magic is marked `no_var_expand`: IPython would otherwise turn `$samples` int
 
 from __future__ import annotations
 
-import argparse
 import keyword
 import os
 import re
 import shlex
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
@@ -24,6 +23,7 @@ from .display import progress_view, render_outputs
 from .display.build_log import BuildLog
 from .display.tables import config_table, runs_table
 from .errors import ConfigError, InputError, RunNotFound
+from .magic_args import load_config as _load_config, parse as _parse
 
 SUBCOMMANDS = ("run", "runs", "attach", "wait", "cancel", "logs", "check", "config", "show", "build") + disk_magics.SUBCOMMANDS
 
@@ -325,20 +325,6 @@ def _check_args() -> None:
 @_cfg_argument
 def _build_args() -> None:
     """Build a notebook-step image."""
-
-
-def _parse(spec: Callable[[], None], argv: List[str]) -> argparse.Namespace:
-    try:
-        return spec.parser.parse_args(argv)  # type: ignore[attr-defined]
-    except UsageError as exn:  # name the subcommand: argparse's message alone does not
-        raise UsageError(f"%{spec.parser.prog}: {exn}") from None  # type: ignore[attr-defined]
-
-
-def _load_config(cfg_file: Optional[str]) -> Loader:
-    try:
-        return runs.load_config(cfg_file)
-    except ConfigError as exn:
-        raise UsageError(str(exn)) from None
 
 
 def _check_variable_name(name: str, option: str) -> None:

@@ -9,7 +9,7 @@ import { PathExt } from '@jupyterlab/coreutils';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import { badge, el, elapsed, when } from './format';
+import { badge, el, elapsed, humanBytes, when } from './format';
 import { postJSON, requestAPI } from './request';
 
 export const ACTIVE_REFRESH_MS = 2000;
@@ -162,20 +162,4 @@ export class RunsPanel extends Widget {
   private message: HTMLElement;
   private timer = 0;
   private generation = 0;
-}
-
-/** 1.2 GB, 340 MB, 12 kB, 512 B: decimal units, as `%wdl runs` (disk_usage.human) prints them. */
-export function humanBytes(n: number | null): string {
-  if (n === null || n === undefined) {
-    return '-';
-  }
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = n;
-  for (const unit of units) {
-    if (Math.abs(value) < 1000 || unit === 'TB') {
-      return unit === 'B' ? `${Math.trunc(value)} B` : `${value.toFixed(1)} ${unit}`;
-    }
-    value /= 1000;
-  }
-  return `${n} B`;
 }
