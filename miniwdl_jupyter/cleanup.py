@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import fcntl
 import fnmatch
-import json
 import os
 import re
 import shutil
@@ -142,7 +141,11 @@ def plan(
             continue
         chosen.append(run)
     needs = _cache_needs(loader, base) if chosen else {}
-    return CleanupPlan(base, [_plan_run(r, loader, needs, all_files, drop_cache) for r in chosen], drop_cache, all_files)
+    items = [_plan_run(r, loader, needs, all_files, drop_cache) for r in chosen]
+    for item in items:  # a run named outright (not by a pattern) that is in use is an error, not a skip
+        if item.action == "skip" and item.name in names:
+            raise InputError(f"run {item.name} is in use ({item.reason}); cancel it first (%wdl cancel {item.name}) or wait for it to end")
+    return CleanupPlan(base, items, drop_cache, all_files)
 
 
 def _cache_needs(cfg: Loader, root: Path) -> Dict[Path, Set[str]]:
@@ -152,12 +155,14 @@ def _cache_needs(cfg: Loader, root: Path) -> Dict[Path, Set[str]]:
 
 def _plan_run(run: Run, cfg: Loader, needs: Dict[Path, Set[str]], all_files: bool, drop_cache: bool) -> RunPlan:
     state = run.poll()
-    item = RunPlan(run.run_dir, run.run_dir.name, state.status, "skip")
+    # Real paths throughout: cache entries name files as miniwdl saw them (and what links point to).
+    run_dir = run.run_dir.resolve()
+    item = RunPlan(run_dir, run_dir.name, state.status, "skip")
     busy = running_reason(run, cfg)
     if busy:
         item.reason = busy
         return item
-    prefix = str(run.run_dir.resolve()) + os.sep
+    prefix = str(run_dir) + os.sep
     mine = {entry: {p for p in paths if p.startswith(prefix)} for entry, paths in needs.items()}
     mine = {entry: paths for entry, paths in mine.items() if paths}
     protected: Set[str] = set() if drop_cache else set().union(*mine.values()) if mine else set()
@@ -165,18 +170,18 @@ def _plan_run(run: Run, cfg: Loader, needs: Dict[Path, Set[str]], all_files: boo
         item.drop_entries = sorted(mine)
     keep_meta = bool(protected)
     files, kept_bytes, seen = [], 0, set()
-    for path in _walk_files(run.run_dir):
+    for path in _walk_files(run_dir):
         if _protected(path, protected):
             kept_bytes += _bytes_once(path, set())
             continue
-        if (not all_files or keep_meta) and _kept(path, run.run_dir, all_files):
+        if (not all_files or keep_meta) and _kept(path, run_dir, all_files):
             continue
         files.append(path)
         item.bytes += _bytes_once(path, seen)
     item.cache_kept = kept_bytes
     if all_files and not protected:
         item.action, item.reason = "delete", "the whole run"
-        item.bytes = disk_usage.tree_bytes(run.run_dir)
+        item.bytes = disk_usage.tree_bytes(run_dir)
         if item.drop_entries:
             item.reason += f"; drops {len(item.drop_entries)} call cache entries"
         return item
@@ -212,7 +217,7 @@ def apply(cleanup_plan: CleanupPlan, cfg=None) -> CleanupResult:
     """Carry out a plan, run by run, each under the run's lock; bytes freed are counted as deleted."""
     loader = load_config(cfg)
     result = CleanupResult()
-    empty_trash(cleanup_plan.root)
+    empty_trash(cleanup_plan.root.resolve())
     for item in cleanup_plan.runs:
         if item.action == "skip":
             result.skipped[item.name] = item.reason
@@ -231,20 +236,18 @@ def apply(cleanup_plan: CleanupPlan, cfg=None) -> CleanupResult:
                 except FileNotFoundError:
                     pass
             if item.action == "delete":
-                result.freed += _delete_run(item.run_dir, cleanup_plan.root)
+                result.freed += _delete_run(item.run_dir)
                 result.deleted.append(item.name)
                 continue
             result.freed += _trim(item)
             result.trimmed.append(item.name)
-        launch_record.meta_dir(item.run_dir).mkdir(exist_ok=True)
-        (launch_record.meta_dir(item.run_dir) / "cleaned.json").write_text(json.dumps({"time": time.time(), "all": cleanup_plan.all_files}))
         disk_usage.run_size(item.run_dir, ended=True)
     return result
 
 
-def _delete_run(run_dir: Path, root: Path) -> int:
+def _delete_run(run_dir: Path) -> int:
     size = disk_usage.tree_bytes(run_dir)
-    trash = root / TRASH
+    trash = run_dir.parent / TRASH  # the run root, on the run's own filesystem (rename is atomic there)
     trash.mkdir(exist_ok=True)
     target = trash / f"{run_dir.name}.{os.getpid()}.{time.monotonic_ns()}"
     os.rename(run_dir, target)  # atomic: the run is listed whole, or not at all
@@ -310,7 +313,7 @@ def _bytes_once(path: Path, seen: set) -> int:
     if (st.st_dev, st.st_ino) in seen:
         return 0
     seen.add((st.st_dev, st.st_ino))
-    return disk_usage.file_bytes(st) if st.st_nlink <= 1 or len(seen) else 0
+    return disk_usage.file_bytes(st)
 
 
 class _run_lock:

@@ -118,6 +118,8 @@ def test_why_sizes_du_and_a_cleanup_that_keeps_what_the_cache_needs(local_shell,
         assert "nothing deleted: add --yes" in plan and ra_files_exist(shell)
         announced = re.search(r"^frees (.+)$", plan, re.M).group(1)
         assert re.search(rf"skip\s+{napping.run_dir.name}\s+running", plan), plan
+        named = shell.run_cell(f"%wdl cleanup {napping.run_dir.name} --yes")  # named outright: an error
+        assert isinstance(named.error_in_exec, UsageError) and f"%wdl cancel {napping.run_dir.name}" in str(named.error_in_exec)
         root_before = disk_usage.tree_bytes(workdir / "wdl_runs")
         done = magic(shell, capsys, "%wdl cleanup --keep-last 1 --yes")
         assert f"freed {announced}:" in done, (plan, done)
