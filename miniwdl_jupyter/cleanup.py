@@ -349,7 +349,7 @@ def after_run(run_dir: Path, cfg: Loader) -> Optional[CleanupResult]:
     chosen = plan(
         Path(run_dir).parent,
         keep_last=keep_last if keep_last > 0 else None,
-        older_than=f"{keep_days}d" if keep_days > 0 else None,
+        older_than=f"{keep_days * 86400:.3f}s" if keep_days > 0 else None,
         cfg=cfg,
     )
     if not any(p.action != "skip" for p in chosen.runs):

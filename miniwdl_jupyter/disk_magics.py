@@ -11,7 +11,7 @@ from IPython.display import display
 
 from . import cache_why, cli_cleanup, disk_usage, runs
 from .display.tables import Table
-from .errors import InputError, RunNotFound
+from .errors import InputError, MiniwdlJupyterError, RunNotFound
 from .magic_args import load_config as _load_config, parse as _parse
 
 SUBCOMMANDS = ("du", "cleanup", "why")
@@ -77,7 +77,11 @@ def auto_cleanup(handle: runs.Run) -> None:
     """`[jupyter] keep_last` / `keep_days` after a run this cell waited for (off by default)."""
     from . import cleanup
 
-    result = cleanup.after_run(handle.run_dir, handle.cfg)
+    try:
+        result = cleanup.after_run(handle.run_dir, handle.cfg)
+    except (OSError, MiniwdlJupyterError) as exn:  # the run itself went fine: say so, don't fail the cell
+        print(f"automatic cleanup ([jupyter] keep_last / keep_days) failed: {exn}")
+        return
     if result is not None:
         print(f"automatic cleanup ([jupyter] keep_last / keep_days): {result.text()}")
 

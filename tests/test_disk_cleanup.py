@@ -237,6 +237,13 @@ def test_keep_last_cleans_up_automatically_after_a_run(local_shell, capsys, work
     assert (call / "work" / "n.txt").exists() and not (call / "work" / "_miniwdl_inputs").exists(), "the cache's files stay"
     third = local_shell.user_ns["third"]
     assert third.outputs["n"].read_text() == "5\nc\n", "the run that just ended is the newest: kept"
+    # keep_days alone: runs that ended more than that long ago (here about a second).
+    monkeypatch.delenv("MINIWDL__JUPYTER__KEEP_LAST")
+    monkeypatch.setenv("MINIWDL__JUPYTER__KEEP_DAYS", "0.00001")
+    time.sleep(1.5)
+    out = magic(local_shell, capsys, "%wdl run -f wf.wdl reads=s.txt tag=d --no-cache -o fourth --progress none")
+    assert "automatic cleanup" in out and not (third.run_dir / "call-count" / "stdout.txt").exists()
+    assert (local_shell.user_ns["fourth"].run_dir / "call-count" / "stdout.txt").exists()
 
 
 FAILING_WDL = """version 1.1
