@@ -86,7 +86,8 @@ def usage(run_dir: Path, cfg: Optional[Loader] = None, *, ended: bool = False) -
     if cfg is not None:
         needed = cache_entries.entries_needing(cfg, run_dir)
         result.cache_entries = len(needed)
-        result.cache_needed = sum(tree_bytes(Path(p)) for p in set().union(*needed.values())) if needed else 0
+        counted: Set[Tuple[int, int]] = set()  # a file two entries need counts once
+        result.cache_needed = sum(tree_bytes(Path(p), counted) for p in set().union(*needed.values())) if needed else 0
     if ended:
         _keep(run_dir, result.total)
     return result
