@@ -58,17 +58,24 @@ class CleanupPlan:
     runs: List[RunPlan]
     drop_cache: bool = False
     all_files: bool = False
+    trash: int = 0  # bytes an interrupted cleanup left in <root>/.trash, emptied first
 
     @property
     def bytes(self) -> int:
-        return sum(p.bytes for p in self.runs if p.action != "skip")
+        return self.trash + sum(p.bytes for p in self.runs if p.action != "skip")
+
+    @property
+    def empty(self) -> bool:
+        return not self.trash and all(p.action == "skip" for p in self.runs)
 
     def text(self) -> str:
-        if not self.runs:
+        if not self.runs and not self.trash:
             return f"nothing to clean up under {self.root}"
         lines = [f"cleanup plan for {self.root}:"]
         for p in self.runs:
             lines.append(f"  {p.action:6} {p.name}  {p.status}  {disk_usage.human(p.bytes) if p.action != 'skip' else '-'}  ({p.reason})")
+        if self.trash:
+            lines.append(f"  delete {TRASH}  {disk_usage.human(self.trash)}  (what an interrupted cleanup left)")
         entries = sum(len(p.drop_entries) for p in self.runs if p.action != "skip")
         if entries:
             lines.append(f"  and {entries} call cache entries that point into these runs (--drop-cache)")
@@ -145,7 +152,7 @@ def plan(
     for item in items:  # a run named outright (not by a pattern) that is in use is an error, not a skip
         if item.action == "skip" and item.name in names:
             raise InputError(f"run {item.name} is in use ({item.reason}); cancel it first (%wdl cancel {item.name}) or wait for it to end")
-    return CleanupPlan(base, items, drop_cache, all_files)
+    return CleanupPlan(base, items, drop_cache, all_files, disk_usage.tree_bytes(base / TRASH))
 
 
 def _cache_needs(cfg: Loader, root: Path) -> Dict[Path, Set[str]]:
@@ -216,8 +223,7 @@ def running_reason(run: Run, cfg: Loader) -> Optional[str]:
 def apply(cleanup_plan: CleanupPlan, cfg=None) -> CleanupResult:
     """Carry out a plan, run by run, each under the run's lock; bytes freed are counted as deleted."""
     loader = load_config(cfg)
-    result = CleanupResult()
-    empty_trash(cleanup_plan.root.resolve())
+    result = CleanupResult(freed=empty_trash(cleanup_plan.root.resolve()))
     for item in cleanup_plan.runs:
         if item.action == "skip":
             result.skipped[item.name] = item.reason
@@ -252,15 +258,19 @@ def _delete_run(run_dir: Path) -> int:
     target = trash / f"{run_dir.name}.{os.getpid()}.{time.monotonic_ns()}"
     os.rename(run_dir, target)  # atomic: the run is listed whole, or not at all
     shutil.rmtree(target, ignore_errors=True)
+    try:
+        trash.rmdir()
+    except OSError:
+        pass  # another cleanup's deletion is under way in it
     return size
 
 
-def empty_trash(root: Path) -> None:
-    """Finish deletions a killed cleanup left in `<root>/.trash`."""
+def empty_trash(root: Path) -> int:
+    """Finish deletions a killed cleanup left in `<root>/.trash`; the bytes freed."""
     trash = Path(root) / TRASH
-    if trash.is_dir():
-        for leftover in trash.iterdir():
-            shutil.rmtree(leftover, ignore_errors=True)
+    freed = disk_usage.tree_bytes(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+    return freed
 
 
 def _trim(item: RunPlan) -> int:
@@ -352,6 +362,6 @@ def after_run(run_dir: Path, cfg: Loader) -> Optional[CleanupResult]:
         older_than=f"{keep_days * 86400:.3f}s" if keep_days > 0 else None,
         cfg=cfg,
     )
-    if not any(p.action != "skip" for p in chosen.runs):
+    if chosen.empty:
         return None
     return apply(chosen, cfg=cfg)

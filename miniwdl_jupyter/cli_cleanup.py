@@ -49,7 +49,7 @@ def run_cleanup(args: argparse.Namespace, confirm: Callable[[cleanup.CleanupPlan
         cfg=args.cfg,
     )
     out(plan.text())
-    if not any(p.action != "skip" for p in plan.runs):
+    if plan.empty:
         return cleanup.CleanupResult(skipped={p.name: p.reason for p in plan.runs})
     if not (args.yes or confirm(plan)):
         out("nothing deleted: add --yes to apply this plan")
