@@ -147,13 +147,15 @@ def _key_parts(cache_file: str, cfg: Loader) -> tuple:
 def _changed_line(changed: str, inputs: Dict[str, Any], cached_call: Optional[str]) -> str:
     path = Path(changed.rstrip("/"))
     when = _cached_when(cached_call)
+    size = ""
     try:
-        what = f"changed {_clock(path.stat().st_mtime)}, after the cached run{when}"
+        st = path.stat()
+        what, size = f"changed {_clock(st.st_mtime)}, after the cached run{when}", f", now {st.st_size:,} bytes"
     except OSError:
         what = f"was deleted or moved after the cached run{when}"
     name = next((k for k, v in inputs.items() if changed.rstrip("/") in _strings(v)), None)
     if name is not None:
-        return f"input `{name}`: {path.name} {what} ({path})"
+        return f"input `{name}`: {path.name} {what} ({path}{size})"
     return f"a file the cached result needs, {path}, {what.replace('after the cached run', 'since the cached run')} (e.g. removed by a cleanup)"
 
 

@@ -17,6 +17,8 @@ from IPython.core.error import UsageError
 import miniwdl_jupyter as mj
 from miniwdl_jupyter import cache_entries, config, disk_usage
 
+from slurm_fixtures import slurm_cluster  # noqa: F401 - a fixture
+
 COUNT_WDL = """version 1.1
 task count {
   input { File reads  String tag = "x" }
@@ -91,7 +93,7 @@ def test_why_sizes_du_and_a_cleanup_that_keeps_what_the_cache_needs(local_shell,
 
     rc, rd = shell.user_ns["rc"], shell.user_ns["rd"]
     why = magic(shell, capsys, "%wdl why $rd count")
-    assert "input `reads`: s.txt changed" in why and str(sample) in why and rc.run_dir.name in why
+    assert "input `reads`: s.txt changed" in why and f"({sample}, now 6 bytes)" in why and rc.run_dir.name in why
     assert [c.not_cached for c in rd.calls][0][0].startswith("input `reads`: s.txt changed")
     first = magic(shell, capsys, "%wdl why $ra")
     assert "no cache entry for task `count`" in first
@@ -287,3 +289,29 @@ def test_criteria_combine_and_task_changes_are_named(local_shell, capsys, workdi
     (workdir / "wf.wdl").write_text(changed.replace("wc -c <", "wc -c  <"))
     magic(shell, capsys, "%wdl run -f wf.wdl reads=s.txt -o command --progress none")
     assert "the command of task `count` changed since the cached run" in magic(shell, capsys, "%wdl why $command count")
+
+
+def test_another_hosts_running_run_is_known_by_its_launcher(slurm_cluster, workdir, monkeypatch):
+    """On a shared filesystem (EFS, NFS) a run whose miniwdl process runs on another machine holds
+    no lock this host can see and has no local pid: its launcher (here its SLURM job) says it runs."""
+    from miniwdl_jupyter import cleanup, launch_record
+
+    monkeypatch.setenv("MINIWDL__JUPYTER__BACKEND", "local")
+    job = subprocess.run(["sbatch", "--parsable", "--wrap", "sleep 300"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        elsewhere = workdir / "wdl_runs" / "20260101_000000_remote"
+        launch_record.write(elsewhere, {"name": "remote", "launcher": "slurm", "host": "node-b", "job_id": job,
+                                        "launch_time": time.time(), "start_time": time.time()})
+        (elsewhere / "workflow.log").write_text("written by a miniwdl process on node-b\n")  # unlocked, as seen from here
+        (elsewhere / "call-big").mkdir()
+        (elsewhere / "call-big" / "data.bin").write_bytes(b"x" * 100_000)
+        plan = cleanup.plan(keep_last=0)
+        assert [(p.name, p.action) for p in plan.runs] == [(elsewhere.name, "skip")]
+        assert cleanup.apply(plan).skipped and (elsewhere / "call-big" / "data.bin").exists()
+    finally:
+        subprocess.run(["scancel", job], check=True)
+    deadline = time.monotonic() + 60
+    while cleanup.plan(keep_last=0).runs[0].action == "skip" and time.monotonic() < deadline:
+        time.sleep(1)  # once SLURM says the job is gone, the run is over (its process died)
+    done = cleanup.apply(cleanup.plan(keep_last=0, all_files=True))
+    assert done.deleted == [elsewhere.name] and not elsewhere.exists()
