@@ -38,8 +38,14 @@ class _Context:
     def __init__(self, run_dir: Path, cfg: Loader):
         self.run_dir, self.cfg = run_dir, cfg
         self.record = launch_record.read(run_dir) or {}
-        self.events = list(cache_events(run_dir))
+        self._events: Optional[List[Dict[str, Any]]] = None
         self._entries: Dict[str, List[cache_entries.CacheEntry]] = {}
+
+    @property
+    def events(self) -> List[Dict[str, Any]]:
+        if self._events is None:  # read once, and only when a call that ran needs them
+            self._events = list(cache_events(self.run_dir))
+        return self._events
 
     def entries(self, task: str) -> List[cache_entries.CacheEntry]:
         if task not in self._entries:
@@ -107,7 +113,7 @@ def _explain(context: _Context, call: CallState) -> List[str]:
 
 def task_name(call_dir: Path) -> Optional[str]:
     """The task a call ran (its `task setup` event), or None."""
-    for line in _lines(call_dir / "task.log.json"):
+    for line in _lines(call_dir / "task.log.json"):  # its first event: the rest is never read
         if '"task setup"' in line:
             try:
                 return json.loads(line).get("name")
@@ -126,7 +132,7 @@ def inputs_digest(inputs: Dict[str, Any]) -> str:
 def cache_events(run_dir: Path) -> Iterator[Dict[str, Any]]:
     """miniwdl's call cache log events: its CallCache logger writes to the process's own output."""
     for line in _lines(launch_record.stderr_path(run_dir)):
-        if '"source": "miniwdl-run.CallCache"' in line or "call cache" in line or "cache entry" in line:
+        if "cache" in line and "cache_file" in line:
             try:
                 event = json.loads(line)
             except ValueError:
@@ -263,11 +269,13 @@ def _mtime(path: Path) -> Optional[float]:
         return None
 
 
-def _lines(path: Path) -> List[str]:
+def _lines(path: Path) -> Iterator[str]:
+    """The file's lines, read as they are consumed (logs can be large)."""
     try:
-        return path.read_text(errors="replace").splitlines()
+        with open(path, errors="replace") as f:
+            yield from f
     except OSError:
-        return []
+        return
 
 
 def _read_json(path: Path) -> Any:
