@@ -6,12 +6,11 @@ the magic is marked `no_var_expand`: IPython would otherwise turn `$samples` int
 
 from __future__ import annotations
 
-import argparse
 import keyword
 import os
 import re
 import shlex
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
@@ -19,17 +18,18 @@ from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 from WDL.runtime.config import Loader
 
-from . import config, runs, wdl_inputs
+from . import config, disk_magics, runs, wdl_inputs
 from .display import progress_view, render_outputs
 from .display.build_log import BuildLog
 from .display.tables import config_table, runs_table
 from .errors import ConfigError, InputError, RunNotFound
+from .magic_args import load_config as _load_config, parse as _parse
 
-SUBCOMMANDS = ("run", "runs", "attach", "wait", "cancel", "logs", "check", "config", "show", "build", "doctor")
+SUBCOMMANDS = ("run", "runs", "attach", "wait", "cancel", "logs", "check", "config", "show", "build", "doctor") + disk_magics.SUBCOMMANDS
 
 
 @magics_class
-class WDLMagics(Magics):
+class WDLMagics(disk_magics.DiskMagics, Magics):
     @no_var_expand
     @magic_arguments()
     @argument("inputs", nargs="*", metavar="name=value",
@@ -64,6 +64,10 @@ class WDLMagics(Magics):
         %wdl doctor aws                      check the AWS setup a run would use, with a fix for each problem
         %wdl build [-r FILE] [--base IMAGE] [--push REGISTRY] [REQUIREMENT ...]
                                              build a notebook-step image
+        %wdl du [RUN]                        disk use: every run, or one run by call and what the cache uses
+        %wdl cleanup [--keep-last N] [--older-than AGE] [--failed] [--cancelled] [RUN ...] [--yes]
+                                             delete old runs safely (the plan first)
+        %wdl why RUN [CALL]                  why calls ran instead of coming from the call cache
         """
         if cell is not None:
             if line.strip().split(" ", 1)[0] == "check":
@@ -125,6 +129,8 @@ class WDLMagics(Magics):
             handle.wait(on_poll=view.update, raise_on_failure=False)
         finally:
             view.finish(handle.poll())
+        disk_magics.print_cache_misses(handle)
+        disk_magics.auto_cleanup(handle)
         if handle.error is not None:
             raise handle.error
         render_outputs(handle)
@@ -335,20 +341,6 @@ def _check_args() -> None:
 @_cfg_argument
 def _build_args() -> None:
     """Build a notebook-step image."""
-
-
-def _parse(spec: Callable[[], None], argv: List[str]) -> argparse.Namespace:
-    try:
-        return spec.parser.parse_args(argv)  # type: ignore[attr-defined]
-    except UsageError as exn:  # name the subcommand: argparse's message alone does not
-        raise UsageError(f"%{spec.parser.prog}: {exn}") from None  # type: ignore[attr-defined]
-
-
-def _load_config(cfg_file: Optional[str]) -> Loader:
-    try:
-        return runs.load_config(cfg_file)
-    except ConfigError as exn:
-        raise UsageError(str(exn)) from None
 
 
 def _check_variable_name(name: str, option: str) -> None:

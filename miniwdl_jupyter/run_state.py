@@ -39,6 +39,9 @@ class CallState:
     error: Optional[Dict[str, Any]] = None  # the failure's fields from the log
     gpus: List[str] = field(default_factory=list)  # the devices reserved for it on this machine
     waiting_for: Optional[str] = None  # what it waits for before it can start ("a GPU")
+    # Why it ran instead of coming from the call cache, one line per difference ([] when cached);
+    # filled by Run.calls once the run has ended (cache_why.py).
+    not_cached: Optional[List[str]] = None
 
     @property
     def duration(self) -> Optional[float]:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 from WDL.runtime.config import Loader
 
-from . import config, launch_record, leftovers, miniwdl_command, run_dirs, run_outputs, wdl_inputs, wdl_source
+from . import cache_why, config, launch_record, leftovers, miniwdl_command, run_dirs, run_outputs, wdl_inputs, wdl_source
 from .aws import studio_discovery
 from .backend_choice import resolve_backend
 from .errors import Cancelled, ConfigError, InputError, RunFailed, RunNotFound
@@ -102,7 +102,13 @@ class Run:
 
     @property
     def calls(self) -> List[CallState]:
-        return list(self.poll().calls.values())
+        """The calls; once the run has ended, each says why it was not taken from the call cache
+        (`not_cached`, see cache_why.py)."""
+        state = self.poll()
+        calls = list(state.calls.values())
+        if state.done:
+            cache_why.explain_calls(self.run_dir, calls, self.cfg)
+        return calls
 
     @property
     def outputs(self) -> Dict[str, Any]:

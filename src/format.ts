@@ -85,3 +85,19 @@ export function bar(done: number, total: number, failed: number): HTMLElement {
   node.append(ok, bad);
   return node;
 }
+
+/** 1.2 GB, 340 MB, 12 kB, 512 B: decimal units, as `%wdl runs` (disk_usage.human) prints them. */
+export function humanBytes(n: number | null): string {
+  if (n === null || n === undefined) {
+    return '-';
+  }
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = n;
+  for (const unit of units) {
+    if (Math.abs(value) < 1000 || unit === 'TB') {
+      return unit === 'B' ? `${Math.trunc(value)} B` : `${value.toFixed(1)} ${unit}`;
+    }
+    value /= 1000;
+  }
+  return `${n} B`;
+}

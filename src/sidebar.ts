@@ -9,7 +9,7 @@ import { PathExt } from '@jupyterlab/coreutils';
 import { CommandRegistry } from '@lumino/commands';
 import { Widget } from '@lumino/widgets';
 
-import { badge, el, elapsed, when } from './format';
+import { badge, el, elapsed, humanBytes, when } from './format';
 import { postJSON, requestAPI } from './request';
 
 export const ACTIVE_REFRESH_MS = 2000;
@@ -28,6 +28,7 @@ export interface IRunSummary {
   calls_total: number;
   calls_done: number;
   calls_failed: number;
+  size: number | null; // bytes on disk (kept once the run has ended)
   outputs_path: string | null;
   attach: string;
 }
@@ -135,7 +136,7 @@ export class RunsPanel extends Widget {
       el(
         'div',
         { className: 'miniwdl-runs-facts' },
-        `${run.backend || '-'} · ${when(run.start_time)} · ${elapsed(run.duration)} · ${run.calls_done}/${run.calls_total} calls`,
+        `${run.backend || '-'} · ${when(run.start_time)} · ${elapsed(run.duration)} · ${run.calls_done}/${run.calls_total} calls · ${humanBytes(run.size)}`,
         failed
       ),
       el('div', { className: 'miniwdl-runs-name', text: run.path ? PathExt.basename(run.path) : run.name }),

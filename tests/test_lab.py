@@ -134,7 +134,7 @@ def test_wdl_cells_are_highlighted_and_diagnosed_as_you_type(workdir, jupyterlab
 
 
 def test_runs_sidebar_lists_runs_and_cancels_a_running_one(workdir, jupyterlab, browser_page):
-    from miniwdl_jupyter import runs
+    from miniwdl_jupyter import disk_usage, runs
 
     base, token = jupyterlab
     finished = make_run(workdir / "wdl_runs" / "20260101_000000_align", 3, 3, call_dirs=False)
@@ -149,6 +149,8 @@ def test_runs_sidebar_lists_runs_and_cancels_a_running_one(workdir, jupyterlab, 
         rows = page.locator(".miniwdl-runs-row")
         assert rows.count() == 2
         assert "synth" in page.inner_text(".miniwdl-runs-succeeded") and "3/3 calls" in page.inner_text(".miniwdl-runs-succeeded")
+        size = disk_usage.human(disk_usage.run_size(finished.run_dir, True))  # each run's size on disk, as %wdl runs shows it
+        assert f"3/3 calls · {size}" in page.inner_text(".miniwdl-runs-succeeded")
         assert "sleepy" in page.inner_text(".miniwdl-runs-running") and "local" in page.inner_text(".miniwdl-runs-running")
         assert page.locator(".miniwdl-runs-succeeded .miniwdl-runs-cancel").count() == 0
         page.screenshot(path=str(ARTIFACTS / "lab-runs-sidebar.png"))

@@ -21,7 +21,8 @@ pytestmark = [pytest.mark.timeout(900)]
 
 
 def test_tokenizer_unit_tests_pass():
-    """src/__tests__/wdl.spec.ts: nested placeholders, >>> in heredocs, # in strings..."""
+    """src/__tests__/wdl.spec.ts: nested placeholders, >>> in heredocs, # in strings...;
+    src/__tests__/format.spec.ts: sizes as `%wdl runs` prints them."""
     node_modules()
     run_jlpm("test")  # fails with jest's report when a test fails
 

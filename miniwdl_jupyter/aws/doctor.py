@@ -15,9 +15,8 @@ from __future__ import annotations
 import datetime
 import os
 import tempfile
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List
 
 from WDL.runtime.config import Loader
 

@@ -6,6 +6,7 @@ import html
 import time
 from typing import Iterable, List, Sequence, Tuple
 
+from ..disk_usage import human, run_size
 from ..monitor import FAILED, FINISHED_CALL_STATES
 from .summary import format_duration, run_error_text
 
@@ -50,10 +51,11 @@ def runs_table(runs) -> Table:  # type: ignore[no-untyped-def]
                 f"{finished}/{state.task_calls}",
                 str(state.counts[FAILED]),
                 state.backend or "-",
+                human(run_size(run.run_dir, state.done)),
                 run_error_text(state) if state.status == FAILED else "",
             )
         )
-    headers = ["run", "status", "started", "duration", "calls done", "failed", "backend", "error"]
+    headers = ["run", "status", "started", "duration", "calls done", "failed", "backend", "size", "error"]
     return Table(headers, rows, "(no runs yet)")
 
 

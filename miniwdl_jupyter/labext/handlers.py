@@ -160,6 +160,7 @@ def _known(run: Any) -> Any:
 
 def list_folder_runs(folder: Path, relative, loader) -> Dict[str, Any]:  # type: ignore[no-untyped-def]
     from .. import run_dirs
+    from ..disk_usage import run_size
     from ..monitor import FAILED, FINISHED_CALL_STATES
     from ..runs import list_runs
 
@@ -186,6 +187,7 @@ def list_folder_runs(folder: Path, relative, loader) -> Dict[str, Any]:  # type:
                 "calls_total": state.task_calls,
                 "calls_done": sum(state.counts[s] for s in FINISHED_CALL_STATES),
                 "calls_failed": state.counts[FAILED],
+                "size": run_size(run.run_dir, state.done),
                 "outputs_path": relative(outputs) if state.status == "succeeded" and outputs.is_dir() else None,
                 "attach": f"%wdl attach {run.run_dir.name}",
             }
