@@ -79,14 +79,6 @@ class LocalContainer(ScheduledSubprocessBase):
     _task_env = host_task.task_env
     _invocation = host_task.invocation
 
-    def _environment(self) -> Dict[str, str]:
-        """host_task's minimal environment, plus the task's reserved GPUs (and none for a task that
-        asked for none, unless [jupyter] gpu_share)."""
-        env = host_task.environment(self)
-        wants_gpu = bool(self.runtime_values.get("gpu", False))
-        env.update(gpus.local_environment(self.gpu_ids, wants_gpu, gpus.share_with_all(self.cfg)))
-        return env
-
     def _run_invocation(self, logger: logging.Logger, cleanup: ExitStack, image: str) -> List[str]:
         raise NotImplementedError("the local backend starts no container")  # _run replaces its use
 
@@ -147,6 +139,8 @@ class LocalContainer(ScheduledSubprocessBase):
         env.setdefault("PATH", os.defpath)
         env.setdefault("HOME", self.host_work_dir())
         env.setdefault("LANG", "C.UTF-8")
+        wants_gpu = bool(self.runtime_values.get("gpu", False))
+        env.update(gpus.local_environment(self.gpu_ids, wants_gpu, gpus.share_with_all(self.cfg)))
         return env
 
     def _notice_ignored_runtime(self, logger: logging.Logger) -> None:
