@@ -1,0 +1,70 @@
+"""How a backend puts the usage sampler (`miniwdl_jupyter/usage_sampler.py`) beside a task attempt.
+
+Two shapes, one sampler: where this machine's python3 runs the command (local), the sampler script
+is the command's parent; inside a container whose image may have no python3 (docker_run), the
+sampler's shell form runs the command and then reads the container's cgroup, writing into a file
+mounted from the call directory. Either way a sampler that cannot start leaves the task as it was,
+with a warning, and the report says the usage is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import List, Optional, Tuple
+
+from WDL._util import StructuredLogMessage as _
+from WDL.runtime import config
+
+from .. import config as jupyter_config
+from ..usage_sampler import SHELL_SAMPLER, sampled_invocation, usage_file_name
+
+CONTAINER_USAGE_FILE = usage_file_name(1)  # inside the container every attempt writes the same name
+
+
+def host_usage_path(host_dir: str, attempt: int) -> str:
+    return os.path.join(host_dir, usage_file_name(attempt))
+
+
+def sampled_local_command(
+    cfg: config.Loader, logger: logging.Logger, host_dir: str, attempt: int, command: List[str]
+) -> List[str]:
+    """`command` run under the sampler script with [usage] python, or `command` unchanged when
+    sampling is off or that python cannot run."""
+    if not jupyter_config.option(cfg, "usage", "sample", "bool"):
+        return command
+    python = jupyter_config.option(cfg, "usage", "python") or sys.executable
+    if not (python and os.access(python, os.X_OK)):
+        logger.warning(_("usage sampler cannot start: the task runs without usage figures", python=python))
+        return command
+    interval = jupyter_config.option(cfg, "usage", "interval_seconds", "float")
+    return sampled_invocation(python, host_usage_path(host_dir, attempt), interval, command)
+
+
+def container_usage_mount(
+    cfg: config.Loader, host_dir: str, container_dir: str, attempt: int
+) -> Optional[Tuple[str, str, bool]]:
+    """A writable (container path, host path, True) mount for the attempt's usage file, created
+    empty; None when sampling is off."""
+    if not jupyter_config.option(cfg, "usage", "sample", "bool"):
+        return None
+    host_path = host_usage_path(host_dir, attempt)
+    with open(host_path, "w"):
+        pass
+    return (os.path.join(container_dir, CONTAINER_USAGE_FILE), host_path, True)
+
+
+def sampled_container_command(command_line: str) -> List[str]:
+    """The container's argv: `command_line` under the shell sampler, writing ../usage.json
+    (relative to the work directory the container starts in)."""
+    return ["/bin/sh", "-c", SHELL_SAMPLER, "sh", command_line, "../" + CONTAINER_USAGE_FILE]
+
+
+def drop_if_empty(host_path: str) -> None:
+    """A container that never ran its command leaves the mounted file empty: no usage, no file."""
+    try:
+        if os.path.getsize(host_path) == 0:
+            os.remove(host_path)
+    except OSError:
+        pass
