@@ -16,7 +16,7 @@ at exit is exact).
 Never fails a task: if the sampler cannot start the command it becomes the command (exec), and any
 error while sampling or writing only loses the usage. A field it cannot read is absent.
 
-The file (one per attempt, in the call directory: usage.json, usage2.json, ... like stderr2.txt):
+The file (one per attempt, in the call directory; its name is protocol.usage_file's: usage.json, usage2.json...):
   peak_memory_bytes  cpu_seconds  wall_seconds  samples  source ("process_group" | "cgroup")
   started_at (epoch seconds)  and, where nvidia-smi answers: gpu_memory_peak_bytes, gpu_utilization_max_percent
 """
@@ -29,14 +29,8 @@ import sys
 import threading
 import time
 
-USAGE_FILE_STEM = "usage"
 # Early samples catch short tasks; then one every INTERVAL seconds.
 EARLY_SAMPLES = (0.2, 1.0, 2.0)
-
-
-def usage_file_name(attempt):
-    """usage.json for the first attempt, usage2.json for the second... (miniwdl's stderr2.txt scheme)."""
-    return "%s%s.json" % (USAGE_FILE_STEM, attempt if attempt > 1 else "")
 
 
 def _page_size():

@@ -18,13 +18,14 @@ from WDL._util import StructuredLogMessage as _
 from WDL.runtime import config
 
 from .. import config as jupyter_config
-from ..usage_sampler import SHELL_SAMPLER, sampled_invocation, usage_file_name
+from ..protocol import usage_file
+from ..usage_sampler import SHELL_SAMPLER, sampled_invocation
 
-CONTAINER_USAGE_FILE = usage_file_name(1)  # inside the container every attempt writes the same name
+CONTAINER_USAGE_FILE = usage_file("").name  # inside the container every attempt writes the same name
 
 
 def host_usage_path(host_dir: str, attempt: int) -> str:
-    return os.path.join(host_dir, usage_file_name(attempt))
+    return str(usage_file(host_dir, attempt))
 
 
 def sampled_local_command(
