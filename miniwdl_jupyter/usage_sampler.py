@@ -23,6 +23,7 @@ The file (one per attempt, in the call directory; its name is protocol.usage_fil
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -124,6 +125,9 @@ def write_usage(path, usage):
 def run_sampled(out_path, interval, command):
     """Run `command` as a child, sample it, write `out_path`; return its wait status."""
     started_at, start = time.time(), time.monotonic()
+    # A child's ru_maxrss starts at its parent's peak (Linux carries it over fork and exec): a
+    # figure not above ours says nothing about the command.
+    own_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         pid = os.posix_spawnp(command[0], command, os.environ)
     except Exception:
@@ -152,7 +156,8 @@ def run_sampled(out_path, interval, command):
         }
         # ru_maxrss (KiB) is the largest single process's peak: exact for a one-process command,
         # a floor for a pipeline whose processes peak together (the samples catch those).
-        peaks = [value for value in (sampler.peak_rss, rusage.ru_maxrss * 1024) if value]
+        child_peak = rusage.ru_maxrss * 1024 if rusage.ru_maxrss > own_peak else None
+        peaks = [value for value in (sampler.peak_rss, child_peak) if value]
         if peaks:
             usage["peak_memory_bytes"] = max(peaks)
         if sampler.gpu_memory_peak is not None:
