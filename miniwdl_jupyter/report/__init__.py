@@ -79,11 +79,11 @@ def build_report(run_dir: os.PathLike | str) -> RunReport:
     return RunReport(run_dir, state, calls, rows, advice(rows), critical_path(calls, upstream_names(graph)), graph)
 
 
-def write_report_html(run_dir: os.PathLike | str) -> Path:
+def write_report_html(run_dir: os.PathLike | str, report: Optional[RunReport] = None) -> Path:
     """Write <run_dir>/report.html whole (a temporary file renamed into place)."""
     path = Path(run_dir) / REPORT_FILE
     temporary = path.with_name(f".{REPORT_FILE}.{os.getpid()}.tmp")
-    temporary.write_text(build_report(run_dir).html(), encoding="utf-8")
+    temporary.write_text((report or build_report(run_dir)).html(), encoding="utf-8")
     os.replace(temporary, path)
     return path
 

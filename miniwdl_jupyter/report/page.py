@@ -4,19 +4,17 @@ nothing fetched, so it shows in an untrusted notebook and in a browser with no n
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import TYPE_CHECKING, List, Optional
 
 from .svg import clock, esc
 from .timeline import timeline_svg
 from .graph import graph_svg
-from .usage import gib
+from .usage import size
 
 if TYPE_CHECKING:
     from . import RunReport
 
-MIB = 2**20
 _STYLE = (
     ".wdl-report{font-family:sans-serif;font-size:13px}.wdl-report table{border-collapse:collapse}"
     ".wdl-report td,.wdl-report th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}"
@@ -60,7 +58,7 @@ def report_text(report: "RunReport") -> str:
     lines.append(f"{'task':<24} {'calls':>6} {'cpu asked':>9} {'mem asked':>10} {'peak min/median/max':>24} {'CPU-h':>8}")
     for row in report.task_rows:
         lines.append(
-            f"{row.name:<24} {row.calls:>6} {_cpu(row.cpu_requested):>9} {_mem(row.memory_requested):>10} "
+            f"{row.name:<24} {row.calls:>6} {_cpu(row.cpu_requested):>9} {size(row.memory_requested):>10} "
             f"{_peaks(row):>24} {row.cpu_hours:>8.3f}"
         )
     if report.critical_path:
@@ -72,7 +70,7 @@ def _usage_table(report: "RunReport") -> str:
     head = ("task", "calls", "measured", "cached", "CPUs asked", "busiest CPUs", "memory asked", "peak min / median / max", "CPU-hours")
     rows = [
         (row.name, f"{row.calls:,}", f"{row.measured:,}", f"{row.cached:,}", _cpu(row.cpu_requested),
-         "" if row.cpu_used_max is None else f"{row.cpu_used_max:g}", _mem(row.memory_requested), _peaks(row), f"{row.cpu_hours:.4f}")
+         "" if row.cpu_used_max is None else f"{row.cpu_used_max:g}", size(row.memory_requested), _peaks(row), f"{row.cpu_hours:.4f}")
         for row in report.task_rows
     ]
     return (
@@ -84,14 +82,8 @@ def _usage_table(report: "RunReport") -> str:
 
 def _peaks(row) -> str:
     if row.peak_memory_max is None:
-        return "missing"
-    return " / ".join(_mem(v) for v in (row.peak_memory_min, row.peak_memory_median, row.peak_memory_max))
-
-
-def _mem(value: Optional[float]) -> str:
-    if not value:
-        return ""
-    return f"{gib(value)} GiB" if value >= 2**30 else f"{value / MIB:,.0f} MiB"
+        return "cached" if row.cached == row.calls else "missing"
+    return " / ".join(size(v) for v in (row.peak_memory_min, row.peak_memory_median, row.peak_memory_max))
 
 
 def _cpu(value: Optional[float]) -> str:

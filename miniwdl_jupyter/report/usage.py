@@ -2,7 +2,7 @@
 
 Advice is given only where the evidence is clear: memory asked for is at least twice the highest
 peak and at least 1 GiB more than it ("align: asked 16 GiB, peak 2.1 GiB over 96 calls: 3 GiB
-would do"), a peak within 10% of the memory asked for ("sort: peak 7.8 of 8 GiB: raise memory"),
+would do"), a peak within 10% of the memory asked for ("sort: peak 7.8 GiB of 8 GiB: raise memory"),
 or CPUs asked for at least twice the most any call kept busy. What "would do" leaves headroom: 25%
 over the highest peak, rounded up to a half GiB (a whole CPU).
 """
@@ -77,10 +77,10 @@ def advice(rows: List[TaskUsage]) -> List[str]:
         over = f" over {row.measured} call{'s' if row.measured != 1 else ''}"
         if asked and peak:
             if peak >= NEAR_LIMIT * asked:
-                lines.append(f"{row.name}: peak {gib(peak)} of {gib(asked)} GiB: raise memory")
+                lines.append(f"{row.name}: peak {size(peak)} of {size(asked)}: raise memory")
             elif asked >= 2 * peak and asked - peak >= GIB:
                 enough = max(0.5, math.ceil(peak * HEADROOM / GIB * 2) / 2)
-                lines.append(f"{row.name}: asked {gib(asked)} GiB, peak {gib(peak)} GiB{over}: {enough:g} GiB would do")
+                lines.append(f"{row.name}: asked {size(asked)}, peak {size(peak)}{over}: {enough:g} GiB would do")
         if row.cpu_requested and row.cpu_used_max is not None and row.cpu_requested >= 2:
             enough_cpu = max(1, math.ceil(row.cpu_used_max))
             if row.cpu_requested >= 2 * enough_cpu:
@@ -91,10 +91,13 @@ def advice(rows: List[TaskUsage]) -> List[str]:
     return lines
 
 
-def gib(value: float) -> str:
-    """Bytes as GiB with one decimal (7.8), whole numbers without one (16)."""
-    shown = round(value / GIB, 1)
-    return f"{shown:g}" if shown >= 0.1 else f"{value / GIB:.2f}"
+def size(value: Optional[float]) -> str:
+    """Bytes as "7.8 GiB" (one decimal, whole numbers without), under 1 GiB as "301 MiB"."""
+    if not value:
+        return ""
+    if value >= GIB:
+        return f"{round(value / GIB, 1):g} GiB"
+    return f"{value / 2**20:,.0f} MiB"
 
 
 def _most_common(values: list):
