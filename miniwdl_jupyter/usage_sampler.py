@@ -3,11 +3,11 @@
 This file is also a standalone script with no dependency beyond Python's standard library, so a
 job script can run it beside a command with whatever python3 the node or image has:
 
-    python3 usage_sampler.py OUT_JSON INTERVAL_SECONDS -- COMMAND [ARG...]
+    python3 usage_sampler.py OUT_JSON INTERVAL_SECONDS [FIELDS_JSON] -- COMMAND [ARG...]
 
 It starts COMMAND as its child (same process group, same stdio), samples the group's resident
 memory from /proc a few times early and then every INTERVAL_SECONDS, and when COMMAND exits writes
-OUT_JSON and exits with COMMAND's status (or dies of COMMAND's signal). CPU time comes from the
+OUT_JSON (with FIELDS_JSON's fields added as they are: what the task asked for) and exits with COMMAND's status (or dies of COMMAND's signal). CPU time comes from the
 kernel's exact account of the child and every descendant it reaped (wait4's rusage), so a short
 task is measured as well as a long one. Images without python3 use `SHELL_SAMPLER` instead, which
 reads the container's own cgroup counters (peak memory and CPU are kept by the kernel, so one read
@@ -18,7 +18,8 @@ error while sampling or writing only loses the usage. A field it cannot read is 
 
 The file (one per attempt, in the call directory; its name is protocol.usage_file's: usage.json, usage2.json...):
   peak_memory_bytes  cpu_seconds  wall_seconds  samples  source ("process_group" | "cgroup")
-  started_at (epoch seconds)  and, where nvidia-smi answers: gpu_memory_peak_bytes, gpu_utilization_max_percent
+  started_at (epoch seconds)  and, where nvidia-smi answers: gpu_memory_peak_bytes, gpu_utilization_max_percent;
+  from the backend: requested_cpu  requested_memory_bytes
 """
 
 import json
@@ -122,7 +123,7 @@ def write_usage(path, usage):
     os.replace(temporary, path)
 
 
-def run_sampled(out_path, interval, command):
+def run_sampled(out_path, interval, command, fields=None):
     """Run `command` as a child, sample it, write `out_path`; return its wait status."""
     started_at, start = time.time(), time.monotonic()
     # A child's ru_maxrss starts at its parent's peak (Linux carries it over fork and exec): a
@@ -147,13 +148,14 @@ def run_sampled(out_path, interval, command):
             continue
     try:
         stop.set()
-        usage = {
+        usage = dict(fields or {})
+        usage.update({
             "source": "process_group",
             "started_at": round(started_at, 3),
             "wall_seconds": round(time.monotonic() - start, 3),
             "cpu_seconds": round(rusage.ru_utime + rusage.ru_stime, 3),
             "samples": sampler.samples,
-        }
+        })
         # ru_maxrss (KiB) is the largest single process's peak: exact for a one-process command,
         # a floor for a pipeline whose processes peak together (the samples catch those).
         child_peak = rusage.ru_maxrss * 1024 if rusage.ru_maxrss > own_peak else None
@@ -189,14 +191,22 @@ def _exit_like(status):
     sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
-def sampled_invocation(python, out_path, interval, command):
-    """The argv that runs `command` under this script, with interpreter `python`."""
-    return [python, "-I", "-S", os.path.abspath(__file__.replace(".pyc", ".py")), out_path, str(interval), "--"] + list(command)
+def sampled_invocation(python, out_path, interval, command, fields=None):
+    """The argv that runs `command` under this script, with interpreter `python`; `fields` (a
+    dict) go into the usage file as they are."""
+    script = os.path.abspath(__file__.replace(".pyc", ".py"))
+    return [python, "-I", "-S", script, out_path, str(interval), json.dumps(fields or {}), "--"] + list(command)
+
+
+def shell_sampler_fields(fields):
+    """`fields` as the JSON fragment SHELL_SAMPLER's $3 adds to the usage file."""
+    return json.dumps(fields or {})[1:-1]
 
 
 # For images without python3 (docker_run, Batch): run the command, then read the container's own
 # cgroup (v2, else v1). The kernel keeps the peak, so no sampling is needed. $1 = the command line,
-# $2 = where to write the usage. Plain POSIX sh: dash, bash and busybox run it.
+# $2 = where to write the usage, $3 = more fields (shell_sampler_fields). Plain POSIX sh: dash, bash
+# and busybox run it.
 SHELL_SAMPLER = r"""
 read t0 _ < /proc/uptime 2>/dev/null
 /bin/sh -c "$1"
@@ -212,6 +222,7 @@ rc=$?
   printf '{"source": "cgroup", "samples": 1, "wall_seconds": %d.%02d' $((w / 100)) $((w % 100))
   [ -n "$m" ] && printf ', "peak_memory_bytes": %s' "$m"
   [ -n "$c" ] && printf ', "cpu_seconds": %d.%06d' $((c / 1000000)) $((c % 1000000))
+  [ -n "$3" ] && printf ', %s' "$3"
   printf '}\n'
 } > "$2" 2>/dev/null
 exit $rc
@@ -219,10 +230,16 @@ exit $rc
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 5 or sys.argv[3] != "--":
-        sys.exit("usage: python3 usage_sampler.py OUT_JSON INTERVAL_SECONDS -- COMMAND [ARG...]")
+    args = sys.argv[1:]
+    if "--" not in args or args.index("--") not in (2, 3) or len(args) < args.index("--") + 2:
+        sys.exit("usage: python3 usage_sampler.py OUT_JSON INTERVAL_SECONDS [FIELDS_JSON] -- COMMAND [ARG...]")
+    split = args.index("--")
     try:
-        interval = float(sys.argv[2])
+        interval = float(args[1])
     except ValueError:
         interval = 5.0
-    _exit_like(run_sampled(sys.argv[1], interval, sys.argv[4:]))
+    try:
+        fields = json.loads(args[2]) if split == 3 else {}
+    except ValueError:
+        fields = {}
+    _exit_like(run_sampled(args[0], interval, args[split + 1:], fields if isinstance(fields, dict) else {}))

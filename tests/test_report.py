@@ -5,14 +5,20 @@ report.html opened in Chromium with the network cut off (screenshot in test-arti
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from conftest import require
-from display_fixtures import kernel  # noqa: F401 - fixture
+from backend_fixtures import miniwdl_run
+from display_fixtures import kernel, make_run, scatter_ids  # noqa: F401 - fixture
 from lab_fixtures import ARTIFACTS, CHROMIUM
 from miniwdl_jupyter import runs
+from miniwdl_jupyter.display.report import folded_report_html
+from miniwdl_jupyter.report import build_report
 from miniwdl_jupyter.errors import RunFailed
 
 USAGE_WDL = """
@@ -61,10 +67,11 @@ def test_report_in_a_kernel_and_report_html_offline(tmp_path, kernel):  # noqa: 
     final_board = [m["content"]["data"]["text/html"] for m in messages if m["msg_type"] == "update_display_data"][-1]
     assert "<details class='miniwdl-report'>" in final_board, "the final summary folds the report in"
 
-    shown = [m for m in kernel.run("%wdl report $r") if m["msg_type"] == "display_data"]
+    shown = [m for m in kernel.run("%wdl report last") if m["msg_type"] == "display_data"]
     html = shown[0]["content"]["data"]["text/html"]
     text = shown[0]["content"]["data"]["text/plain"]
     assert "<script" not in html and "<svg" in html
+    assert re.search(r"<title>call-hold-0 attempt 1: succeeded, \d+s; peak 3\d\d MiB, [0-9.]+ CPU s</title>", html), "bar tooltips"
     assert "hold: asked 4 GiB, peak 3" in html and "over 3 calls: 0.5 GiB would do" in html, text
     assert "tight: peak 3" in html and "of 320 MiB: raise memory" in html, text
     # the last call waited for the scatter: the path runs through its last hold call
@@ -139,3 +146,34 @@ def test_a_run_whose_sampler_could_not_start_succeeds_and_its_report_says_usage_
 
 def _rows(table):
     return table.to_dict("records") if hasattr(table, "to_dict") else table
+
+
+def test_terminal_users_get_report_html_after_miniwdl_run(tmp_path):
+    (tmp_path / "usage.wdl").write_text(USAGE_WDL)
+    run_dir = tmp_path / "run"
+    assert miniwdl_run(tmp_path / "usage.wdl", "local", run_dir, {"n": 1}).returncode == 0
+    command = [str(Path(sys.executable).with_name("miniwdl-jupyter")), "report", str(run_dir)]
+    shown = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("Run report: usage (succeeded), 3 task calls")
+    assert "tight: peak 3" in shown.stdout and "<svg" in (run_dir / "report.html").read_text()
+    not_a_run = subprocess.run(command[:-1] + [str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert not_a_run.returncode == 2 and "is not a miniwdl run directory" in not_a_run.stderr
+
+
+def test_a_wide_scatter_is_one_band_and_the_folded_section_names_report_html(tmp_path):
+    run = make_run(tmp_path / "wide", 600, 0)
+    for i, call_id in enumerate(scatter_ids("align", 600)):
+        run.effective_runtime(call_id, cpu=4, memory_bytes=16 * 2**30)
+        run.start_call(call_id)
+        run.write_usage(call_id, {"started_at": 1e9 + i, "wall_seconds": 30.0, "cpu_seconds": 28.0, "peak_memory_bytes": 2 * 2**30})
+        run.finish_call(call_id)
+    run.succeed({})
+    report = build_report(tmp_path / "wide")
+    assert ">align (600)</text>" in report.html(), "one band for the 600 calls"
+    assert report.advice == [
+        "align: asked 16 GiB, peak 2 GiB over 600 calls: 2.5 GiB would do",
+        "align: asked 4 CPUs, kept at most 0.93 busy over 600 calls: 1 would do",
+    ]
+    folded = folded_report_html(report)
+    assert "report.html" in folded and "<svg" not in folded and "would do" in folded

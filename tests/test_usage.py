@@ -6,6 +6,7 @@ is checked loosely against wall time."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,8 @@ task hold {
   runtime { docker: "IMAGE" }
 }
 task burn {
-  command <<< timeout 5 sh -c 'while :; do :; done' || true >>>
+  # `times` (a shell builtin) prints the CPU time of the shell's children: the task's own account
+  command <<< timeout 5 sh -c 'while :; do :; done' || true; times >>>
   runtime { docker: "IMAGE"  cpu: 1 }
 }
 """
@@ -68,9 +70,13 @@ def test_peak_memory_and_cpu_time_of_real_tasks(tmp_path, backend):
     assert 0.8 * 300 * MIB <= hold["peak_memory_bytes"] <= 1.2 * 300 * MIB, hold
     assert hold["wall_seconds"] >= 2 and hold["samples"] >= 1
     burn = _usage(tmp_path / "run" / "call-burn")
-    # one core for 5 s: CPU time close to wall time (loosely: other helpers share the 2 cores)
+    # one core for 5 s: CPU time close to wall time, where the machine has a core to spare; on a
+    # busy shared machine the loop gets less, so the figure is checked against the task's own account
     assert 4.9 <= burn["wall_seconds"] < 10, burn
-    assert 0.5 * burn["wall_seconds"] <= burn["cpu_seconds"] <= 1.05 * burn["wall_seconds"], burn
+    children = (tmp_path / "run" / "call-burn" / "stdout.txt").read_text().splitlines()[1]
+    own = sum(int(m) * 60 + float(sec) for m, sec in re.findall(r"(\d+)m([\d.]+)s", children))
+    assert own - 0.1 <= burn["cpu_seconds"] <= 1.1 * own + 0.2, (burn, children)
+    assert burn["cpu_seconds"] <= 1.05 * burn["wall_seconds"]
 
 
 def test_a_retried_call_has_the_usage_of_each_attempt(tmp_path, backend):
@@ -102,3 +108,23 @@ def test_a_sampler_that_cannot_start_leaves_the_task_to_succeed(tmp_path):
     assert json.loads((tmp_path / "run" / "outputs.json").read_text())["hello.out"] == "hi"
     assert not list((tmp_path / "run").glob("usage*.json"))
     assert "usage sampler cannot start" in (tmp_path / "run" / "task.log").read_text()
+
+
+def test_sampling_can_be_turned_off_and_its_interval_set(tmp_path):
+    wdl = write_wdl(tmp_path, "nap.wdl", NAP_WDL)
+    off = miniwdl_run(wdl, "local", tmp_path / "off", env={"MINIWDL__USAGE__SAMPLE": "false"})
+    assert off.returncode == 0, off.stderr[-2000:]
+    assert not list((tmp_path / "off").glob("usage*.json"))
+    often = miniwdl_run(wdl, "local", tmp_path / "often", env={"MINIWDL__USAGE__INTERVAL_SECONDS": "1"})
+    assert often.returncode == 0, often.stderr[-2000:]
+    default = miniwdl_run(wdl, "local", tmp_path / "default")
+    # early samples at 0.2, 1 and 2 s, then one a second, against one every 5 s
+    assert _usage(tmp_path / "often")["samples"] >= 4 > _usage(tmp_path / "default")["samples"] >= 3
+
+
+NAP_WDL = """
+version 1.1
+task nap {
+  command <<< sleep 4.5 >>>
+}
+"""

@@ -37,7 +37,7 @@ from .. import config as jupyter_config
 from .. import studio
 from ..errors import BackendError
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
-from .task_usage import container_usage_mount, drop_if_empty, sampled_container_command
+from .task_usage import container_usage_mount, drop_if_empty, requested, sampled_container_command
 
 LABEL_RUN_DIR = "miniwdl_jupyter.run_dir"
 LABEL_CALL = "miniwdl_jupyter.call"
@@ -277,7 +277,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
         logger.info(_("docker_run invocation", args=" ".join(shlex.quote(a) for a in args + [image]), binds=len(mounts)))
         shell = self.cfg.get("task_runtime", "command_shell")
         command_line = f"{shell} ../command >> ../stdout.txt 2>> ../stderr.txt"
-        return args + [image] + (sampled_container_command(command_line) if sampled else ["/bin/sh", "-c", command_line])
+        return args + [image] + (sampled_container_command(command_line, requested(self.runtime_values)) if sampled else ["/bin/sh", "-c", command_line])
 
     def run_arguments(self, logger: logging.Logger, with_gpus: Optional[bool] = None) -> List[str]:
         """`docker run` options for this attempt, from its runtime values and [docker_run] config.

@@ -40,7 +40,7 @@ from WDL.runtime.error import Terminated
 
 from .. import config as jupyter_config
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
-from .task_usage import sampled_local_command
+from .task_usage import requested, sampled_local_command
 
 # Runtime keys that only a container can act on, and what the notice about each says.
 IGNORED_RUNTIME = {
@@ -82,7 +82,9 @@ class LocalContainer(ScheduledSubprocessBase):
             linked = self._place_inputs()
             command_file = self.write_command_file(command, self._task_env())
             with open(self.host_stdout_txt(), "ab") as stdout, open(self.host_stderr_txt(), "ab") as stderr:
-                invocation = sampled_local_command(self.cfg, logger, self.host_dir, self.try_counter, self._invocation(command_file))
+                invocation = sampled_local_command(
+                    self.cfg, logger, self.host_dir, self.try_counter, self._invocation(command_file), requested(self.runtime_values)
+                )
                 proc = subprocess.Popen(
                     invocation,
                     cwd=self.host_work_dir(),

@@ -12,14 +12,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime import config
 
 from .. import config as jupyter_config
 from ..protocol import usage_file
-from ..usage_sampler import SHELL_SAMPLER, sampled_invocation
+from ..usage_sampler import SHELL_SAMPLER, sampled_invocation, shell_sampler_fields
 
 CONTAINER_USAGE_FILE = usage_file("").name  # inside the container every attempt writes the same name
 
@@ -28,8 +28,16 @@ def host_usage_path(host_dir: str, attempt: int) -> str:
     return str(usage_file(host_dir, attempt))
 
 
+def requested(runtime_values: Dict[str, Any]) -> Dict[str, Any]:
+    """What the attempt asked for, recorded beside what it used (miniwdl logs its effective
+    runtime only under --verbose)."""
+    memory = runtime_values.get("memory_reservation") or runtime_values.get("memory_limit")
+    fields = {"requested_cpu": runtime_values.get("cpu"), "requested_memory_bytes": memory}
+    return {key: value for key, value in fields.items() if value}
+
+
 def sampled_local_command(
-    cfg: config.Loader, logger: logging.Logger, host_dir: str, attempt: int, command: List[str]
+    cfg: config.Loader, logger: logging.Logger, host_dir: str, attempt: int, command: List[str], asked: Dict[str, Any]
 ) -> List[str]:
     """`command` run under the sampler script with [usage] python, or `command` unchanged when
     sampling is off or that python cannot run."""
@@ -40,7 +48,7 @@ def sampled_local_command(
         logger.warning(_("usage sampler cannot start: the task runs without usage figures", python=python))
         return command
     interval = jupyter_config.option(cfg, "usage", "interval_seconds", "float")
-    return sampled_invocation(python, host_usage_path(host_dir, attempt), interval, command)
+    return sampled_invocation(python, host_usage_path(host_dir, attempt), interval, command, asked)
 
 
 def container_usage_mount(
@@ -56,10 +64,10 @@ def container_usage_mount(
     return (os.path.join(container_dir, CONTAINER_USAGE_FILE), host_path, True)
 
 
-def sampled_container_command(command_line: str) -> List[str]:
+def sampled_container_command(command_line: str, asked: Dict[str, Any]) -> List[str]:
     """The container's argv: `command_line` under the shell sampler, writing ../usage.json
     (relative to the work directory the container starts in)."""
-    return ["/bin/sh", "-c", SHELL_SAMPLER, "sh", command_line, "../" + CONTAINER_USAGE_FILE]
+    return ["/bin/sh", "-c", SHELL_SAMPLER, "sh", command_line, "../" + CONTAINER_USAGE_FILE, shell_sampler_fields(asked)]
 
 
 def drop_if_empty(host_path: str) -> None:

@@ -68,7 +68,8 @@ def read_calls(run_dir: Path) -> tuple[RunState, List[CallReport]]:
     for call in state.calls.values():
         if call.kind != "task":
             continue
-        asked = runtime.get(call.id, {})
+        attempts = [] if call.cached else _attempts(call.dir, call.attempt, call.start_time, call.end_time)
+        asked = runtime.get(call.id) or _asked_in_usage(attempts)
         memory = asked.get("memory_reservation") or asked.get("memory_limit")
         calls.append(
             CallReport(
@@ -79,7 +80,7 @@ def read_calls(run_dir: Path) -> tuple[RunState, List[CallReport]]:
                 ready=ready.get(call.id, call.start_time),
                 start=call.start_time,
                 end=call.end_time,
-                attempts=[] if call.cached else _attempts(call.dir, call.attempt, call.start_time, call.end_time),
+                attempts=attempts,
                 cpu_requested=asked.get("cpu"),
                 memory_requested=int(memory) if memory else None,
             )
@@ -102,6 +103,15 @@ def _attempts(call_dir: Optional[Path], count: int, start: Optional[float], end:
     if count <= 1 and attempts[0].start is None:  # one attempt, its own times unknown: the call's
         attempts[0].start, attempts[0].end = start, end
     return attempts
+
+
+def _asked_in_usage(attempts: List[Attempt]) -> Dict[str, Any]:
+    """What the call asked for, as its backend recorded it in the usage file (the log says it only
+    under --verbose), in the effective runtime's words."""
+    for attempt in reversed(attempts):
+        if "requested_cpu" in attempt.usage or "requested_memory_bytes" in attempt.usage:
+            return {"cpu": attempt.usage.get("requested_cpu"), "memory_reservation": attempt.usage.get("requested_memory_bytes")}
+    return {}
 
 
 def _read_usage(path: str) -> Dict[str, Any]:
