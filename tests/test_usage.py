@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from backend_fixtures import docker_image, miniwdl_run, requires_docker, write_wdl  # noqa: F401 - fixture
+from slurm_fixtures import slurm_cluster  # noqa: F401 - fixture
 from miniwdl_jupyter import protocol
 
 MIB = 1024 * 1024
@@ -62,18 +63,30 @@ def backend(request) -> str:
     return request.param
 
 
+def test_usage_on_slurm_with_the_command_run_on_the_node(tmp_path, slurm_cluster):  # noqa: F811
+    """[slurm] runtime = none: the job script runs the sampler beside the command on the node."""
+    wdl = write_wdl(tmp_path, "work.wdl", HOLD_AND_BURN_WDL)
+    run = miniwdl_run(wdl, "slurm", tmp_path / "run", env={"MINIWDL__SLURM__RUNTIME": "none"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    _check_hold_and_burn(tmp_path / "run")
+
+
 def test_peak_memory_and_cpu_time_of_real_tasks(tmp_path, backend):
     wdl = write_wdl(tmp_path, "work.wdl", HOLD_AND_BURN_WDL)
     run = miniwdl_run(wdl, backend, tmp_path / "run")
     assert run.returncode == 0, run.stderr[-2000:]
-    hold = _usage(tmp_path / "run" / "call-hold")
+    _check_hold_and_burn(tmp_path / "run")
+
+
+def _check_hold_and_burn(run_dir: Path) -> None:
+    hold = _usage(run_dir / "call-hold")
     assert 0.8 * 300 * MIB <= hold["peak_memory_bytes"] <= 1.2 * 300 * MIB, hold
     assert hold["wall_seconds"] >= 2 and hold["samples"] >= 1
-    burn = _usage(tmp_path / "run" / "call-burn")
+    burn = _usage(run_dir / "call-burn")
     # one core for 5 s: CPU time close to wall time, where the machine has a core to spare; on a
     # busy shared machine the loop gets less, so the figure is checked against the task's own account
     assert 4.9 <= burn["wall_seconds"] < 10, burn
-    children = (tmp_path / "run" / "call-burn" / "stdout.txt").read_text().splitlines()[1]
+    children = (run_dir / "call-burn" / "stdout.txt").read_text().splitlines()[1]
     own = sum(int(m) * 60 + float(sec) for m, sec in re.findall(r"(\d+)m([\d.]+)s", children))
     assert own - 0.1 <= burn["cpu_seconds"] <= 1.1 * own + 0.2, (burn, children)
     assert burn["cpu_seconds"] <= 1.05 * burn["wall_seconds"]

@@ -47,6 +47,7 @@ from .slurm_jobs import (
     cancel_jobs,
     run_slurm,
 )
+from .task_usage import node_sampled_command, requested
 
 RUNTIMES = ("docker", "podman", "apptainer", "singularity", "none")
 # Settings a `[slurm] calls` entry may override for one call (or task) name.
@@ -233,7 +234,8 @@ class SlurmContainer(DockerRunContainer):
             command_file = self.write_command_file(command, LocalContainer._task_env(self))  # type: ignore[arg-type]
             # As the local backend: a minimal environment, as an image would give (plus the job's own
             # SLURM_* variables), not the submitting process's; `ulimit -d` under a memory_limit.
-            invocation = " ".join(q(a) for a in LocalContainer._invocation(self, command_file))  # type: ignore[arg-type]
+            task = LocalContainer._invocation(self, command_file)  # type: ignore[arg-type]
+            invocation = " ".join(q(a) for a in node_sampled_command(self.cfg, logger, self.host_dir, self.try_counter, task, requested(self.runtime_values)))
             run = (
                 "keep=()\n"
                 f"for name in {' '.join(BASE_ENVIRONMENT)} $(compgen -e | grep '^SLURM_'); do\n"

@@ -51,6 +51,19 @@ def sampled_local_command(
     return sampled_invocation(python, host_usage_path(host_dir, attempt), interval, command, asked)
 
 
+# On a cluster node, the python3 and the sampler script of the submitting machine may be missing:
+# then the command runs unsampled, as it would without the sampler ($1 = python, $4 = the script).
+_NODE_GUARD = 'if [ -x "$1" ] && [ -r "$4" ]; then exec "$@"; fi; while [ "$1" != "--" ]; do shift; done; shift; exec "$@"'
+
+
+def node_sampled_command(
+    cfg: config.Loader, logger: logging.Logger, host_dir: str, attempt: int, command: List[str], asked: Dict[str, Any]
+) -> List[str]:
+    """As sampled_local_command, for a job script on another machine (slurm, runtime = none)."""
+    sampled = sampled_local_command(cfg, logger, host_dir, attempt, command, asked)
+    return sampled if sampled == command else ["/bin/sh", "-c", _NODE_GUARD, "sh"] + sampled
+
+
 def container_usage_mount(
     cfg: config.Loader, host_dir: str, container_dir: str, attempt: int
 ) -> Optional[Tuple[str, str, bool]]:
