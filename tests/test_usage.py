@@ -68,17 +68,17 @@ def test_usage_on_slurm_with_the_command_run_on_the_node(tmp_path, slurm_cluster
     wdl = write_wdl(tmp_path, "work.wdl", HOLD_AND_BURN_WDL)
     run = miniwdl_run(wdl, "slurm", tmp_path / "run", env={"MINIWDL__SLURM__RUNTIME": "none"})
     assert run.returncode == 0, run.stderr[-2000:]
-    _check_hold_and_burn(tmp_path / "run")
+    check_hold_and_burn(tmp_path / "run")
 
 
 def test_peak_memory_and_cpu_time_of_real_tasks(tmp_path, backend):
     wdl = write_wdl(tmp_path, "work.wdl", HOLD_AND_BURN_WDL)
     run = miniwdl_run(wdl, backend, tmp_path / "run")
     assert run.returncode == 0, run.stderr[-2000:]
-    _check_hold_and_burn(tmp_path / "run")
+    check_hold_and_burn(tmp_path / "run")
 
 
-def _check_hold_and_burn(run_dir: Path) -> None:
+def check_hold_and_burn(run_dir: Path) -> None:
     hold = _usage(run_dir / "call-hold")
     assert 0.8 * 300 * MIB <= hold["peak_memory_bytes"] <= 1.2 * 300 * MIB, hold
     assert hold["wall_seconds"] >= 2 and hold["samples"] >= 1

@@ -36,6 +36,7 @@ from ..errors import BackendError
 from . import batch_api, batch_jobdefs, batch_poller
 from .batch_jobs import classify_stopped, log_stream, queue_report, read_exit_code, run_tag
 from .batch_settings import BatchSettings
+from .task_usage import requested, sampled_job_command
 
 # How long a task thread waits for the poller before re-checking the cancel flag.
 _CANCEL_CHECK_SECONDS = 0.5
@@ -181,10 +182,9 @@ class BatchContainer(TaskContainer):
     def job_command(self) -> List[str]:
         shell = self.cfg.get("task_runtime", "command_shell", "/bin/bash")
         q = shlex.quote
-        script = (
-            f"cd {q(self.host_work_dir())} && {shell} ../command >> {q(self.host_stdout_txt())} 2>> {q(self.host_stderr_txt())}; "
-            f"rc=$?; echo $rc > {q(self.host_exit_code_txt())}; exit $rc"
-        )
+        task = f"{shell} ../command >> {q(self.host_stdout_txt())} 2>> {q(self.host_stderr_txt())}"
+        task = " ".join(q(a) for a in sampled_job_command(self.cfg, self.host_dir, self.try_counter, task, requested(self.runtime_values)))
+        script = f"cd {q(self.host_work_dir())} && {task}; rc=$?; echo $rc > {q(self.host_exit_code_txt())}; exit $rc"
         return ["/bin/sh", "-c", script]
 
     def _queue(self, overrides: Dict[str, Any]) -> str:

@@ -64,6 +64,14 @@ def node_sampled_command(
     return sampled if sampled == command else ["/bin/sh", "-c", _NODE_GUARD, "sh"] + sampled
 
 
+def sampled_job_command(cfg: config.Loader, host_dir: str, attempt: int, command_line: str, asked: Dict[str, Any]) -> List[str]:
+    """A job's command line under the shell sampler, writing the attempt's usage file straight into
+    the call directory on the shared filesystem (aws_batch); unchanged when sampling is off."""
+    if not jupyter_config.option(cfg, "usage", "sample", "bool"):
+        return ["/bin/sh", "-c", command_line]
+    return ["/bin/sh", "-c", SHELL_SAMPLER, "sh", command_line, host_usage_path(host_dir, attempt), shell_sampler_fields(asked)]
+
+
 def container_usage_mount(
     cfg: config.Loader, host_dir: str, container_dir: str, attempt: int
 ) -> Optional[Tuple[str, str, bool]]:
