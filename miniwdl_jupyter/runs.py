@@ -157,7 +157,7 @@ class Run:
         `.advice` (rightsizing lines), `.critical_path`, `.html()`, `.text()`."""
         if self._report is not None:
             return self._report
-        report = build_report(self.run_dir)
+        report = build_report(self.run_dir, self.poll())
         if report.state.done:
             self._report = report
         return report

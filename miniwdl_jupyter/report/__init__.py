@@ -69,11 +69,12 @@ class RunReport:
         return report_text(self)
 
 
-def build_report(run_dir: os.PathLike | str) -> RunReport:
+def build_report(run_dir: os.PathLike | str, state: Optional[RunState] = None) -> RunReport:
+    """`state`: the run as a monitor has already read it (saves reading the log twice)."""
     from .timeline import critical_path
 
     run_dir = Path(run_dir)
-    state, calls = read_calls(run_dir)
+    state, calls = read_calls(run_dir, state)
     rows = task_usage(calls)
     graph = workflow_graph(run_dir)
     return RunReport(run_dir, state, calls, rows, advice(rows), critical_path(calls, upstream_names(graph)), graph)

@@ -60,9 +60,10 @@ class CallReport:
         return any("cpu_seconds" in a.usage or "peak_memory_bytes" in a.usage for a in self.attempts)
 
 
-def read_calls(run_dir: Path) -> tuple[RunState, List[CallReport]]:
-    """The run's state and one CallReport per task call, in the order they became ready."""
-    state = RunMonitor(run_dir).poll()
+def read_calls(run_dir: Path, state: Optional[RunState] = None) -> tuple[RunState, List[CallReport]]:
+    """The run's state (read now unless given: a Run handle has it already) and one CallReport
+    per task call, in the order they became ready."""
+    state = state or RunMonitor(run_dir).poll()
     ready, runtime = _ready_and_runtime(Path(run_dir), state._root_logger)
     calls = []
     for call in state.calls.values():
