@@ -131,6 +131,7 @@ def test_sampling_can_be_turned_off_and_its_interval_set(tmp_path):
     often = miniwdl_run(wdl, "local", tmp_path / "often", env={"MINIWDL__USAGE__INTERVAL_SECONDS": "1"})
     assert often.returncode == 0, often.stderr[-2000:]
     default = miniwdl_run(wdl, "local", tmp_path / "default")
+    assert default.returncode == 0, default.stderr[-2000:]
     # early samples at 0.2, 1 and 2 s, then one a second, against one every 5 s
     assert _usage(tmp_path / "often")["samples"] >= 4 > _usage(tmp_path / "default")["samples"] >= 3
 

@@ -5,7 +5,7 @@ nothing fetched, so it shows in an untrusted notebook and in a browser with no n
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, List, Optional
+from typing import TYPE_CHECKING, Optional
 
 from .svg import clock, esc
 from .timeline import timeline_svg
