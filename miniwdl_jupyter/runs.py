@@ -26,7 +26,7 @@ from .errors import Cancelled, InputError, RunFailed, RunNotFound
 from .files import tail_lines
 from .launchers import get_launcher
 from .monitor import CANCELLED, FAILED, SUCCEEDED, CallState, RunMonitor, RunState
-from .report import RunReport, build_report, write_report_html
+from .report import REPORT_FILE, RunReport, build_report, write_report_html
 from .run_errors import error_from_json
 
 _logger = logging.getLogger("miniwdl_jupyter.runs")
@@ -164,7 +164,10 @@ class Run:
 
     def _write_report(self) -> None:
         """report.html in the run directory once the run has ended, for browsers (papermill and
-        terminal users, WES); a report that cannot be written costs the run nothing but a warning."""
+        terminal users, WES); a report that cannot be written costs the run nothing but a warning.
+        Written once: a finished run's report does not change."""
+        if (self.run_dir / REPORT_FILE).exists():
+            return
         try:
             write_report_html(self.run_dir, self.report())
         except Exception as exn:
