@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional
 
-from ..monitor import RunState
+from ..monitor import FAILED, SUCCEEDED, RunState
 from .data import CallReport, read_calls
 from .graph import GraphNode, upstream_names, workflow_graph
 from .usage import TaskUsage, advice, task_usage
@@ -35,8 +35,8 @@ class RunReport:
 
     @property
     def usage_missing(self) -> int:
-        """Task calls that ran (not cached) without a usage figure."""
-        return sum(1 for c in self.call_reports if not c.cached and c.attempts and not c.has_usage)
+        """Task calls that ran to an end (not cached) without a usage figure."""
+        return sum(1 for c in self.call_reports if c.state in (SUCCEEDED, FAILED) and not c.cached and not c.has_usage)
 
     @property
     def calls(self) -> Any:
