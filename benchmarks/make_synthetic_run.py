@@ -107,6 +107,14 @@ class SyntheticRun:
                 (call_dir / name).touch()
         self._event(self._task(call_id), "task setup", "NOTICE", name=call_id.split("-")[1], dir=str(call_dir))
 
+    def effective_runtime(self, call_id: str, cpu: int, memory_bytes: int) -> None:
+        """What miniwdl logs (at INFO) once it has evaluated a call's runtime section."""
+        self._event(self._task(call_id), "effective runtime", "INFO", docker="ubuntu:22.04", cpu=cpu, memory_reservation=memory_bytes)
+
+    def write_usage(self, call_id: str, usage: Dict[str, Any], attempt: int = 1) -> None:
+        """An attempt's usage file, as the usage sampler writes it."""
+        self._write_json(self.run_dir / call_id / f"usage{attempt if attempt > 1 else ''}.json", usage)
+
     def finish_call(self, call_id: str, stderr: str = "") -> None:
         task = self._task(call_id)
         self._event(task, "docker task exit", "NOTICE", state="complete", exit_code=0)

@@ -16,7 +16,7 @@ from .errors import MiniwdlJupyterError
 
 # Modules that contribute subcommands: each has add_parser(subparsers), and sets `handler`
 # (or offers main(args)). Optional ones are skipped when not installed in this version.
-_SUBCOMMANDS = ("miniwdl_jupyter.wes.serve", "miniwdl_jupyter.aws.submit", "miniwdl_jupyter.aws.command", "miniwdl_jupyter.cli_cleanup")
+_SUBCOMMANDS = ("miniwdl_jupyter.wes.serve", "miniwdl_jupyter.aws.submit", "miniwdl_jupyter.aws.command", "miniwdl_jupyter.cli_cleanup", "miniwdl_jupyter.cli_report")
 
 
 def build_parser() -> argparse.ArgumentParser:

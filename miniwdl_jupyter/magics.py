@@ -21,11 +21,12 @@ from WDL.runtime.config import Loader
 from . import config, disk_magics, runs, wdl_inputs
 from .display import progress_view, render_outputs
 from .display.build_log import BuildLog
+from .display.report import report_bundle
 from .display.tables import config_table, runs_table
 from .errors import ConfigError, InputError, RunNotFound
 from .magic_args import load_config as _load_config, parse as _parse
 
-SUBCOMMANDS = ("run", "runs", "attach", "wait", "cancel", "logs", "check", "config", "show", "build", "doctor") + disk_magics.SUBCOMMANDS
+SUBCOMMANDS = ("run", "runs", "attach", "wait", "cancel", "logs", "check", "config", "show", "report", "build", "doctor") + disk_magics.SUBCOMMANDS
 
 
 @magics_class
@@ -59,6 +60,7 @@ class WDLMagics(disk_magics.DiskMagics, Magics):
         %wdl cancel RUN                      cancel a run (its containers stop)
         %wdl logs RUN [CALL] [-n N]          the tail of a run's log, or of one call's
         %wdl show RUN                        render a run's outputs
+        %wdl report RUN                      timeline, usage against requests, workflow graph
         %%wdl check / %wdl check -f FILE     lint and typecheck, as `miniwdl check`
         %wdl config [SECTION ...]            the effective configuration and where each value came from
         %wdl doctor aws                      check the AWS setup a run would use, with a fix for each problem
@@ -222,6 +224,11 @@ class WDLMagics(disk_magics.DiskMagics, Magics):
         args = _parse(_show_args, argv)
         render_outputs(self._resolve_run(args.run, _load_config(args.cfg)))
 
+    def _report(self, argv: List[str]) -> None:
+        args = _parse(_report_args, argv)
+        handle = self._resolve_run(args.run, _load_config(args.cfg))
+        display(report_bundle(handle.report()), raw=True)
+
     def _config(self, argv: List[str]) -> None:
         args = _parse(_config_args, argv)
         display(config_table(config.describe(_load_config(args.cfg), args.sections or None)))
@@ -317,6 +324,13 @@ def _logs_args() -> None:
 @_cfg_argument
 def _show_args() -> None:
     """Render a run's outputs."""
+
+
+@magic_arguments(name="wdl report")
+@_run_argument
+@_cfg_argument
+def _report_args() -> None:
+    """Where a run's time and resources went: timeline, usage against requests, workflow graph."""
 
 
 @magic_arguments(name="wdl config")

@@ -149,7 +149,8 @@ def exit_status_file(call_dir: Path, attempt: int = 1) -> Path:
 
 
 def usage_file(call_dir: Path, attempt: int = 1) -> Path:
-    """What the attempt used (JSON: cpu_seconds, max_rss_bytes...), when its backend measures it."""
+    """What the attempt used, written by usage_sampler.py (JSON: peak_memory_bytes, cpu_seconds,
+    wall_seconds, samples, source; a field it could not read is absent)."""
     return Path(call_dir) / _numbered("usage", attempt, ".json")
 
 

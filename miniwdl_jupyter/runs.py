@@ -27,6 +27,7 @@ from .files import tail_lines
 from .launcher import available as available_launchers
 from .launcher import get_launcher
 from .monitor import CANCELLED, FAILED, SUCCEEDED, CallState, RunMonitor, RunState
+from .report import REPORT_FILE, RunReport, build_report, write_report_html
 from .run_errors import error_from_json
 
 _logger = logging.getLogger("miniwdl_jupyter.runs")
@@ -51,6 +52,7 @@ class Run:
         self._process = process  # set when this process launched the run: reaps it when it ends
         self._lock = threading.Lock()  # the widget's updater thread and the cell may both poll
         self._outputs: Optional[Dict[str, Any]] = None  # a finished run's outputs never change
+        self._report: Optional[RunReport] = None  # a finished run's report never changes
 
     def __repr__(self) -> str:
         return f"<Run {self.name} {self.poll().status} {self.run_dir}>"
@@ -157,9 +159,32 @@ class Run:
             raise Cancelled(f"run {self.name} cancelled (interrupted)", run_dir=self.run_dir) from None
         if (state.error or {}).get("error") == "ProcessDied":
             leftovers.stop_leftovers(self.run_dir, self.cfg)  # its tasks must not outlive it
+        self._write_report()
         if raise_on_failure and self.error is not None:
             raise self.error
         return self
+
+    def report(self) -> RunReport:
+        """Where the time and the resources went (docs/report.md), read from the run directory:
+        `.calls` and `.tasks` (pandas DataFrames when pandas is installed, else lists of dicts),
+        `.advice` (rightsizing lines), `.critical_path`, `.html()`, `.text()`."""
+        if self._report is not None:
+            return self._report
+        report = build_report(self.run_dir, self.poll())
+        if report.state.done:
+            self._report = report
+        return report
+
+    def _write_report(self) -> None:
+        """report.html in the run directory once the run has ended, for browsers (papermill and
+        terminal users, WES); a report that cannot be written costs the run nothing but a warning.
+        Written once: a finished run's report does not change."""
+        if (self.run_dir / REPORT_FILE).exists():
+            return
+        try:
+            write_report_html(self.run_dir, self.report())
+        except Exception as exn:
+            _logger.warning("could not write the run report %s/report.html: %s: %s", self.run_dir, type(exn).__name__, exn)
 
     def cancel(self, *, timeout: float = 30.0) -> None:
         """Stop the run: its launcher stops the miniwdl process (which stops its tasks and writes

@@ -4,6 +4,7 @@ job standing in for EFS. See tests/aws_fixtures.py."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -84,6 +85,9 @@ def test_scatter_from_a_cell_outputs_read_back_from_efs(moto, shell, efs, monkey
     # per call, as the views show it: its Batch job id, state and log stream
     assert {c.job["job_id"] for c in run.calls} == {j["jobId"] for j in jobs}
     assert all(c.job["state"] == "SUCCEEDED" and c.job.get("log_stream") is not None for c in run.calls)
+    # each job's sampler read its container's cgroup into the call directory (docs/report.md)
+    usage = [json.loads((c.dir / "usage.json").read_text()) for c in run.calls]
+    assert all(u["source"] == "cgroup" and u["peak_memory_bytes"] > 0 and "cpu_seconds" in u for u in usage), usage
 
 
 def test_failing_task_is_task_failed_with_exit_code_and_stderr(moto, workdir, efs, monkeypatch):
@@ -317,3 +321,12 @@ def test_host_termination_is_retried_on_the_fallback_queue(moto, workdir, efs, m
     assert "interrupted task will be retried" in run.log(tail=400)
     retried = boto_client("batch").list_jobs(jobQueue=fallback["queue"], jobStatus="SUCCEEDED")["jobSummaryList"]
     assert [j["jobName"].rsplit("-", 1)[-1] for j in retried] == ["2"]
+
+
+def test_usage_of_a_batch_job(moto, workdir, efs, monkeypatch):
+    """The sampler inside the job: a task holding 300 MiB and one burning a core (docs/report.md)."""
+    from test_usage import HOLD_AND_BURN_WDL, check_hold_and_burn
+
+    use_batch(monkeypatch, efs)
+    run = mj.run(HOLD_AND_BURN_WDL.replace("IMAGE", moto), backend="aws_batch")
+    check_hold_and_burn(run.run_dir)

@@ -74,6 +74,9 @@ def test_scatter_with_an_imported_file_as_attachment(api: WES):
     assert contents == ["hi a\n", "hi b\n", "hi c\n"]
     stderr = api.http.get(log["run_log"]["stderr"])
     assert stderr.status_code == 200 and "hello" in stderr.text
+    report = api.http.get(f"{api.url}/runs/{run_id}/report")  # the run report (docs/report.md)
+    assert report.status_code == 200 and "<h4>Timeline</h4>" in report.text and "call-greet-2-c" in report.text
+    assert report.headers["content-security-policy"].startswith("default-src 'none'")
 
     tasks = api.call("GET", "/runs/{run_id}/tasks", run_id=run_id).json()
     assert tasks["next_page_token"] == ""

@@ -37,6 +37,7 @@ from WDL.runtime.error import Interrupted, Terminated
 from .. import protocol
 from ..backends.cluster import ClusterJobContainer, Job, JobWatcher
 from ..backends.task_dir import task_image, write_command_file
+from ..backends.task_usage import requested, sampled_job_command
 from ..errors import BackendError
 from . import api, discovery, jobdefs, watcher
 from .jobs import classify_stopped, job_name, queue_report, run_tag
@@ -230,10 +231,10 @@ class BatchContainer(ClusterJobContainer):
     def job_command(self) -> List[str]:
         shell = self.cfg["task_runtime"]["command_shell"]
         q = shlex.quote
-        script = (
-            f"cd {q(self.host_work_dir())} && {shell} ../command >> {q(self.host_stdout_txt())} 2>> {q(self.host_stderr_txt())}; "
-            f"rc=$?; {self.record_exit_status('rc')}; exit $rc"
-        )
+        task = f"{shell} ../command >> {q(self.host_stdout_txt())} 2>> {q(self.host_stderr_txt())}"
+        # usage sampled beside the command, inside the job (task_usage.py)
+        task = " ".join(q(a) for a in sampled_job_command(self.cfg, self.host_dir, self.try_counter, task, requested(self.runtime_values)))
+        script = f"cd {q(self.host_work_dir())} && {task}; rc=$?; {self.record_exit_status('rc')}; exit $rc"
         return ["/bin/sh", "-c", script]
 
     def _queue(self, overrides: Dict[str, Any]) -> str:

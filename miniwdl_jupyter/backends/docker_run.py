@@ -40,6 +40,7 @@ from . import container_cli
 from .container_cli import CLI_FAILURES, mount_args
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 from .task_dir import task_image
+from .task_usage import container_usage_mount, drop_if_empty, requested, sampled_container_command
 
 # What `docker run` (and podman with CDI) print when asked for GPUs they cannot give: no GPU on the
 # host, or no NVIDIA container toolkit behind the daemon.
@@ -100,8 +101,11 @@ class DockerRunContainer(ScheduledSubprocessBase):
                 if self.runtime_values.get("gpu", False) and self._gpus_unavailable:
                     self._gpus_unavailable_here(logger, self._gpus_unavailable)  # fails under require_gpu
                 with_gpus = bool(self.runtime_values.get("gpu", False)) and not self._gpus_unavailable
-                invocation = self._invocation(logger, image, mounts, with_gpus)
+                usage = container_usage_mount(self.cfg, self.host_dir, self.container_dir, self.try_counter)
+                invocation = self._invocation(logger, image, mounts + ([usage] if usage else []), with_gpus, bool(usage))
                 exit_code, cli_log_path = self._attempt(logger, terminating, poll_stderr, invocation)
+                if usage:
+                    drop_if_empty(usage[1])
                 cli_failed = exit_code in CLI_FAILURES and os.path.getsize(cli_log_path)
                 cli_error = _first_line(Path(cli_log_path).read_text(errors="replace")) if cli_failed else ""
                 if not (with_gpus and any(marker in cli_error for marker in GPU_UNAVAILABLE)):
@@ -265,15 +269,21 @@ class DockerRunContainer(ScheduledSubprocessBase):
         return self._invocation(logger, image, self.prepare_mounts(), None)[:-3]
 
     def _invocation(
-        self, logger: logging.Logger, image: str, mounts: List[Tuple[str, str, bool]], with_gpus: Optional[bool]
+        self,
+        logger: logging.Logger,
+        image: str,
+        mounts: List[Tuple[str, str, bool]],
+        with_gpus: Optional[bool],
+        sampled: bool = False,
     ) -> List[str]:
-        """The whole `docker run` command line of an attempt."""
+        """The whole `docker run` command line of an attempt; `sampled`: under the usage sampler."""
         args = self.run_arguments(logger, with_gpus)
         for container_path, host_path, writable in mounts:
             args += mount_args(host_path, container_path, writable)
         logger.info(_("docker_run invocation", args=" ".join(shlex.quote(a) for a in args + [image]), binds=len(mounts)))
         shell = self.cfg.get("task_runtime", "command_shell")
-        return args + [image, "/bin/sh", "-c", f"{shell} ../command >> ../stdout.txt 2>> ../stderr.txt"]
+        command_line = f"{shell} ../command >> ../stdout.txt 2>> ../stderr.txt"
+        return args + [image] + (sampled_container_command(command_line, requested(self.runtime_values)) if sampled else ["/bin/sh", "-c", command_line])
 
     def run_arguments(self, logger: logging.Logger, with_gpus: Optional[bool] = None) -> List[str]:
         """`docker run` options for this attempt (see container_cli.run_arguments)."""

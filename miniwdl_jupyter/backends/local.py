@@ -44,6 +44,7 @@ from . import host_task
 from .host_task import BASE_ENVIRONMENT
 from .subprocess_base import ScheduledSubprocessBase, wait_unless_terminating
 from .task_reaper import TaskReaper
+from .task_usage import requested, sampled_local_command
 
 # Runtime keys that only a container can act on, and what the notice about each says.
 IGNORED_RUNTIME = {
@@ -88,8 +89,11 @@ class LocalContainer(ScheduledSubprocessBase):
             linked = self._place_inputs()
             command_file = self.write_command_file(command, self._task_env())
             with open(self.host_stdout_txt(), "ab") as stdout, open(self.host_stderr_txt(), "ab") as stderr:
+                invocation = sampled_local_command(
+                    self.cfg, logger, self.host_dir, self.try_counter, self._invocation(command_file), requested(self.runtime_values)
+                )
                 proc = subprocess.Popen(
-                    self._invocation(command_file),
+                    invocation,
                     cwd=self.host_work_dir(),
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,

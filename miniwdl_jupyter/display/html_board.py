@@ -13,6 +13,7 @@ from ..monitor import RunState
 from . import summary
 from .logtail import friendly_tail
 from .progress import ProgressView
+from .report import folded_report_html
 from .record import RUN_MIME, run_record
 
 LOG_TAIL_LINES = 12
@@ -57,12 +58,22 @@ def board_bundle(state: RunState, view: ProgressView, final: bool, with_groups: 
         text_parts += [f"  {c.id}: {summary.job_text(c)}" for c in placed]
     if not final and state.tail_events:
         html_parts.append(log_tail_html(state))
+    if final and state.done:
+        html_parts.append(_folded_report(view))
     html_parts.append(f"<div style='color:#757575'>run directory: <code>{summary.esc(state.run_dir)}</code></div></div>")
     text_parts.append(f"run directory: {state.run_dir}")
     bundle: Dict[str, Any] = {"text/html": "".join(html_parts), "text/plain": "\n".join(text_parts)}
     if final:
         bundle[RUN_MIME] = run_record(view.run, state, view)
     return bundle
+
+
+def _folded_report(view: ProgressView) -> str:
+    """The run report, folded away under the final board; nothing if it cannot be read."""
+    try:
+        return folded_report_html(view.run.report())
+    except Exception as exn:  # the summary must show even when the report cannot be built
+        return f"<div style='color:#757575'>no run report: {summary.esc(type(exn).__name__)}: {summary.esc(exn)}</div>"
 
 
 def log_tail_html(state: RunState) -> str:

@@ -13,18 +13,9 @@ from typing import Dict, List, Optional
 from .. import protocol
 from ..files import tail_lines
 from ..monitor import CALL_STATES, FAILED, CallGroup, CallState, RunState
+from ..report.svg import STATE_COLOURS  # noqa: F401 - one palette: the views and the report agree
 from ..run_errors import call_backend_message, cause_chain
 
-# Colours by state; one place so the widget, the board and the summary agree.
-STATE_COLOURS = {
-    "queued": "#9e9e9e",
-    "running": "#1976d2",
-    "retrying": "#f57c00",
-    "succeeded": "#2e7d32",
-    "cached": "#00897b",
-    "failed": "#c62828",
-    "cancelled": "#6d4c41",
-}
 MAX_GROUP_ROWS = 50  # call names shown; a workflow with more shows "... N more"
 STDERR_TAIL_LINES = 12
 

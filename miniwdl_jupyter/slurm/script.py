@@ -18,6 +18,7 @@ from typing import Any, Dict, List
 from .. import config as jupyter_config
 from ..backends import container_cli, host_task
 from ..backends.task_dir import run_dir_of, task_image, write_command_file
+from ..backends.task_usage import node_sampled_command, requested
 from .jobs import run_comment
 
 
@@ -78,7 +79,10 @@ def job_script(container: Any, logger: logging.Logger, settings: Dict[str, Any],
         command_file = write_command_file(container.host_dir, command, host_task.task_env(container))
         # As the local backend: a minimal environment, as an image would give (plus the job's own
         # SLURM_* variables), not the submitting process's; `ulimit -d` under a memory_limit.
-        invocation = " ".join(q(a) for a in host_task.invocation(container, command_file))
+        # usage sampled beside the command on the node (task_usage.py)
+        task = node_sampled_command(container.cfg, logger, container.host_dir, container.try_counter,
+                                    host_task.invocation(container, command_file), requested(container.runtime_values))
+        invocation = " ".join(q(a) for a in task)
         run = (
             "keep=()\n"
             f"for name in {' '.join(host_task.BASE_ENVIRONMENT)} $(compgen -e | grep '^SLURM_'); do\n"

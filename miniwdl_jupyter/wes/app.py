@@ -16,13 +16,14 @@ from typing import Any, Dict, List, Optional
 import yaml
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from .. import __version__, launch_record
 from ..monitor import CallState
+from ..report import REPORT_FILE, build_report
 from . import states, task_logs
 from .auth import TokenMap
 from .run_request import WESError, miniwdl_version, wdl_versions
@@ -244,6 +245,15 @@ def create_app(store: RunStore, tokens: Optional[TokenMap] = None) -> FastAPI:
     def run_stderr(request: Request, run_id: str) -> Response:
         entry = find(request, run_id)
         return _text_file(launch_record.stderr_path(entry.run_dir))
+
+    @app.get(BASE + "/runs/{run_id}/report")
+    def run_report(request: Request, run_id: str) -> Response:
+        """The run report (docs/report.md): report.html as written when the run ended, else built
+        now. Served so that not even a script slipped into it could run."""
+        entry = find(request, run_id)
+        page = entry.run_dir / REPORT_FILE
+        html = page.read_text() if page.exists() else build_report(entry.run_dir).html()
+        return HTMLResponse(html, headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
     @app.get(BASE + "/runs/{run_id}/tasks/{task_id}/{stream}")
     def task_stream(request: Request, run_id: str, task_id: str, stream: str) -> Response:

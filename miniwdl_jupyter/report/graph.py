@@ -1,0 +1,224 @@
+"""The workflow graph: calls and their dependencies from the run's WDL, scatters and conditionals
+as groups, each node coloured by the state of its calls.
+
+The WDL is the copy miniwdl keeps in the run directory (`wdl/`), parsed by miniwdl. Only the
+workflow's top-level elements become nodes (a scatter or conditional is one box listing the calls
+inside it, however wide it ran), so the graph stays readable at any scatter width; an edge joins
+two elements when anything in one reads a value of the other (through declarations too).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Set
+
+from .data import CallReport
+from .svg import STATE_COLOURS, esc, svg
+
+NODE_WIDTH, COLUMN_GAP, LINE, MAX_LINES = 180, 50, 16, 6
+
+
+@dataclass
+class GraphNode:
+    id: str  # miniwdl's workflow node id (call-x, scatter-L4C3-x, if-L5C3)
+    label: str  # "call x", "scatter (x in xs)", "if (b)"
+    calls: List[str]  # call names inside (the node's own name for a call)
+    after: Set[str] = field(default_factory=set)  # ids of the nodes it depends on
+    layer: int = 0
+
+
+def workflow_graph(run_dir: Path) -> Optional[List[GraphNode]]:
+    """The graph of the run's workflow, or None when the run directory keeps no WDL to read."""
+    main = _main_wdl(Path(run_dir))
+    if main is None:
+        return None
+    try:
+        # WDL.load runs its own event loop: in a thread, so it works inside a running kernel too
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            document = pool.submit(_load, str(main)).result()
+    except Exception:
+        return None  # the report still has its timeline and usage
+    if document.workflow is None:
+        return None
+    return _layered(document.workflow.body)
+
+
+def _load(path: str):
+    import WDL
+
+    return WDL.load(path, check_quant=False, read_source=WDL.read_source_default)
+
+
+def _main_wdl(run_dir: Path) -> Optional[Path]:
+    """The WDL miniwdl ran: the one named in `rerun` among those it copied to wdl/."""
+    candidates = sorted((run_dir / "wdl").glob("*.wdl")) if (run_dir / "wdl").is_dir() else []
+    try:
+        rerun = (run_dir / "rerun").read_text()
+    except OSError:
+        rerun = ""
+    named = [c for c in candidates if c.name in rerun]
+    return (named or candidates or [None])[0]
+
+
+def _layered(body: list) -> List[GraphNode]:
+    import WDL
+
+    owner: Dict[str, str] = {}  # any node id -> the top-level element holding it
+    inner: Dict[str, list] = {}
+    for element in body:
+        inner[element.workflow_node_id] = list(_walk(element))
+        for node in inner[element.workflow_node_id]:
+            owner[node.workflow_node_id] = element.workflow_node_id
+    decl_deps = {e.workflow_node_id: set(e.workflow_node_dependencies) for e in body if isinstance(e, WDL.Tree.Decl)}
+    nodes: Dict[str, GraphNode] = {}
+    for element in body:
+        calls = [n for n in inner[element.workflow_node_id] if isinstance(n, WDL.Tree.Call)]
+        if not calls:
+            continue
+        node = GraphNode(element.workflow_node_id, _label(element), [c.name for c in calls])
+        for member in inner[element.workflow_node_id]:
+            for dep in member.workflow_node_dependencies:
+                node.after |= _resolve(owner.get(dep, dep), decl_deps, owner, set())
+        node.after.discard(node.id)
+        nodes[node.id] = node
+    for node in nodes.values():
+        node.after &= set(nodes)
+    for node in nodes.values():  # longest path from a source; the body order is topological
+        node.layer = max((nodes[d].layer + 1 for d in node.after), default=0)
+    return list(nodes.values())
+
+
+def upstream_names(nodes: Optional[List[GraphNode]]) -> Optional[Dict[str, Set[str]]]:
+    """Call name -> every call name it depends on, directly or not (None without a graph)."""
+    if not nodes:
+        return None
+    by_id = {node.id: node for node in nodes}
+    found: Dict[str, Set[str]] = {}
+
+    def names_above(node: GraphNode) -> Set[str]:
+        if node.id not in found:
+            found[node.id] = set()
+            for dep in node.after:
+                found[node.id] |= set(by_id[dep].calls) | names_above(by_id[dep])
+        return found[node.id]
+
+    return {name: names_above(node) for node in nodes for name in node.calls}
+
+
+def _walk(element):
+    yield element
+    for child in getattr(element, "body", []) or []:
+        yield from _walk(child)
+    for gather in (getattr(element, "gathers", None) or {}).values():
+        yield gather
+
+
+def _resolve(top_id: str, decl_deps: Dict[str, Set[str]], owner: Dict[str, str], seen: Set[str]) -> Set[str]:
+    """A top-level declaration stands for the elements it reads."""
+    if top_id not in decl_deps:
+        return {top_id}
+    if top_id in seen:
+        return set()
+    seen.add(top_id)
+    found: Set[str] = set()
+    for dep in decl_deps[top_id]:
+        found |= _resolve(owner.get(dep, dep), decl_deps, owner, seen)
+    return found
+
+
+def _label(element) -> str:
+    import WDL
+
+    if isinstance(element, WDL.Tree.Call):
+        return f"call {element.name}"
+    if isinstance(element, WDL.Tree.Scatter):
+        return f"scatter ({element.variable} in {element.expr})"
+    if isinstance(element, WDL.Tree.Conditional):
+        return f"if ({element.expr})"
+    return element.workflow_node_id
+
+
+def call_state(name: str, calls: List[CallReport]) -> Counter:
+    """States of the calls of one WDL call name (a sub-workflow call: of every call inside it)."""
+    return Counter(c.state for c in calls if c.name == name or c.name.startswith(name + "."))
+
+
+def _colour(states: Counter) -> str:
+    for state in ("failed", "running", "retrying", "cancelled"):
+        if states.get(state):
+            return STATE_COLOURS[state]
+    if not states:
+        return STATE_COLOURS["queued"]
+    if set(states) == {"cached"}:
+        return STATE_COLOURS["cached"]
+    if set(states) <= {"succeeded", "cached"}:
+        return STATE_COLOURS["succeeded"]
+    return STATE_COLOURS["queued"]
+
+
+def graph_svg(nodes: Optional[List[GraphNode]], calls: List[CallReport]) -> str:
+    if not nodes:
+        return svg(420, 24, ["<text x='4' y='16'>no workflow graph: the run directory keeps no WDL</text>"], "workflow graph")
+    columns: Dict[int, List[GraphNode]] = {}
+    for node in nodes:
+        columns.setdefault(node.layer, []).append(node)
+    box: Dict[str, tuple] = {}
+    body: List[str] = []
+    height = 0.0
+    for layer, members in sorted(columns.items()):
+        y = 8.0
+        x = 8 + layer * (NODE_WIDTH + COLUMN_GAP)
+        for node in members:
+            lines = node.calls if node.label != f"call {node.calls[0]}" or len(node.calls) > 1 else []
+            shown = lines[:MAX_LINES]
+            h = LINE * (1.6 + len(shown) + (1 if len(lines) > len(shown) else 0))
+            box[node.id] = (x, y, h)
+            body.append(_node(node, x, y, h, shown, len(lines) - len(shown), calls))
+            y += h + 14
+        height = max(height, y)
+    for node in nodes:
+        x2, y2, h2 = box[node.id]
+        for dep in sorted(node.after):
+            x1, y1, h1 = box[dep]
+            body.append(
+                f"<path d='M{x1 + NODE_WIDTH:.0f} {y1 + h1 / 2:.0f} C{x1 + NODE_WIDTH + COLUMN_GAP / 2:.0f} {y1 + h1 / 2:.0f} "
+                f"{x2 - COLUMN_GAP / 2:.0f} {y2 + h2 / 2:.0f} {x2:.0f} {y2 + h2 / 2:.0f}' fill='none' stroke='#777' "
+                f"marker-end='url(#arrow)'/>"
+            )
+    arrow = (
+        "<defs><marker id='arrow' viewBox='0 0 10 10' refX='10' refY='5' markerWidth='6' markerHeight='6' orient='auto'>"
+        "<path d='M0 0 L10 5 L0 10 z' fill='#777'/></marker></defs>"
+    )
+    width = 16 + (max(columns) + 1) * (NODE_WIDTH + COLUMN_GAP)
+    return svg(width, height, [arrow] + body, "workflow graph")
+
+
+def _node(node: GraphNode, x: float, y: float, h: float, shown: List[str], more: int, calls: List[CallReport]) -> str:
+    own = call_state(node.calls[0], calls) if len(node.calls) == 1 else sum((call_state(n, calls) for n in node.calls), Counter())
+    group = node.label.startswith(("scatter", "if"))
+    dashed = " stroke-dasharray='4 2'" if group else ""
+    parts = [
+        f"<g><title>{esc(node.label)}: {esc(_counts(own))}</title>",
+        f"<rect x='{x}' y='{y}' width='{NODE_WIDTH}' height='{h:.0f}' rx='{3 if group else 8}' fill='{_colour(own)}' "
+        f"fill-opacity='{0.15 if group else 0.9}' stroke='{_colour(own)}'{dashed}/>",
+        f"<text x='{x + 6}' y='{y + LINE}' fill='{'#222' if group else '#fff'}' font-weight='bold'>{esc(_fit(node.label))}</text>",
+    ]
+    for i, name in enumerate(shown):
+        states = call_state(name, calls)
+        ty = y + LINE * (2 + i)
+        parts.append(f"<rect x='{x + 6}' y='{ty - 9}' width='10' height='10' fill='{_colour(states)}'/>")
+        parts.append(f"<text x='{x + 20}' y='{ty}'>{esc(_fit(name + ' ' + _counts(states), 26))}</text>")
+    if more:
+        parts.append(f"<text x='{x + 6}' y='{y + LINE * (2 + len(shown))}' fill='#555'>... {more} more calls</text>")
+    return "".join(parts) + "</g>"
+
+
+def _counts(states: Counter) -> str:
+    return ", ".join(f"{n:,} {s}" for s, n in sorted(states.items())) or "not started"
+
+
+def _fit(text: str, limit: int = 28) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,133 @@
+"""The timeline (Gantt) of a run's calls and its critical path.
+
+One row per call (per call name past MAX_CALL_ROWS, with the calls' bars drawn over each other, so
+a 10,000-way scatter stays one readable band): waiting from ready to its command's start in grey,
+each attempt in its own bar (a retried attempt in the retrying colour, the last one in the call's
+final state), a cached call as a diamond, the critical path outlined.
+
+The critical path is read from the times: from the call that finished last, step back to the call
+that finished last before it became ready, and so on; where the run keeps its WDL, only calls the
+workflow graph puts upstream count, so a call that merely ended just before is not taken for a cause.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from typing import Dict, List, Optional, Set
+
+from .data import CallReport
+from .svg import STATE_COLOURS, WAITING_COLOUR, clock, esc, svg, time_axis
+
+MAX_CALL_ROWS = 300
+LABEL_WIDTH = 190
+PLOT_WIDTH = 760
+ROW = 16
+# A call ready within this long after another ended is taken to have waited for it (log clocks
+# are written at millisecond precision, and dispatch takes a moment).
+DISPATCH_SLACK = 0.05
+
+
+def critical_path(calls: List[CallReport], upstream: Optional[Dict[str, Set[str]]] = None) -> List[str]:
+    """`upstream` (from the workflow graph, when there is one): call name -> the names it depends
+    on, so that a call that merely happened to end just before is not taken for a cause."""
+    finished = sorted((c for c in calls if c.end is not None), key=lambda c: c.end)
+    if not finished:
+        return []
+    ends = [c.end for c in finished]
+    path = [finished[-1]]
+    on_path = {path[0].id}
+    while True:
+        current = path[-1]
+        became_ready = current.ready if current.ready is not None else current.start
+        if became_ready is None:
+            break
+        i = bisect.bisect_right(ends, became_ready + DISPATCH_SLACK) - 1
+        allowed = upstream.get(_top_name(current)) if upstream else None
+        while i >= 0 and (
+            finished[i].id in on_path
+            or finished[i].end >= current.end  # a short call that ended within the slack
+            or (allowed is not None and _top_name(finished[i]) not in allowed)
+        ):
+            i -= 1
+        if i < 0:
+            break
+        path.append(finished[i])
+        on_path.add(finished[i].id)
+    return [c.id for c in reversed(path)]
+
+
+def _top_name(call: CallReport) -> str:
+    """The workflow's own call name: a sub-workflow's calls ("sub.greet") count as its call ("sub")."""
+    return call.name.split(".", 1)[0]
+
+
+def timeline_svg(calls: List[CallReport], critical: List[str], now: Optional[float] = None) -> str:
+    if not calls:
+        return svg(LABEL_WIDTH + PLOT_WIDTH, 30, ["<text x='4' y='18'>no calls yet</text>"], "timeline")
+    now = now or time.time()
+    t0 = min(t for c in calls for t in (c.ready, c.start) if t is not None) if any(c.ready or c.start for c in calls) else now
+    t1 = max([c.end or now for c in calls] + [t0 + 1])
+    scale = PLOT_WIDTH / (t1 - t0)
+    by_row = _rows(calls)
+    on_path = set(critical)
+    body: List[str] = []
+    for row, (label, members) in enumerate(by_row.items()):
+        y = 4 + row * ROW
+        body.append(f"<text x='{LABEL_WIDTH - 6}' y='{y + 11}' text-anchor='end'>{esc(label)}</text>")
+        faint = len(members) > 1
+        for call in members:
+            body.extend(_call_bars(call, y, t0, scale, now, faint, call.id in on_path))
+    axis_y = 8 + len(by_row) * ROW
+    body.extend(time_axis(LABEL_WIDTH, PLOT_WIDTH, axis_y, t1 - t0))
+    return svg(LABEL_WIDTH + PLOT_WIDTH + 20, axis_y + 22, body, "timeline of the run's calls")
+
+
+def _rows(calls: List[CallReport]) -> Dict[str, List[CallReport]]:
+    if len(calls) <= MAX_CALL_ROWS:
+        return {call.id: [call] for call in calls}
+    bands: Dict[str, List[CallReport]] = {}
+    for call in calls:
+        bands.setdefault(call.name, []).append(call)
+    return {f"{name} ({len(members):,})": members for name, members in bands.items()}
+
+
+def _call_bars(call: CallReport, y: float, t0: float, scale: float, now: float, faint: bool, critical: bool) -> List[str]:
+    x = lambda t: LABEL_WIDTH + (t - t0) * scale  # noqa: E731
+    opacity = " fill-opacity='0.35'" if faint else ""
+    outline = " stroke='#000' stroke-width='1.5'" if critical else ""
+    parts = []
+    if call.cached:
+        cx = x(call.end or call.start or t0)
+        return [
+            f"<path d='M{cx:.1f} {y + 2} l5 5 l-5 5 l-5 -5 z' fill='{STATE_COLOURS['cached']}'{outline}>"
+            f"<title>{esc(call.id)}: cached</title></path>"
+        ]
+    running = call.running
+    if call.ready is not None and running is not None and running - call.ready > 0:
+        parts.append(
+            f"<rect x='{x(call.ready):.1f}' y='{y + 4}' width='{max(0.5, (running - call.ready) * scale):.1f}' height='6' "
+            f"fill='{WAITING_COLOUR}'{opacity}><title>{esc(call.id)}: waited {clock(running - call.ready)}</title></rect>"
+        )
+    last = len(call.attempts)
+    for attempt in call.attempts:
+        start = attempt.start if attempt.start is not None else running
+        if start is None:
+            continue
+        end = attempt.end if attempt.end is not None else (call.end if attempt.number == last and call.end else now)
+        state = call.state if attempt.number == last else "retrying"
+        tip = f"{call.id} attempt {attempt.number}: {state}, {clock(end - start)}" + _usage_tip(attempt.usage)
+        parts.append(
+            f"<rect x='{x(start):.1f}' y='{y + 1}' width='{max(1.0, (end - start) * scale):.1f}' height='12' "
+            f"fill='{STATE_COLOURS.get(state, '#555')}'{opacity}{outline}><title>{esc(tip)}</title></rect>"
+        )
+    return parts
+
+
+def _usage_tip(usage: dict) -> str:
+    shown = []
+    if "peak_memory_bytes" in usage:
+        shown.append(f"peak {usage['peak_memory_bytes'] / 2**20:,.0f} MiB")
+    if "cpu_seconds" in usage:
+        shown.append(f"{usage['cpu_seconds']:.1f} CPU s")
+    return "; " + ", ".join(shown) if shown else ""

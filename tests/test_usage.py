@@ -1,0 +1,144 @@
+"""Per-attempt usage files written by the sampler, through real `miniwdl run`s on docker_run (the
+real daemon) and local: a task holding 300 MiB, one burning a core for 5 s, a retried call, a
+cached call, and a sampler that cannot start. Figures from a shared, busy 2-core machine: CPU time
+is checked loosely against wall time."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from backend_fixtures import docker_image, miniwdl_run, requires_docker, write_wdl  # noqa: F401 - fixture
+from slurm_fixtures import slurm_cluster  # noqa: F401 - fixture
+from miniwdl_jupyter import protocol
+
+MIB = 1024 * 1024
+
+HOLD_AND_BURN_WDL = """
+version 1.1
+workflow work {
+  call hold
+  call burn
+}
+task hold {
+  # dd's one 300 MiB block buffer, filled from /dev/zero, is resident while it is copied
+  command <<< dd if=/dev/zero of=/dev/null bs=300M count=3 2>/dev/null; sleep 2 >>>
+  runtime { docker: "IMAGE" }
+}
+task burn {
+  # `times` (a shell builtin) prints the CPU time of the shell's children: the task's own account
+  command <<< timeout 5 sh -c 'while :; do :; done' || true; times >>>
+  runtime { docker: "IMAGE"  cpu: 1 }
+}
+"""
+
+RETRIED_WDL = """
+version 1.1
+task flaky {
+  command <<< echo trying >&2; exit 3 >>>
+  runtime { docker: "IMAGE"  maxRetries: 1 }
+}
+"""
+
+ECHO_WDL = """
+version 1.1
+task hello {
+  command <<< echo hi >>>
+  output { String out = read_string(stdout()) }
+  runtime { docker: "IMAGE" }
+}
+"""
+
+
+def _usage(call_dir: Path, attempt: int = 1) -> dict:
+    return json.loads(protocol.usage_file(call_dir, attempt).read_text())
+
+
+@pytest.fixture(params=["docker_run", "local"])
+def backend(request) -> str:
+    requires_docker(request, request.param)
+    return request.param
+
+
+def test_usage_on_slurm_with_the_command_run_on_the_node(tmp_path, slurm_cluster):  # noqa: F811
+    """[slurm] runtime = none: the job script runs the sampler beside the command on the node."""
+    wdl = write_wdl(tmp_path, "work.wdl", HOLD_AND_BURN_WDL)
+    run = miniwdl_run(wdl, "slurm", tmp_path / "run", env={"MINIWDL__SLURM__RUNTIME": "none"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    check_hold_and_burn(tmp_path / "run")
+
+
+def test_peak_memory_and_cpu_time_of_real_tasks(tmp_path, backend):
+    wdl = write_wdl(tmp_path, "work.wdl", HOLD_AND_BURN_WDL)
+    run = miniwdl_run(wdl, backend, tmp_path / "run")
+    assert run.returncode == 0, run.stderr[-2000:]
+    check_hold_and_burn(tmp_path / "run")
+
+
+def check_hold_and_burn(run_dir: Path) -> None:
+    hold = _usage(run_dir / "call-hold")
+    assert 0.8 * 300 * MIB <= hold["peak_memory_bytes"] <= 1.2 * 300 * MIB, hold
+    assert hold["wall_seconds"] >= 2 and hold["samples"] >= 1
+    burn = _usage(run_dir / "call-burn")
+    # one core for 5 s: CPU time close to wall time, where the machine has a core to spare; on a
+    # busy shared machine the loop gets less, so the figure is checked against the task's own account
+    assert 4.9 <= burn["wall_seconds"] < 10, burn
+    children = (run_dir / "call-burn" / "stdout.txt").read_text().splitlines()[1]
+    own = sum(int(m) * 60 + float(sec) for m, sec in re.findall(r"(\d+)m([\d.]+)s", children))
+    assert own - 0.1 <= burn["cpu_seconds"] <= 1.1 * own + 0.2, (burn, children)
+    assert burn["cpu_seconds"] <= 1.05 * burn["wall_seconds"]
+
+
+def test_a_retried_call_has_the_usage_of_each_attempt(tmp_path, backend):
+    wdl = write_wdl(tmp_path, "flaky.wdl", RETRIED_WDL)
+    run = miniwdl_run(wdl, backend, tmp_path / "run")
+    assert run.returncode != 0
+    call_dir = tmp_path / "run"  # a single-task run: the run directory is the call directory
+    first, second = _usage(call_dir, 1), _usage(call_dir, 2)
+    assert first["started_at"] < second["started_at"] if "started_at" in first else first != second
+    assert not protocol.usage_file(call_dir, 3).exists()
+
+
+def test_a_cached_call_shows_no_new_usage(tmp_path, backend):
+    wdl = write_wdl(tmp_path, "hello.wdl", ECHO_WDL)
+    cache = {"MINIWDL__CALL_CACHE__GET": "true", "MINIWDL__CALL_CACHE__PUT": "true"}
+    first = miniwdl_run(wdl, backend, tmp_path / "first", env=cache)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert protocol.usage_file(tmp_path / "first").exists()
+    second = miniwdl_run(wdl, backend, tmp_path / "second", env=cache)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "done (cached)" in (tmp_path / "second" / "task.log").read_text() or not list((tmp_path / "second").glob("work*"))
+    assert not list((tmp_path / "second").glob("usage*.json"))
+
+
+def test_a_sampler_that_cannot_start_leaves_the_task_to_succeed(tmp_path):
+    wdl = write_wdl(tmp_path, "hello.wdl", ECHO_WDL)
+    run = miniwdl_run(wdl, "local", tmp_path / "run", env={"MINIWDL__USAGE__PYTHON": str(tmp_path / "no-python3")})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "outputs.json").read_text())["hello.out"] == "hi"
+    assert not list((tmp_path / "run").glob("usage*.json"))
+    assert "usage sampler cannot start" in (tmp_path / "run" / "task.log").read_text()
+
+
+def test_sampling_can_be_turned_off_and_its_interval_set(tmp_path):
+    wdl = write_wdl(tmp_path, "nap.wdl", NAP_WDL)
+    off = miniwdl_run(wdl, "local", tmp_path / "off", env={"MINIWDL__USAGE__SAMPLE": "false"})
+    assert off.returncode == 0, off.stderr[-2000:]
+    assert not list((tmp_path / "off").glob("usage*.json"))
+    often = miniwdl_run(wdl, "local", tmp_path / "often", env={"MINIWDL__USAGE__INTERVAL_SECONDS": "1"})
+    assert often.returncode == 0, often.stderr[-2000:]
+    default = miniwdl_run(wdl, "local", tmp_path / "default")
+    assert default.returncode == 0, default.stderr[-2000:]
+    # early samples at 0.2, 1 and 2 s, then one a second, against one every 5 s
+    assert _usage(tmp_path / "often")["samples"] >= 4 > _usage(tmp_path / "default")["samples"] >= 3
+
+
+NAP_WDL = """
+version 1.1
+task nap {
+  command <<< sleep 4.5 >>>
+}
+"""
