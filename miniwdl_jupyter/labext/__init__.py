@@ -16,6 +16,8 @@ def _jupyter_server_extension_points() -> List[Dict[str, str]]:
 
 def _load_jupyter_server_extension(server_app: Any) -> None:
     from .handlers import setup_handlers
+    from .language_handlers import setup_language_handlers
 
     setup_handlers(server_app.web_app, server_app.root_dir)
+    setup_language_handlers(server_app.web_app)
     server_app.log.info("miniwdl-jupyter server extension loaded")

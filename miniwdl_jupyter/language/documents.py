@@ -1,0 +1,194 @@
+"""WDL documents as the editor holds them, parsed once per change.
+
+Each request names its document (`key`: the notebook cell or file) and carries its text; the
+text is parsed and typechecked only when it differs from the last one seen for that key, so any
+number of completion and hover requests between two keystrokes share one parse. While the text
+does not parse (the usual state mid-typing), the last tree that did is kept: names, calls and
+types move little between keystrokes, and the answers work from the text around the cursor.
+
+Imports resolve as `%%wdl` resolves them (the importing file's folder, then the notebook's folder
+and the package's library; http(s) URLs too). Imported documents are cached while their files do
+not change; a URL is fetched once per server process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from WDL import Error, Tree, _parser
+
+from .. import wdl_source
+
+_DOCUMENTS_KEPT = 64  # documents (cells and files) whose last parse is kept
+_fetched: Dict[str, str] = {}  # URL -> text: an http(s) import is fetched once
+_fetched_lock = threading.Lock()
+
+
+@dataclass
+class Analysis:
+    """One version of a document: its text and the newest tree that parsed (maybe an older text's)."""
+
+    text: str
+    lines: List[str]
+    doc: Optional[Tree.Document]
+    fresh: bool  # doc was parsed from this very text
+    version: str  # WDL version (the document's, else 1.0 as miniwdl assumes)
+    folder: Path
+    problem: Optional[str] = None  # why this text has no tree of its own
+    imports: Dict[str, Tree.Document] = field(default_factory=dict)  # namespace -> document
+
+
+def fetch_url(url: str) -> str:
+    with _fetched_lock:
+        if url in _fetched:
+            return _fetched[url]
+    text = wdl_source._fetch(url)  # errors already say whether the host answered
+    with _fetched_lock:
+        _fetched[url] = text
+    return text
+
+
+def fetched_text(url: str) -> Optional[str]:
+    with _fetched_lock:
+        return _fetched.get(url)
+
+
+async def _read_source(uri: str, path: List[str], importer: Optional[Tree.Document]) -> Tree.ReadSourceResult:
+    if uri.startswith(("http://", "https://")):
+        return Tree.ReadSourceResult(fetch_url(uri), uri)
+    return await wdl_source._read_source(uri, path, importer)
+
+
+class Documents:
+    """Parsed documents by key, plus imported documents by where they were found."""
+
+    def __init__(self) -> None:
+        self._analyses: "collections.OrderedDict[str, Analysis]" = collections.OrderedDict()
+        self._imported: Dict[Tuple[str, Tuple[str, ...], str], Tuple[Tree.Document, Dict[str, int]]] = {}
+        self._lock = threading.Lock()
+        self.parses = 0  # how many texts were parsed (the benchmark and tests read it)
+
+    def analyze(self, key: str, text: str, folder: Path) -> Analysis:
+        digest = hashlib.sha1(f"{folder}\0{text}".encode()).hexdigest()
+        with self._lock:
+            known = self._analyses.get(key)
+            if known is not None and getattr(known, "_digest", None) == digest:
+                self._analyses.move_to_end(key)
+                return known
+        analysis = self._parse(key, text, folder, previous=known)
+        analysis._digest = digest  # type: ignore[attr-defined]
+        with self._lock:
+            self._analyses[key] = analysis
+            self._analyses.move_to_end(key)
+            while len(self._analyses) > _DOCUMENTS_KEPT:
+                self._analyses.popitem(last=False)
+        return analysis
+
+    def _parse(self, key: str, text: str, folder: Path, previous: Optional[Analysis]) -> Analysis:
+        self.parses += 1
+        lines = text.split("\n")
+        abspath = str(folder / (os.path.basename(key) if key.endswith(".wdl") else "cell.wdl"))
+        try:
+            doc = _parser.parse_document(text, uri=os.path.basename(abspath), abspath=abspath)
+        except Exception as exn:
+            doc = _without_bad_line(text, exn, abspath)
+            if doc is None:  # keep answering from the last tree that parsed
+                old = previous.doc if previous else None
+                return Analysis(text, lines, old, False, _version_of(text, old), folder, _first_line(exn),
+                                dict(previous.imports) if previous else {})
+            imports, _ = self._resolve_imports(doc, folder)
+            return Analysis(text, lines, doc, False, doc.effective_wdl_version or "1.0", folder, _first_line(exn), imports)
+        imports, problem = self._resolve_imports(doc, folder)
+        if problem is None:
+            try:
+                doc.typecheck()
+            except (Error.ValidationError, Error.MultipleValidationErrors) as exn:
+                problem = _first_line(exn)  # what typechecked is typed; the rest keeps declared types
+        return Analysis(text, lines, doc, True, doc.effective_wdl_version or "1.0", folder, problem, imports)
+
+    def _resolve_imports(self, doc: Tree.Document, folder: Path) -> Tuple[Dict[str, Tree.Document], Optional[str]]:
+        imports: Dict[str, Tree.Document] = {}
+        problem = None
+        search = tuple(wdl_source.search_path(folder))
+        for i, imp in enumerate(doc.imports):
+            try:
+                sub = self._imported_doc(imp.uri, search, doc)
+            except Exception as exn:
+                problem = problem or f"cannot import {imp.uri}: {_first_line(exn)}"
+                continue
+            doc.imports[i] = Tree.DocImport(pos=imp.pos, uri=imp.uri, namespace=imp.namespace, aliases=imp.aliases, doc=sub)
+            imports[imp.namespace] = sub
+        return imports, problem
+
+    def _imported_doc(self, uri: str, search: Tuple[str, ...], importer: Tree.Document) -> Tree.Document:
+        key = (uri, search, os.path.dirname(importer.pos.abspath))
+        cached = self._imported.get(key)
+        if cached and all(_mtime(p) == m for p, m in cached[1].items()):
+            return cached[0]
+
+        async def load() -> Tree.Document:
+            return await Tree._load_async(uri, path=list(search), read_source=_read_source, importer=importer)
+
+        sub = asyncio.run(load())  # handlers and benchmarks call this from a worker thread
+        files = {p: m for p, m in ((d.pos.abspath, _mtime(d.pos.abspath)) for d in _all_docs(sub))}
+        self._imported[key] = (sub, files)
+        return sub
+
+
+def _without_bad_line(text: str, exn: Exception, abspath: str) -> Optional[Tree.Document]:
+    """Mid-typing, the line being typed is usually the one that does not parse: the rest of the
+    text, without it, often does (and then knows the names typed since the last good parse)."""
+    line = getattr(getattr(exn, "pos", None), "line", None) or getattr(exn, "line", None)
+    if not line:
+        return None
+    lines = text.split("\n")
+    if not 0 < line <= len(lines):
+        return None
+    lines[line - 1] = ""
+    try:
+        return _parser.parse_document("\n".join(lines), uri=os.path.basename(abspath), abspath=abspath)
+    except Exception:
+        return None
+
+
+def _all_docs(doc: Tree.Document) -> List[Tree.Document]:
+    found, stack = [], [doc]
+    while stack:
+        d = stack.pop()
+        if d not in found:
+            found.append(d)
+            stack.extend(i.doc for i in d.imports if i.doc)
+    return found
+
+
+def _mtime(path: str) -> int:
+    if path.startswith(("http://", "https://")):
+        return 0  # fetched once: never changes for this process
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _version_of(text: str, old: Optional[Tree.Document]) -> str:
+    for line in text.split("\n"):
+        words = line.split()
+        if words and words[0] == "version" and len(words) > 1:
+            return words[1]
+        if words and not line.lstrip().startswith("#"):
+            break
+    return (old.effective_wdl_version if old else None) or "1.0"
+
+
+def _first_line(exn: BaseException) -> str:
+    if isinstance(exn, Error.MultipleValidationErrors) and exn.exceptions:
+        exn = exn.exceptions[0]
+    text = str(exn).strip()
+    return text.splitlines()[0] if text else type(exn).__name__
