@@ -51,7 +51,8 @@ class _LanguageHandler(_Base):
         path = str(body.get("path") or "")
         target = self.local_path(path)
         folder = target if target.is_dir() else target.parent
-        key = f"{path}#{body.get('key') or ''}"
+        # A file is its own path (its imports resolve beside it); a cell is its notebook + cell id.
+        key = path if body.get("kind") == "file" else f"{path}#{body.get('key') or ''}"
         return body, key, text, folder
 
     def position(self, body: Dict[str, Any]) -> Tuple[int, int]:
