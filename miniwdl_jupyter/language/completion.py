@@ -143,7 +143,8 @@ def _call_inputs(analysis: Analysis, callee_name: str, line: int, ch: int) -> Li
         if p.name in given:
             continue
         note = "required" if p.required else (f"default {p.default}" if p.default else "optional")
-        items.append(_item(p.name, "variable", detail=f"{p.type} ({note})", boost=10 if p.required else 0))
+        # `boost` keeps this order (required first) in the editor, which otherwise sorts by name.
+        items.append(_item(p.name, "variable", detail=f"{p.type} ({note})", boost=99 - len(items)))
     return items
 
 
@@ -194,8 +195,8 @@ def _magic_line(analysis: Analysis, before: str, options: Sequence[Tuple[str, st
         return {"from": start, "items": [_item(flag, "keyword", info=help_) for flag, help_ in options]}
     given = set(re.findall(r"(?:^|\s)([\w.]+)=", before))
     items = [
-        _item(f"{p.name}=", "variable", detail=f"{p.type} ({'required' if p.required else 'optional'})", boost=10 if p.required else 0)
-        for p in inputs if p.name not in given
+        _item(f"{p.name}=", "variable", detail=f"{p.type} ({'required' if p.required else 'optional'})", boost=99 - i)
+        for i, p in enumerate(p for p in inputs if p.name not in given)
     ]
     return {"from": start, "items": items + [_item(flag, "keyword", info=help_) for flag, help_ in options]}
 

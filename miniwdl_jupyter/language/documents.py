@@ -143,19 +143,23 @@ class Documents:
 
 
 def _without_bad_line(text: str, exn: Exception, abspath: str) -> Optional[Tree.Document]:
-    """Mid-typing, the line being typed is usually the one that does not parse: the rest of the
-    text, without it, often does (and then knows the names typed since the last good parse)."""
+    """Mid-typing, the text rarely parses: braces are still open, and the line being typed (where
+    the parser stops) is half-written. The text with its open braces closed, else also without
+    that line, often parses, and then knows the names typed since the last good parse."""
     line = getattr(getattr(exn, "pos", None), "line", None) or getattr(exn, "line", None)
-    if not line:
-        return None
     lines = text.split("\n")
-    if not 0 < line <= len(lines):
-        return None
-    lines[line - 1] = ""
-    try:
-        return _parser.parse_document("\n".join(lines), uri=os.path.basename(abspath), abspath=abspath)
-    except Exception:
-        return None
+    candidates = [text]
+    if line and 0 < line <= len(lines):
+        candidates.append("\n".join(lines[: line - 1] + [""] + lines[line:]))
+    for candidate in candidates:
+        open_braces = candidate.count("{") - candidate.count("}")
+        if candidate is text and open_braces <= 0:
+            continue
+        try:
+            return _parser.parse_document(candidate + "\n}" * max(open_braces, 0), uri=os.path.basename(abspath), abspath=abspath)
+        except Exception:
+            continue
+    return None
 
 
 def _all_docs(doc: Tree.Document) -> List[Tree.Document]:
