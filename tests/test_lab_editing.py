@@ -98,16 +98,40 @@ def test_completion_hover_and_definition(workdir, jupyterlab, browser_page):
     assert "task lib.greet" in hover and "String name (required)" in hover and "Int times (default 1)" in hover, hover
     page.screenshot(path=str(ARTIFACTS / "lab-hover-call.png"))
 
-    # Go to definition (Ctrl+click) on the imported task: lib.wdl opens at the task's line.
+    # An answer to text that changed meanwhile is dropped: the server's answer is held back
+    # (by the browser) until the cell has been edited, and no tooltip shows.
+    page.mouse.move(0, 0)
+    page.wait_for_selector(".miniwdl-hover", state="detached", timeout=10_000)
+    held = []
+    hold = lambda route: held.append(route)  # noqa: E731 - Playwright needs a Python function
+    page.route("**/miniwdl-jupyter/language/hover*", hold)
+    page.mouse.move(where["x"], where["y"])
+    while not held:
+        page.wait_for_timeout(50)
+    page.evaluate(
+        "() => { const view = window.jupyterapp.shell.currentWidget.content.widgets[0].editor.editor;"
+        " view.dispatch({changes: {from: view.state.doc.length, insert: ' '}}); }"
+    )
+    held[0].fulfill(response=held[0].fetch())
+    page.wait_for_timeout(1000)
+    assert page.locator(".miniwdl-hover").count() == 0
+    page.unroute("**/miniwdl-jupyter/language/hover*", hold)
+
+    # Go to definition on the imported task (F12, then Ctrl+click): lib.wdl opens at its line.
+    task_line = LIB.split("\n").index("task greet {")  # 0-based, as the editor counts
+    at_task = (
+        "line => { const w = window.jupyterapp.shell.currentWidget;"
+        " return w?.context?.path === 'lib.wdl' && w.content.editor.getCursorPosition().line === line; }"
+    )
+    page.mouse.click(where["x"], where["y"])
+    page.keyboard.press("F12")
+    page.wait_for_function(at_task, arg=task_line, timeout=30_000)
+    page.evaluate("() => window.jupyterapp.commands.execute('application:close')")
+    page.wait_for_function("window.jupyterapp.shell.currentWidget?.context?.path === 'edit.ipynb'", timeout=30_000)
     page.keyboard.down("Control")
     page.mouse.click(where["x"], where["y"])
     page.keyboard.up("Control")
-    task_line = LIB.split("\n").index("task greet {")  # 0-based, as the editor counts
-    page.wait_for_function(
-        "line => { const w = window.jupyterapp.shell.currentWidget;"
-        " return w?.context?.path === 'lib.wdl' && w.content.editor.getCursorPosition().line === line; }",
-        arg=task_line, timeout=30_000,
-    )
+    page.wait_for_function(at_task, arg=task_line, timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "lab-definition.png"))
 
 

@@ -92,6 +92,12 @@ def test_completion_offers_what_fits_where_the_cursor_is(folder):
     task = LIB.replace("  output {", "  runtime {\n    \n  }\n  output {")
     assert {"docker", "memory", "cpu"} <= set(labels(service.complete("lib.wdl", task, folder, *at(task, "runtime {\n    ", 16))))
     assert {"String", "Array", "Sample"} <= set(labels(service.complete("cell", CELL, folder, *at(CELL, "Int n", 0))))
+    requirements = LIB.replace("version 1.1", "version 1.2").replace("  output {", "  requirements {\n    \n  }\n  output {")
+    assert "container" in labels(service.complete("lib.wdl", requirements, folder, *at(requirements, "requirements {\n    ", 21)))
+    # `lib.`: the import's tasks; at the top level: the top-level keywords.
+    typing = CELL.replace("call lib.greet {", "call lib. {")
+    assert labels(service.complete("cell", typing, folder, *at(typing, "lib. {", 4))) == ["greet"]
+    assert labels(service.complete("cell", CELL + "\nwo", folder, CELL.count("\n") + 2, 2)) == ["version", "import", "struct", "workflow", "task"]
 
 
 def test_completion_on_the_magic_line(folder):
@@ -117,6 +123,12 @@ def test_hover_and_definition(folder):
     assert service.hover("cell", CELL, folder, *at(CELL, "names\n", 1))["text"] == "Array[String] names\ninput of workflow w, line 6"
     assert service.hover("lib.wdl", LIB, folder, *at(LIB, "~{name}", 3))["text"].endswith("parameter_meta: who to greet")
     assert service.hover("lib.wdl", LIB, folder, *at(LIB, "read_string", 1))["text"].startswith("String read_string(File)\nReads")
+    struct = LIB + "workflow uses {\n  input { Sample s }\n}\n"
+    assert service.hover("lib.wdl", struct, folder, *at(struct, "Sample s", 1))["text"] == "struct Sample\n  String id\n  File reads"
+    found = service.definition("lib.wdl", struct, folder, *at(struct, "Sample s", 1))
+    assert (found["line"], found["column"]) == (2, 1)  # the struct
+    found = service.definition("cell", CELL, folder, *at(CELL, "names\n", 1))
+    assert found["line"] == 6  # the declaration of names
     # Go to definition: the imported task's file and line; the import's file.
     found = service.definition("cell", CELL, folder, *at(CELL, "lib.greet {", 5))
     assert (found["abspath"], found["line"]) == (str(folder / "lib.wdl"), 6)
@@ -135,6 +147,9 @@ def test_parsed_once_per_change_and_answers_while_the_text_does_not_parse(folder
     answer = service.complete("cell", typing, folder, *at(typing, ", ti", 4))
     assert labels(answer) == ["times", "loud"] and answer["from"] == at(typing, ", ti", 2)[1]
     assert service.documents.parses == 2
+    # Beyond repair: the last version that parsed still answers.
+    broken = CELL.replace("workflow w {", "workflow w { {{ ] ) (")
+    assert labels(service.complete("cell", broken, folder, *at(broken, '"x", ', 5))) == ["times", "loud"]
 
 
 def test_http_imports_are_fetched_once(tmp_path):
