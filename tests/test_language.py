@@ -146,7 +146,14 @@ def test_parsed_once_per_change_and_answers_while_the_text_does_not_parse(folder
     typing = CELL.replace('call lib.greet { input: name = "x", }', "call lib.greet { input: name = \"x\", ti")
     answer = service.complete("cell", typing, folder, *at(typing, ", ti", 4))
     assert labels(answer) == ["times", "loud"] and answer["from"] == at(typing, ", ti", 2)[1]
-    assert service.documents.parses == 2
+    assert service.documents.wait_idle() and service.documents.parses == 2
+    # While typing, completion answers from the last parse and the new text parses meanwhile:
+    # a task typed just now is offered once that parse is done.
+    added = CELL + "task mine {\n  command <<< >>>\n}\n"
+    calling = added.replace("call lib.greet {", "call  {")
+    assert "mine" not in labels(service.complete("cell", calling, folder, *at(calling, "call  {", 5)))
+    assert service.documents.wait_idle()
+    assert "mine" in labels(service.complete("cell", calling, folder, *at(calling, "call  {", 5)))
     # Beyond repair: the last version that parsed still answers.
     broken = CELL.replace("workflow w {", "workflow w { {{ ] ) (")
     assert labels(service.complete("cell", broken, folder, *at(broken, '"x", ', 5))) == ["times", "loud"]

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import dataclasses
 import hashlib
 import os
 import threading
@@ -74,14 +76,26 @@ class Documents:
         self._imported: Dict[Tuple[str, Tuple[str, ...], str], Tuple[Tree.Document, Dict[str, int]]] = {}
         self._lock = threading.Lock()
         self.parses = 0  # how many texts were parsed (the benchmark and tests read it)
+        self._later: Dict[str, Tuple[str, Path]] = {}
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wdl-parse")
+        self._queued = 0
+        self._idle = threading.Event()
+        self._idle.set()
 
-    def analyze(self, key: str, text: str, folder: Path) -> Analysis:
+    def analyze(self, key: str, text: str, folder: Path, *, wait: bool = True) -> Analysis:
+        """The analysis of `text`. With wait=False, a text that changed since the last parse is
+        answered at once from that parse (with the new text's lines, which give the context),
+        and parsed in the background: typing changes the text at every keystroke, and a
+        2,000-line document takes longer to parse than a completion may."""
         digest = hashlib.sha1(f"{folder}\0{text}".encode()).hexdigest()
         with self._lock:
             known = self._analyses.get(key)
             if known is not None and getattr(known, "_digest", None) == digest:
                 self._analyses.move_to_end(key)
                 return known
+        if not wait and known is not None and known.folder == folder:
+            self._parse_later(key, text, folder)
+            return dataclasses.replace(known, text=text, lines=text.split("\n"), fresh=False)
         analysis = self._parse(key, text, folder, previous=known)
         analysis._digest = digest  # type: ignore[attr-defined]
         with self._lock:
@@ -90,6 +104,29 @@ class Documents:
             while len(self._analyses) > _DOCUMENTS_KEPT:
                 self._analyses.popitem(last=False)
         return analysis
+
+    def _parse_later(self, key: str, text: str, folder: Path) -> None:
+        with self._lock:
+            self._later[key] = (text, folder)  # only the newest text of a document is parsed
+            self._idle.clear()
+            self._queued += 1
+        self._pool.submit(self._parse_newest, key)
+
+    def _parse_newest(self, key: str) -> None:
+        try:
+            with self._lock:
+                newest = self._later.pop(key, None)
+            if newest is not None:
+                self.analyze(key, *newest)
+        finally:
+            with self._lock:
+                self._queued -= 1
+                if not self._queued:
+                    self._idle.set()
+
+    def wait_idle(self, timeout: float = 60) -> bool:
+        """Wait until background parses are done (tests and benchmarks)."""
+        return self._idle.wait(timeout)
 
     def _parse(self, key: str, text: str, folder: Path, previous: Optional[Analysis]) -> Analysis:
         self.parses += 1
