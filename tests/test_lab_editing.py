@@ -133,6 +133,15 @@ def test_completion_hover_and_definition(workdir, jupyterlab, browser_page):
     page.keyboard.up("Control")
     page.wait_for_function(at_task, arg=task_line, timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "lab-definition.png"))
+    # In the .wdl file too: hover on a standard-library function shows its signature.
+    where = page.evaluate(
+        """() => { const view = window.jupyterapp.shell.currentWidget.content.editor.editor;
+          const box = view.coordsAtPos(view.state.doc.toString().indexOf('read_string') + 3);
+          return {x: box.left + 2, y: (box.top + box.bottom) / 2}; }"""
+    )
+    page.mouse.move(where["x"], where["y"])
+    hover = page.wait_for_selector(".miniwdl-hover", timeout=30_000).inner_text()
+    assert hover.startswith("String read_string(File)"), hover
 
 
 def test_a_failed_run_marks_the_call_line_until_the_cell_is_edited(workdir, jupyterlab, browser_page):
