@@ -106,7 +106,8 @@ def _open_block(lines: List[str], line: int, ch: int) -> Optional[Tuple[str, str
                     return ("call", match.group(2))
                 return (match.group(3), "")
             depth -= 1
-        elif c == "<" and before.endswith("<<<", 0, i + 1) and depth == 0 and ">>>" not in before[i:]:
+        elif c == "<" and depth == 0 and before.endswith("<<<", 0, i + 1) and ">>>" not in before[i:]:
+            # an unclosed `<<<`: the cursor is in a command (or multi-line string) heredoc
             return ("command", "")
         i -= 1
     return None

@@ -40,10 +40,8 @@ class Analysis:
     text: str
     lines: List[str]
     doc: Optional[Tree.Document]
-    fresh: bool  # doc was parsed from this very text
     version: str  # WDL version (the document's, else 1.0 as miniwdl assumes)
     folder: Path
-    problem: Optional[str] = None  # why this text has no tree of its own
     imports: Dict[str, Tree.Document] = field(default_factory=dict)  # namespace -> document
 
 
@@ -55,11 +53,6 @@ def fetch_url(url: str) -> str:
     with _fetched_lock:
         _fetched[url] = text
     return text
-
-
-def fetched_text(url: str) -> Optional[str]:
-    with _fetched_lock:
-        return _fetched.get(url)
 
 
 async def _read_source(uri: str, path: List[str], importer: Optional[Tree.Document]) -> Tree.ReadSourceResult:
@@ -95,7 +88,7 @@ class Documents:
                 return known
         if not wait and known is not None and known.folder == folder:
             self._parse_later(key, text, folder)
-            return dataclasses.replace(known, text=text, lines=text.split("\n"), fresh=False)
+            return dataclasses.replace(known, text=text, lines=text.split("\n"))
         analysis = self._parse(key, text, folder, previous=known)
         analysis._digest = digest  # type: ignore[attr-defined]
         with self._lock:
@@ -138,31 +131,30 @@ class Documents:
             doc = _without_bad_line(text, exn, abspath)
             if doc is None:  # keep answering from the last tree that parsed
                 old = previous.doc if previous else None
-                return Analysis(text, lines, old, False, _version_of(text, old), folder, _first_line(exn),
-                                dict(previous.imports) if previous else {})
+                return Analysis(text, lines, old, _version_of(text, old), folder, dict(previous.imports) if previous else {})
             imports, _ = self._resolve_imports(doc, folder)
-            return Analysis(text, lines, doc, False, doc.effective_wdl_version or "1.0", folder, _first_line(exn), imports)
-        imports, problem = self._resolve_imports(doc, folder)
-        if problem is None:
+            return Analysis(text, lines, doc, doc.effective_wdl_version or "1.0", folder, imports)
+        imports, complete = self._resolve_imports(doc, folder)
+        if complete:
             try:
                 doc.typecheck()
-            except (Error.ValidationError, Error.MultipleValidationErrors) as exn:
-                problem = _first_line(exn)  # what typechecked is typed; the rest keeps declared types
-        return Analysis(text, lines, doc, True, doc.effective_wdl_version or "1.0", folder, problem, imports)
+            except (Error.ValidationError, Error.MultipleValidationErrors):
+                pass  # what typechecked is typed; the rest keeps its declared types (and `check` says why)
+        return Analysis(text, lines, doc, doc.effective_wdl_version or "1.0", folder, imports)
 
-    def _resolve_imports(self, doc: Tree.Document, folder: Path) -> Tuple[Dict[str, Tree.Document], Optional[str]]:
+    def _resolve_imports(self, doc: Tree.Document, folder: Path) -> Tuple[Dict[str, Tree.Document], bool]:
+        """The imported documents by namespace, and whether every import was found (an import
+        that fails is left out: the `check` diagnostics say why)."""
         imports: Dict[str, Tree.Document] = {}
-        problem = None
         search = tuple(wdl_source.search_path(folder))
         for i, imp in enumerate(doc.imports):
             try:
                 sub = self._imported_doc(imp.uri, search, doc)
-            except Exception as exn:
-                problem = problem or f"cannot import {imp.uri}: {_first_line(exn)}"
+            except Exception:
                 continue
             doc.imports[i] = Tree.DocImport(pos=imp.pos, uri=imp.uri, namespace=imp.namespace, aliases=imp.aliases, doc=sub)
             imports[imp.namespace] = sub
-        return imports, problem
+        return imports, len(imports) == len(doc.imports)
 
     def _imported_doc(self, uri: str, search: Tuple[str, ...], importer: Tree.Document) -> Tree.Document:
         key = (uri, search, os.path.dirname(importer.pos.abspath))
@@ -226,10 +218,3 @@ def _version_of(text: str, old: Optional[Tree.Document]) -> str:
         if words and not line.lstrip().startswith("#"):
             break
     return (old.effective_wdl_version if old else None) or "1.0"
-
-
-def _first_line(exn: BaseException) -> str:
-    if isinstance(exn, Error.MultipleValidationErrors) and exn.exceptions:
-        exn = exn.exceptions[0]
-    text = str(exn).strip()
-    return text.splitlines()[0] if text else type(exn).__name__

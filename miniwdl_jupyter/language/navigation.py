@@ -16,9 +16,6 @@ from WDL import Tree
 from . import stdlib_docs, symbols
 from .documents import Analysis
 
-Found = Tuple[str, Any]  # (what, the tree node or text)
-
-
 def _lookup(analysis: Analysis, line: int, ch: int) -> Optional[Tuple[str, Any, str, int, int]]:
     text = analysis.lines[line - 1] if 0 < line <= len(analysis.lines) else ""
     word, start, end = symbols.word_at(text, ch)
@@ -111,7 +108,8 @@ def definition(analysis: Analysis, line: int, ch: int) -> Optional[Dict[str, Any
         pos = node[1].pos
     elif what == "call":
         call, target = node
-        pos = target.pos if target is not None and symbols.call_named(analysis, symbols.enclosing(analysis, line), found[2]) and _on_call_line(analysis, line, call) else call.pos
+        # On the `call` statement itself: the callee; elsewhere (`g2.msg`): the call statement.
+        pos = target.pos if target is not None and call.pos.line == line else call.pos
     elif what == "output":
         pos = node[2].pos
     elif what == "struct":
@@ -124,10 +122,6 @@ def definition(analysis: Analysis, line: int, ch: int) -> Optional[Dict[str, Any
     else:
         return None
     return _place(pos.abspath, pos.line, pos.column)
-
-
-def _on_call_line(analysis: Analysis, line: int, call: Tree.Call) -> bool:
-    return call.pos.line == line  # on the `call` statement itself: go to the callee
 
 
 def _place(abspath: str, line: int, column: int) -> Dict[str, Any]:

@@ -22,7 +22,6 @@ class Param:
     type: str
     required: bool
     default: Optional[str]
-    decl: Tree.Decl
 
 
 def callables(analysis: Analysis) -> Dict[str, Callable]:
@@ -55,7 +54,7 @@ def params(callable_: Callable) -> List[Param]:
     decls = callable_.inputs
     if decls is None:  # pre-1.0 style: unbound declarations are the inputs
         decls = [d for d in (callable_.postinputs if isinstance(callable_, Tree.Task) else []) if d.expr is None]
-    found = [Param(d.name, str(d.type), d.expr is None and not d.type.optional, str(d.expr) if d.expr else None, d) for d in decls]
+    found = [Param(d.name, str(d.type), d.expr is None and not d.type.optional, str(d.expr) if d.expr else None) for d in decls]
     return sorted(found, key=lambda p: not p.required)
 
 
