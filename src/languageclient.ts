@@ -26,6 +26,11 @@ export function fromPosition(doc: Text, line: number, ch: number): number {
   return Math.min(l.from + Math.max(ch, 0), l.to);
 }
 
+/** Whether the editor holds WDL (a `%%wdl` cell, a .wdl file): the only editors asked about. */
+export function holdsWdl(model: CodeEditor.IModel, doc: Text): boolean {
+  return checkedText(model, doc.toString()) !== null;
+}
+
 /** The newest request id by editor model and kind: an answer to an older one is stale. */
 const newest = new WeakMap<CodeEditor.IModel, Map<string, number>>();
 let counter = 0;
@@ -41,10 +46,10 @@ export async function askLanguage<T>(
   extra: Record<string, unknown>,
   current: () => Text
 ): Promise<T | null> {
-  const text = doc.toString();
-  if (checkedText(model, text) === null) {
+  if (!holdsWdl(model, doc)) {
     return null;
   }
+  const text = doc.toString();
   const context = editorContexts.get(model);
   const id = ++counter;
   const byKind = newest.get(model) ?? new Map<string, number>();

@@ -9,7 +9,7 @@ import { EditorView, hoverTooltip, keymap } from '@codemirror/view';
 import { Prec } from '@codemirror/state';
 import { CodeEditor } from '@jupyterlab/codeeditor';
 
-import { askLanguage, fromPosition, toPosition } from './languageclient';
+import { askLanguage, fromPosition, holdsWdl, toPosition } from './languageclient';
 
 export interface IDefinition {
   path?: string | null; // relative to the server root
@@ -52,6 +52,9 @@ export function wdlHover(model: CodeEditor.IModel) {
 export function wdlDefinition(model: CodeEditor.IModel, open: OpenDefinition) {
   const go = (view: EditorView, pos: number): boolean => {
     const doc = view.state.doc;
+    if (!holdsWdl(model, doc)) {
+      return false; // other editors keep F12 and Ctrl-click (a second cursor) for themselves
+    }
     void askLanguage<IDefinition>(model, 'definition', doc, { ...toPosition(doc, pos) }, () => view.state.doc).then(found => {
       if (!found || !found.line) {
         return;
@@ -74,11 +77,11 @@ export function wdlDefinition(model: CodeEditor.IModel, open: OpenDefinition) {
           return false;
         }
         const pos = view.posAtCoords({ x: event.clientX, y: event.clientY });
-        if (pos === null) {
+        if (pos === null || !go(view, pos)) {
           return false;
         }
         event.preventDefault();
-        return go(view, pos);
+        return true;
       }
     })
   ];
