@@ -196,3 +196,11 @@ def test_a_failed_run_marks_the_line_that_failed(workdir, body, line, message):
     assert run.poll().status == "failed"
     mark = LanguageService().failure("cell", "%%wdl\n" + wdl, workdir, run.run_dir)
     assert (mark["line"], mark["message"]) == (line, message), mark
+
+
+def test_a_failed_task_run_marks_its_task_line(workdir):
+    wdl = "version 1.1\ntask crash {\n  command <<< echo \"bad header\" >&2; exit 3 >>>\n}\n"
+    run = runs.run(wdl, backend="local", wait=False)
+    run.wait(raise_on_failure=False)
+    mark = LanguageService().failure("cell", "%%wdl\n" + wdl, workdir, run.run_dir)
+    assert (mark["line"], mark["message"]) == (3, "exit code 3: bad header"), mark

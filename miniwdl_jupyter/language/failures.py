@@ -3,7 +3,8 @@
 miniwdl's error.json nests the failure from the workflow down to its root cause: the first
 `call-NAME` node is this document's call (deeper ones are inside a called workflow), and the root
 cause says what happened: the command's exit status (with the last stderr line), or an evaluation
-error with the position of the expression that failed.
+error with the position of the expression that failed. A task run on its own (no workflow) is
+marked on its `task` line.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ def failure_mark(analysis: Analysis, error: Dict[str, Any]) -> Optional[Dict[str
     call_name = _first_call(chain)
     doc = analysis.doc
     call = next((c for c in symbols.calls(doc.workflow) if c.name == call_name), None) if doc and doc.workflow and call_name else None
-    if call is None:
-        return None
-    return {"line": call.pos.line, "column": call.pos.column, "message": message}
+    if call is not None:
+        return {"line": call.pos.line, "column": call.pos.column, "message": message}
+    if pos.get("line") and pos.get("source") == main_source:  # a task run on its own: its `task` line
+        return {"line": int(pos["line"]) + _offset(analysis), "column": int(pos.get("column") or 1), "message": message}
+    return None
 
 
 def _offset(analysis: Analysis) -> int:
