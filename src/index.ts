@@ -3,6 +3,7 @@
  * - the WDL language (`text/x-wdl`) in the editor language registry: .wdl files open highlighted;
  * - `%%wdl` notebook cells switch to it while their first line is the magic, and back after;
  * - diagnostics from the server's `check` in those cells and in .wdl files;
+ * - completion, hover, go to definition and failure marks there (editing.ts);
  * - the runs sidebar.
  * The run renderer is a MIME extension of its own (mime.ts).
  */
@@ -17,6 +18,7 @@ import { ICellModel } from '@jupyterlab/cells';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { editorContexts, wdlDiagnostics } from './diagnostics';
+import { registerWdlEditing } from './editing';
 import { isWdlCell, wdl, WDL_MIME } from './language';
 import { postJSON, requestAPI } from './request';
 import { RunsPanel } from './sidebar';
@@ -55,6 +57,7 @@ const languagePlugin: JupyterFrontEndPlugin<void> = {
       name: 'miniwdl-jupyter:diagnostics',
       factory: options => EditorExtensionRegistry.createImmutableExtension(wdlDiagnostics(options.model))
     });
+    registerWdlEditing(app, extensions, notebooks);
     notebooks?.widgetAdded.connect((_, panel) => followNotebook(panel, languages));
     editors?.widgetAdded.connect((_, widget) => {
       editorContexts.set(widget.content.model, { kind: 'file', path: () => widget.context.path });
