@@ -259,12 +259,18 @@ def test_the_run_dir_label_is_the_top_run_directory(tmp_path):
     assert run_dir_of(str(task_run)) == str(task_run)
 
 
-def test_gpu_tasks_fail_when_require_gpu_and_docker_gives_no_gpu(docker_image, tmp_path):
-    if any(Path("/dev").glob("nvidia[0-9]*")):
-        pytest.skip("this host has GPUs")
-    wdl = write_wdl(tmp_path, "t.wdl", 'version 1.1\ntask t { command <<< echo hi >>> runtime { docker: "IMAGE"  gpu: true } }\n')
+def test_gpu_tasks_under_require_gpu_get_a_gpu_or_fail_saying_why(docker_image, tmp_path):
+    """Where Docker can give GPUs (`docker run --gpus all` works), a `gpu: true` task sees one;
+    elsewhere, under require_gpu, the run fails with a BackendError saying why and how to go on."""
+    wdl = write_wdl(tmp_path, "t.wdl", 'version 1.1\ntask t { command <<< ls /dev | grep -c "^nvidia[0-9]" || true >>> output { Int gpus = read_int(stdout()) } runtime { docker: "IMAGE"  gpu: true } }\n')
     run_dir = tmp_path / "run"
     proc = miniwdl_run(wdl, "docker_run", run_dir, env={"MINIWDL__DOCKER_RUN__REQUIRE_GPU": "true"})
+    probe = subprocess.run(["docker", "run", "--rm", "--gpus", "all", docker_image, "true"], capture_output=True, text=True, timeout=120)
+    if probe.returncode == 0:  # a GPU host with the NVIDIA container toolkit: the GPU path
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert json.loads((run_dir / "outputs.json").read_text())["t.gpus"] >= 1
+        return
+    assert any(marker in probe.stderr for marker in ("could not select device driver", "unresolvable CDI devices")), probe.stderr
     assert proc.returncode != 0
     cause = root_cause(run_dir)
     assert cause["error"] == "BackendError"
