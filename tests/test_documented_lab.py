@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from display_fixtures import make_run
-from lab_fixtures import jupyterlab, lab_backend, labextension  # noqa: F401 - fixtures
+from lab_fixtures import browser_page, jupyterlab, lab_backend, labextension  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -78,3 +78,38 @@ def test_the_endpoints_refuse_requests_without_the_token(workdir, jupyterlab):
         assert status in (401, 403), (path, status, answer)
     assert call(base, "runs?path=", token)[0] == 200
     assert call(base, "check", token, check) == (200, {"diagnostics": []})
+
+
+def test_the_sidebar_order_columns_cap_and_actions(workdir, jupyterlab, browser_page):
+    """In Chromium: newest first, each row's facts, the 50-row cap with its "older runs" line, and
+    the folder / outputs / copy attach actions."""
+    from lab_fixtures import open_lab
+
+    base, token = jupyterlab
+    names = finished_runs(workdir / "wdl_runs", 52)
+    newest = sorted(names)[-1]
+    (workdir / "wdl_runs" / newest / "out" / "n").mkdir(parents=True)
+    page = browser_page
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+    open_lab(page, base, token)
+    page.evaluate("() => window.jupyterapp.shell.activateById('miniwdl-jupyter-runs')")
+    page.wait_for_selector(".miniwdl-runs-row", timeout=30_000)
+    rows = page.locator(".miniwdl-runs-row")
+    assert rows.count() == 50
+    shown = page.eval_on_selector_all(".miniwdl-runs-row", "rows => rows.map(r => r.dataset.run)")
+    assert shown == sorted(names, reverse=True)[:50]
+    assert "... and 2 older runs" in page.inner_text(".miniwdl-runs-list")
+    first = f".miniwdl-runs-row[data-run='{newest}']"
+    facts = page.inner_text(f"{first} .miniwdl-runs-facts")
+    assert "1/1 calls" in facts and facts.count("·") >= 3, facts  # backend · start · duration · calls
+    button = lambda label: page.locator(f"{first} .miniwdl-runs-action:text-is('{label}')")  # noqa: E731
+    # (the list re-renders on every refresh: dispatch the click rather than wait for a still button)
+    button("copy attach").dispatch_event("click")
+    assert page.evaluate("() => navigator.clipboard.readText()") == f"%wdl attach {newest}"
+    button("outputs").dispatch_event("click")
+    page.wait_for_selector(".jp-DirListing-item[title*='Name: n']", timeout=30_000)
+    # The sidebar follows the file browser's folder: back to the top, then the run's folder.
+    page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:go-to-path', {path: '/'})")
+    page.evaluate("() => window.jupyterapp.shell.activateById('miniwdl-jupyter-runs')")
+    button("folder").dispatch_event("click")
+    page.wait_for_selector(".jp-DirListing-item[title*='Name: outputs.json']", timeout=30_000)
