@@ -81,7 +81,7 @@ def test_the_endpoints_refuse_requests_without_the_token(workdir, jupyterlab):
 
 
 def test_the_sidebar_order_columns_cap_and_actions(workdir, jupyterlab, browser_page):
-    """In Chromium: newest first, each row's facts, the 50-row cap with its "older runs" line, and
+    """In Chromium: `.wdl` registered as text/x-wdl; the sidebar: newest first, each row's facts, the 50-row cap with its "older runs" line, and
     the folder / outputs / copy attach actions."""
     from lab_fixtures import open_lab
 
@@ -92,6 +92,9 @@ def test_the_sidebar_order_columns_cap_and_actions(workdir, jupyterlab, browser_
     page = browser_page
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     open_lab(page, base, token)
+    # .wdl files are registered as the text/x-wdl language
+    mime_types = page.evaluate("() => window.jupyterapp.docRegistry.getFileTypesForPath('main.wdl').flatMap(t => t.mimeTypes)")
+    assert "text/x-wdl" in mime_types, mime_types
     page.evaluate("() => window.jupyterapp.shell.activateById('miniwdl-jupyter-runs')")
     page.wait_for_selector(".miniwdl-runs-row", timeout=30_000)
     rows = page.locator(".miniwdl-runs-row")
