@@ -212,3 +212,49 @@ def test_workflow_queue_tags_fill_what_is_not_configured(submit_env, workdir):
     assert properties["jobRoleArn"] == "arn:aws:iam::123456789012:role/tagged"
     assert properties["volumes"][0]["efsVolumeConfiguration"]["authorizationConfig"]["accessPointId"] == "fsap-tagged"
     assert overrides_env(job)["MINIWDL__AWS__TASK_QUEUE"] == e["tasks"]
+
+
+def test_more_submit_flags_reach_the_head_job(submit_env, workdir):
+    """--host-path (instead of EFS), --dir, --task-queue-fallback, --region."""
+    e = submit_env
+    job = submit(
+        "--self-test", "--self-test-image", e["image"], "--workflow-queue", e["workflow"], "--task-queue", e["tasks"],
+        "--task-queue-fallback", "fallback-q", "--host-path", str(e["mount"]), "--mount", str(e["mount"]),
+        "--dir", f"{e['mount']}/exactly-here/.", "--region", REGION, "--image", e["image"],
+    )
+    assert job["run_dir"] == str(e["mount"] / "exactly-here")
+    properties = job_definition(job["jobDefinition"])["containerProperties"]
+    assert properties["volumes"][0]["host"]["sourcePath"] == str(e["mount"])
+    env = overrides_env(job)
+    assert env["MINIWDL__AWS__TASK_QUEUE_FALLBACK"] == "fallback-q" and env["MINIWDL__AWS__REGION"] == REGION
+
+
+CAT_INPUT = """version 1.1
+task show {
+  input { File data }
+  command <<< cat "~{data}" >>>
+  output { String content = read_string(stdout()) }
+  runtime { docker: "IMAGE" }
+}
+"""
+
+
+def test_inputs_off_the_shared_filesystem_are_copied_onto_it(moto, workdir, efs, monkeypatch):
+    use_batch(monkeypatch, efs)
+    local = workdir / "local-data.txt"  # workdir is not the shared filesystem (efs is under it)
+    local.write_text("from this machine\n")
+    run = mj.run(CAT_INPUT.replace("IMAGE", moto), {"data": str(local)}, backend="aws_batch", cache=False, wait=True)
+    assert run.outputs == {"content": "from this machine"}
+    copies = [p for p in efs.rglob("local-data.txt") if not p.is_symlink()]
+    assert copies and all(p.read_text() == "from this machine\n" for p in copies)
+
+
+def test_an_image_that_cannot_be_pulled_is_a_backend_error(moto, workdir, efs, monkeypatch):
+    """(moto gives no reason for the failed pull, where Batch says CannotPullContainerError: the
+    message then says what to check.)"""
+    use_batch(monkeypatch, efs)
+    run = mj.run(NO_MEMORY_TASK.replace("IMAGE", "127.0.0.1:5055/miniwdl-jupyter-no-such-image:1"), backend="aws_batch", cache=False, wait=False)
+    with pytest.raises(BackendError) as raised:
+        run.wait(timeout=300)
+    message = str(raised.value)
+    assert "FAILED without running the task" in message and "check the image exists and is pullable" in message, message
