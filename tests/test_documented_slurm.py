@@ -15,6 +15,7 @@ import pytest
 import miniwdl_jupyter as mj
 from miniwdl_jupyter import launch_record
 
+from conftest import require
 from backend_fixtures import docker_image, miniwdl_command, miniwdl_env, miniwdl_run, root_cause, wait_until, write_wdl  # noqa: F401
 from slurm_fixtures import slurm_cluster  # noqa: F401 - fixture
 
@@ -128,3 +129,23 @@ def test_poll_seconds_sets_the_period_of_the_single_squeue(slurm_cluster, tmp_pa
     # 4 jobs of 20 s: at the default 1 s there would be 20 or more; at 5 s, about 20 / 5 plus the
     # few looks that submissions and the end of the run take.
     assert 2 <= len(stamps) <= 14, f"{len(stamps)} squeue calls"
+
+
+def test_podman_exe_is_what_the_node_runs(slurm_cluster, docker_image, tmp_path: Path) -> None:
+    """[slurm] runtime = podman runs `[slurm] podman_exe`: here a wrapper that notes its calls and
+    runs podman."""
+    require("podman", shutil.which("podman") is not None, "podman is not installed (.ci/provision installs it)")
+    calls = tmp_path / "podman-calls"
+    wrapper = tmp_path / "my-podman"
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> {calls}\nexec podman "$@"\n')
+    wrapper.chmod(0o755)
+    wdl = write_wdl(tmp_path, "w.wdl", "version 1.1\nworkflow w { call t  output { String said = t.said } }\n"
+                    "task t { command <<< echo in-podman >>> output { String said = read_string(stdout()) } runtime { docker: \"IMAGE\" } }\n")
+    env = {"MINIWDL__SLURM__RUNTIME": "podman", "MINIWDL__SLURM__PODMAN_EXE": json.dumps([str(wrapper)]),
+           "MINIWDL__SCHEDULER__TASK_CONCURRENCY": "8",
+           # root's open-files limit here is below podman's default (docs/backends.md)
+           "MINIWDL__DOCKER_RUN__EXTRA_ARGS": '["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]'}
+    proc = miniwdl_run(wdl, "slurm", tmp_path / "run", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:] + (tmp_path / "run" / "call-t" / "slurm.log.txt").read_text()[-2000:]
+    assert json.loads((tmp_path / "run" / "outputs.json").read_text()) == {"w.said": "in-podman"}
+    assert "run" in calls.read_text().split()
