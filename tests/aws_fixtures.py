@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -87,8 +88,9 @@ def queue_jobs(queue: str, statuses=("SUBMITTED", "PENDING", "RUNNABLE", "STARTI
 
 
 class AwsProxy:
-    """A loopback HTTP proxy in front of moto: counts requests per API operation and answers
-    `throttle_every`-th request of the operations in `throttle` with HTTP 429
+    """A loopback HTTP proxy in front of moto: counts requests per API operation (and keeps when
+    each came, in `stamps`, and its JSON body, in `bodies`) and answers every `throttle_every`-th request (1: all) of the operations
+    in `throttle`, starting with the first, with HTTP 429
     TooManyRequestsException, in the wire format of AWS's REST-JSON services (Batch)."""
 
     def __init__(
@@ -108,6 +110,8 @@ class AwsProxy:
         self.throttle = set(throttle)
         self.throttle_every = throttle_every
         self.calls: Counter = Counter()
+        self.stamps: Dict[str, list] = {}
+        self.bodies: Dict[str, list] = {}
         self.throttled: Counter = Counter()
         self.lock = threading.Lock()
         proxy = self
@@ -123,7 +127,12 @@ class AwsProxy:
                 op = operation(self.path, self.headers, body)
                 with proxy.lock:
                     proxy.calls[op] += 1
-                    inject = op in proxy.throttle and proxy.calls[op] % proxy.throttle_every == 1
+                    proxy.stamps.setdefault(op, []).append(time.monotonic())
+                    try:
+                        proxy.bodies.setdefault(op, []).append(json.loads(body or b"{}"))
+                    except ValueError:  # a query-protocol (form) body
+                        proxy.bodies.setdefault(op, []).append(body.decode(errors="replace"))
+                    inject = op in proxy.throttle and (proxy.calls[op] - 1) % proxy.throttle_every == 0
                     if inject:
                         proxy.throttled[op] += 1
                 if inject:
@@ -187,6 +196,8 @@ class AwsProxy:
     def reset(self) -> None:
         with self.lock:
             self.calls.clear()
+            self.stamps.clear()
+            self.bodies.clear()
             self.throttled.clear()
 
 

@@ -44,6 +44,27 @@ def fresh_venv_env(venv: Path, home: Path) -> dict:
     return env
 
 
+NODE_PROGRAMS = ("node", "nodejs", "npm", "npx", "corepack", "yarn")
+
+
+def without_node(env: dict, shadows: Path) -> dict:
+    """`env` as on a machine without Node.js: each PATH folder holding a Node.js program is replaced
+    by a folder of links to everything else in it."""
+    folders = []
+    for i, folder in enumerate(env["PATH"].split(os.pathsep)):
+        here = Path(folder)
+        if here.is_dir() and any((here / name).exists() for name in NODE_PROGRAMS):
+            shadow = shadows / str(i)
+            shadow.mkdir(parents=True, exist_ok=True)
+            for entry in here.iterdir():
+                if entry.name not in NODE_PROGRAMS:
+                    (shadow / entry.name).symlink_to(entry)
+            folder = str(shadow)
+        folders.append(folder)
+    hidden = dict(env, PATH=os.pathsep.join(folders))
+    assert shutil.which("node", path=hidden["PATH"]) is None
+    return hidden
+
 def require(service: str, available: bool, reason: str) -> None:
     """Skip outside CI, fail under CI=true, when a service a test needs is missing."""
     if available:

@@ -132,17 +132,42 @@ def test_throttled_submit_and_describe_are_retried(moto, workdir, efs, monkeypat
         assert proxy.calls["submitjob"] - proxy.throttled["submitjob"] == 3
 
 
+ENV_SEEN = """version 1.1
+workflow envs {
+  call greet
+  call other
+  output { String greet_saw = greet.saw  String other_saw = other.saw }
+}
+task greet {
+  command <<< echo "X=${X:-unset}" >>>
+  output { String saw = read_string(stdout()) }
+  runtime { docker: "IMAGE" }
+}
+task other {
+  command <<< echo "X=${X:-unset}" >>>
+  output { String saw = read_string(stdout()) }
+  runtime { docker: "IMAGE" }
+}
+"""
+
+
 def test_per_call_overrides_by_call_name(moto, workdir, efs, monkeypatch):
+    """`greet` gets the override's queue and environment variable; `other` gets neither."""
     other = make_queue()
-    use_batch(
+    default = use_batch(
         monkeypatch,
         efs,
         MINIWDL__AWS__CALL_OVERRIDES='{"greet": {"queue": "%s", "container": {"environment": [{"name": "X", "value": "1"}]}}}' % other["queue"],
     )
-    run = mj.run(wdl("scatter.wdl", moto), {"names": ["o"]}, backend="aws_batch", wait=True)
+    main = workdir / "envs.wdl"
+    main.write_text(ENV_SEEN.replace("IMAGE", moto))
+    run = mj.run(str(main), backend="aws_batch", wait=True)
     assert run.status == "succeeded"
-    jobs = boto_client("batch").list_jobs(jobQueue=other["queue"], jobStatus="SUCCEEDED")["jobSummaryList"]
-    assert len(jobs) == 1
+    assert run.outputs == {"greet_saw": "X=1", "other_saw": "X=unset"}
+    batch = boto_client("batch")
+    [on_other] = batch.list_jobs(jobQueue=other["queue"], jobStatus="SUCCEEDED")["jobSummaryList"]
+    [on_default] = batch.list_jobs(jobQueue=default["queue"], jobStatus="SUCCEEDED")["jobSummaryList"]
+    assert "greet" in on_other["jobName"] and "other" in on_default["jobName"]
 
 
 # ---- how DescribeJobs answers are read (the JSON shapes AWS documents; moto cannot produce a

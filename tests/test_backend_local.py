@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from backend_fixtures import (
     wait_until,
     write_wdl,
 )
+from conftest import require
 from miniwdl_jupyter import backend_choice, config, protocol
 from miniwdl_jupyter.errors import ConfigError
 
@@ -165,18 +164,28 @@ def test_a_command_writing_into_an_input_is_warned_about_and_copy_input_files_av
     assert "the command wrote into input files" not in (tmp_path / "copied" / "task.log").read_text()
 
 
-def test_inputs_on_another_filesystem_are_copied(tmp_path):
-    """/dev/shm is a tmpfs: no hard link from there into the run directory."""
-    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == tmp_path.stat().st_dev:
-        pytest.skip("no /dev/shm on a filesystem other than the test's")
-    source = Path(tempfile.mkdtemp(dir="/dev/shm")) / "data.txt"
+@pytest.fixture
+def other_filesystem(tmp_path):
+    """A tmpfs mounted for this test (as root; elsewhere it skips, and fails under CI=true)."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)], capture_output=True, text=True)
+    require("a tmpfs mount", mounted.returncode == 0, f"cannot mount a tmpfs: {mounted.stderr.strip()}")
     try:
-        source.write_text("payload\n")
-        wdl = write_wdl(tmp_path, "t.wdl", 'version 1.1\ntask t { input { File f } command <<< cat "~{f}"; echo "~{f}" >&2 >>> output { String content = read_string(stdout())  String path = read_string(stderr()) } }\n')
-        proc = miniwdl_run(wdl, "local", tmp_path / "run", {"f": str(source)})
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        outputs = json.loads((tmp_path / "run" / "outputs.json").read_text())
-        assert outputs["t.content"] == "payload"
-        assert not Path(outputs["t.path"]).is_symlink() and not Path(outputs["t.path"]).samefile(source)
+        assert mount_point.stat().st_dev != tmp_path.stat().st_dev
+        yield mount_point
     finally:
-        shutil.rmtree(source.parent)
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def test_inputs_on_another_filesystem_are_copied(tmp_path, other_filesystem):
+    """No hard link from another filesystem into the run directory: the input is copied."""
+    source = other_filesystem / "data.txt"
+    source.write_text("payload\n")
+    wdl = write_wdl(tmp_path, "t.wdl", 'version 1.1\ntask t { input { File f } command <<< cat "~{f}"; echo "~{f}" >&2 >>> output { String content = read_string(stdout())  String path = read_string(stderr()) } }\n')
+    proc = miniwdl_run(wdl, "local", tmp_path / "run", {"f": str(source)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    outputs = json.loads((tmp_path / "run" / "outputs.json").read_text())
+    assert outputs["t.content"] == "payload"
+    seen = Path(outputs["t.path"])
+    assert not seen.is_symlink() and not seen.samefile(source) and seen.stat().st_dev != source.stat().st_dev

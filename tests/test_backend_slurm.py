@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -238,20 +239,25 @@ def test_a_stalled_slurmctld_is_waited_out(slurm_cluster, tmp_path: Path) -> Non
         env=miniwdl_env("slurm", tmp_path, env),
         cwd=tmp_path,
     )
+    stderr: list = []
+    reader = threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
     try:
         running = lambda: [p for p in run_dir.glob("call-nap-*/task.log") if protocol.TASK_RUNNING in p.read_text()]  # noqa: E731
         wait_until(lambda: len(running()) == 2, 120, "both task jobs running")
         os.kill(pid, signal.SIGSTOP)
         try:
-            time.sleep(15)  # longer than slurm's MessageTimeout (10 s): the watcher's squeue times out
+            # Stopped until the watcher's squeue has timed out (slurm's MessageTimeout) and the
+            # backend said it is retrying, logged by the slurm backend.
+            wait_until(lambda: any("slurmctld did not answer" in line for line in stderr), 120, "the watcher noticing the stall")
         finally:
             os.kill(pid, signal.SIGCONT)
-        _, stderr = proc.communicate(timeout=300)
+        proc.wait(timeout=300)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, stderr[-3000:]
-    assert "slurmctld did not answer" in stderr  # the retry, logged by miniwdl_jupyter.slurm
+    reader.join(timeout=30)
+    assert proc.returncode == 0, "".join(stderr)[-3000:]
 
 
 NODE_FAIL_WDL = """

@@ -4,6 +4,7 @@ cleanup); and arguments the magic must refuse before anything starts."""
 
 from __future__ import annotations
 
+import re
 import stat
 import textwrap
 import time
@@ -56,8 +57,20 @@ def test_jupyter_settings_given_only_by_cfg_take_effect(shell, workdir, capsys, 
     assert [c.state for c in run.calls] == ["succeeded"]  # [jupyter] cache = false: not "cached"
     assert run.outputs["out"] == "hello"
     assert "echo" in capsys.readouterr().err  # [jupyter] progress = text: lines on stderr
-    listed = shell.run_line_magic("wdl", f"runs --cfg {cfg}")  # the subcommands read the same file
-    assert listed is None
+    # The subcommands read the same file: `runs` lists under [jupyter] root, `config` names the
+    # file as the source, `attach` and `logs` find the run by name under that root.
+    capsys.readouterr()
+    assert shell.run_cell("%wdl runs").success
+    assert run.run_dir.name not in capsys.readouterr().out, "without --cfg, the default root has no such run"
+    assert shell.run_cell(f"%wdl runs --cfg {cfg}").success
+    assert run.run_dir.name in capsys.readouterr().out
+    assert shell.run_cell(f"%wdl config --cfg {cfg} jupyter").success
+    shown = capsys.readouterr().out
+    assert re.search(r"root\s*=?\s*cfg_runs", shown) and str(cfg) in shown, shown
+    assert shell.run_cell(f"%wdl attach --cfg {cfg} {run.run_dir.name} -o again").success
+    assert shell.user_ns["again"].run_dir == run.run_dir
+    assert shell.run_cell(f"%wdl logs --cfg {cfg} {run.run_dir.name} -n 50").success
+    assert 'name: "out", value: "hello"' in capsys.readouterr().out
 
 
 def test_docker_run_exe_given_only_by_cfg_runs_tasks_and_cleans_up(docker, shell, workdir, monkeypatch):

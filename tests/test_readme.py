@@ -1,6 +1,8 @@
 """The README's first command, exactly as written, as a new user runs it: in a fresh virtual
-environment (today's releases from the package index, nothing from this machine's site-packages)
-and a clean copy of the repository, then the executed quickstart notebook's outputs are checked.
+environment (today's releases from the package index, nothing from this machine's site-packages),
+a clean copy of the repository (no build of the JupyterLab extension in it), an empty HOME and no
+Node.js on PATH; then the executed quickstart notebook's outputs are checked, and JupyterLab,
+installed next to it as a JupyterLab user would, lists the extension and the server extension.
 
 The command is read from README.md, so this test breaks when the README changes and no longer
 matches what is checked here.
@@ -15,7 +17,9 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, copy_repository, fresh_venv_env
+from conftest import REPO, copy_repository, fresh_venv_env, without_node
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def readme_first_command() -> str:
@@ -38,7 +42,8 @@ def test_readme_first_command_in_a_fresh_venv(tmp_path):
     command = readme_first_command()
     _, executed = papermill_paths(command)
     repo = copy_repository(tmp_path / "repo")
-    env = fresh_venv_env(tmp_path / "venv", tmp_path / "home")
+    assert not (repo / "miniwdl_jupyter" / "labextension").exists()
+    env = without_node(fresh_venv_env(tmp_path / "venv", tmp_path / "home"), tmp_path / "no-node")
 
     proc = subprocess.run(["bash", "-c", command], cwd=repo, env=env, capture_output=True, text=True, timeout=1400)
     versions = subprocess.run(
@@ -61,3 +66,13 @@ def test_readme_first_command_in_a_fresh_venv(tmp_path):
     assert "report" in runs_table and "succeeded" in runs_table
     logs = list((repo / "wdl_runs").glob("*_report/workflow.log"))
     assert len(logs) == 1 and "local backend initialized" in logs[0].read_text()
+
+    # JupyterLab finds the extension the install built and the server extension it enabled.
+    lab = subprocess.run(["pip", "install", "-q", "jupyterlab>=4"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert lab.returncode == 0, lab.stderr[-3000:]
+    listed = subprocess.run(["jupyter", "labextension", "list"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    lab_extensions = ANSI.sub("", listed.stdout + listed.stderr)
+    assert re.search(r"miniwdl-jupyter v\S+ enabled OK", lab_extensions), lab_extensions
+    listed = subprocess.run(["jupyter", "server", "extension", "list"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    server_extensions = ANSI.sub("", listed.stdout + listed.stderr)
+    assert re.search(r"miniwdl_jupyter\.labext enabled\n.*\n\s+miniwdl_jupyter\.labext\s+OK", server_extensions), server_extensions

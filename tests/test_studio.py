@@ -18,7 +18,7 @@ from miniwdl_jupyter import config, runs, studio
 from miniwdl_jupyter.aws import studio_discovery
 from miniwdl_jupyter.errors import BackendError
 
-from aws_fixtures import DUMMY_CREDENTIALS, MOTO, AwsProxy, boto_client, make_queue, moto_answers
+from aws_fixtures import DUMMY_CREDENTIALS, MOTO, AwsProxy, boto_client, make_queue, moto_answers, queue_jobs
 from conftest import require
 from studio_docker_proxy import StudioDockerProxy
 
@@ -117,7 +117,10 @@ def test_domain_without_efs_says_so_before_anything_starts(studio_domain, workdi
     with pytest.raises(BackendError, match="has no EFS file system") as raised:
         mj.run(CELL.replace("IMAGE", docker), {"names": ["x"]}, backend="aws_batch", wait=False)
     assert "Fix:" in str(raised.value)
-    assert not list((workdir / "wdl_runs").glob("*_hello")) if (workdir / "wdl_runs").exists() else True
+    # Nothing started: no run directory anywhere (default root or the Studio mount), no Batch job.
+    assert not [p for p in workdir.rglob("*_hello") if p.is_dir()]
+    assert studio_domain["proxy"].calls["submitjob"] == 0
+    assert not any(queue_jobs(studio_domain["queue"], ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")).values())
 
 
 def test_unknown_domain_says_which_call_failed_and_what_to_check(workdir, monkeypatch):

@@ -14,6 +14,7 @@ import pytest
 import miniwdl_jupyter as mj
 from conftest import TEST_IMAGE
 from miniwdl_jupyter.errors import Cancelled, ConfigError, RunNotFound, TaskFailed
+from miniwdl_jupyter import launch_record
 from wes_fixtures import FAILING, ONE_TASK, SCATTER_LIB, WES, Server, server, server_env, wes_base  # noqa: F401
 
 ONE = ONE_TASK.replace("IMAGE", TEST_IMAGE)
@@ -202,7 +203,13 @@ def test_the_client_rides_out_a_server_restart(wes_base: Path, workdir: Path):
             time.sleep(0.3)
         srv.proc.send_signal(signal.SIGKILL)
         srv.proc.wait()
-        time.sleep(3)  # the follower finds nobody answering meanwhile
+        # The follower finds nobody answering (it says so and retries) and the run goes on.
+        follower_log = launch_record.stderr_path(run.run_dir)
+        deadline = time.monotonic() + 60
+        while "(retrying)" not in follower_log.read_text():
+            assert time.monotonic() < deadline, f"the follower never found the server gone: {follower_log.read_text()[-2000:]}"
+            time.sleep(0.2)
+        assert "did not answer" in follower_log.read_text()
         assert run.poll().status == "running", "a server that does not answer for a moment is not a failed run"
         srv = Server(root, server_env(wes_base), "--backend", "local", "--port", port).start()
         run.wait(timeout=300)

@@ -355,8 +355,24 @@ def test_a_run_on_docker_run(api: WES, server: Server, docker):
     assert "state=SYSTEM_ERROR" in log["task_logs"][0]["system_logs"]
 
 
-def test_every_response_was_validated():
-    assert WES.validated > 100
+def test_every_response_is_validated_and_a_wrong_one_is_refused(api: WES):
+    """The validation behind every call in this module is live: each real response counts, and a
+    response that differs from the 1.1.0 description fails the call."""
+    before = WES.validated
+    run_id = api.submit(ONE, {"one.word": "v"}).json()["run_id"]
+    api.wait(run_id)
+    api.call("GET", "/runs")
+    api.call("GET", "/runs/{run_id}", run_id="no-such-run", expect=404)
+    assert WES.validated >= before + 4
+    real = api.call("GET", "/runs/{run_id}/status", run_id=run_id)
+    wrong = httpx.Response(200, json={"run_id": run_id, "state": "FINISHED_NICELY"}, request=real.request)
+    wrong.elapsed = real.elapsed
+    with pytest.raises(Exception, match="FINISHED_NICELY"):
+        api.check("GET", "/runs/{run_id}/status", wrong)
+    bad_error = httpx.Response(404, json={"message": "no"}, request=real.request)
+    bad_error.elapsed = real.elapsed
+    with pytest.raises(Exception):
+        api.check("GET", "/runs/{run_id}/status", bad_error)
 
 
 FUZZ_SCHEMA = _schemathesis_schema()

@@ -283,7 +283,10 @@ def head_environment(env: Mapping[str, str], run_dir: Path, tasks: BatchSettings
             job_env.setdefault(f"MINIWDL__AWS__{key.upper()}", value)
     if job_env.get("MINIWDL__SCHEDULER__CONTAINER_BACKEND", "") in _LOCAL_ONLY_BACKENDS:
         job_env["MINIWDL__SCHEDULER__CONTAINER_BACKEND"] = "aws_batch"
-    job_env.setdefault("MINIWDL__SCHEDULER__TASK_CONCURRENCY", str(head.task_concurrency))
+    # The run's command line carries [jupyter] cluster_task_concurrency when [scheduler]
+    # task_concurrency is not configured; in the head job, [aws] head_task_concurrency is that default.
+    if tasks.cfg["scheduler"].get_int("task_concurrency") == 0:
+        job_env["MINIWDL__SCHEDULER__TASK_CONCURRENCY"] = str(head.task_concurrency)
     cache_dir = job_env.get("MINIWDL__CALL_CACHE__DIR", "")
     if not cache_dir or not tasks.on_mount(cache_dir):
         job_env["MINIWDL__CALL_CACHE__DIR"] = os.path.join(tasks.mount, ".miniwdl_call_cache")

@@ -103,6 +103,9 @@ def engine_settings(parameters: List[EngineParameter], given: Dict[str, str], ba
             settings["cache"] = value
         else:
             settings["cfg"].setdefault(param.section, {})[param.key] = value
+            if name == "delete_work" and value != "false":
+                # miniwdl ignores delete_work unless outputs are hard links (not links into work/)
+                settings["cfg"]["file_io"]["output_hardlinks"] = True
     return settings
 
 

@@ -1,0 +1,152 @@
+"""What docs/slurm.md says, on the real one-node cluster (.ci/provision): through `miniwdl run` with
+`MINIWDL__SLURM__*` settings and through `run(..., submit="slurm")`, reading back what SLURM itself
+reports (`scontrol show job`) and what the run wrote."""
+
+from __future__ import annotations
+
+import json
+import re
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import miniwdl_jupyter as mj
+from miniwdl_jupyter import launch_record
+
+from conftest import require
+from backend_fixtures import docker_image, miniwdl_command, miniwdl_env, miniwdl_run, root_cause, wait_until, write_wdl  # noqa: F401
+from slurm_fixtures import slurm_cluster  # noqa: F401 - fixture
+
+pytestmark = [pytest.mark.slow]
+
+NONE = {"MINIWDL__SLURM__RUNTIME": "none", "MINIWDL__SCHEDULER__TASK_CONCURRENCY": "8"}
+
+
+def scontrol(job_id: str) -> dict:
+    text = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, check=True).stdout
+    return dict(re.findall(r"(\w+)=(\S*)", text))
+
+
+def submitted_job_ids(call_dir: Path) -> list:
+    log = call_dir / "task.log"
+    return re.findall(r'slurm job submitted.*?job_id: "?(\d+)', log.read_text()) if log.exists() else []
+
+
+def test_an_unset_task_concurrency_is_warned_about(slurm_cluster, tmp_path: Path) -> None:
+    wdl = write_wdl(tmp_path, "w.wdl", "version 1.1\nworkflow w { call t }\ntask t { command <<< true >>> }\n")
+    proc = miniwdl_run(wdl, "slurm", tmp_path / "run", env={"MINIWDL__SLURM__RUNTIME": "none"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "[scheduler] task_concurrency is not set" in (tmp_path / "run" / "workflow.log").read_text()
+    proc = miniwdl_run(wdl, "slurm", tmp_path / "set", env=NONE)
+    assert "task_concurrency is not set" not in (tmp_path / "set" / "workflow.log").read_text()
+
+
+def test_a_job_cancelled_outside_the_run_fails_its_task_saying_so(slurm_cluster, tmp_path: Path) -> None:
+    wdl = write_wdl(tmp_path, "w.wdl", "version 1.1\nworkflow w { call nap }\ntask nap { command <<< sleep 300 >>> }\n")
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(miniwdl_command(wdl, run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=miniwdl_env("slurm", tmp_path, NONE), cwd=tmp_path)
+    try:
+        [job_id] = wait_until(lambda: submitted_job_ids(run_dir / "call-nap"), 120, "the task's job")
+        subprocess.run(["scancel", job_id], check=True)  # as a user or an administrator would
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    said = json.dumps(root_cause(run_dir)) + stderr
+    assert re.search(rf"slurm job {job_id}( on \S+)? was cancelled outside this run", said), said
+
+
+def test_a_deadline_is_a_time_limit_failure(slurm_cluster, tmp_path: Path) -> None:
+    """DEADLINE (here: a job whose time limit cannot end before its --deadline) is reported as an
+    exceeded time limit; `calls` extra_args reach that call's sbatch."""
+    wdl = write_wdl(tmp_path, "w.wdl", "version 1.1\nworkflow w { call late }\ntask late { command <<< true >>> }\n")
+    calls = json.dumps({"late": {"extra_args": ["--deadline=now+60", "--time=30"]}})
+    proc = miniwdl_run(wdl, "slurm", tmp_path / "run", env={**NONE, "MINIWDL__SLURM__CALLS": calls})
+    assert proc.returncode != 0
+    message = root_cause(tmp_path / "run")["message"]
+    assert "task exceeded its time limit" in message and "DEADLINE" in message, message
+
+
+def test_runtime_per_call(slurm_cluster, docker_image, tmp_path: Path) -> None:
+    """`calls` may give one call another node runtime: `bare` runs without a container while the
+    section's docker runs `boxed`."""
+    marker = tmp_path / "only-on-the-host"  # not mounted into task containers
+    marker.touch()
+    wdl = write_wdl(tmp_path, "w.wdl", """version 1.1
+workflow w {
+  call boxed
+  call bare
+  output { String in_box = boxed.where  String outside = bare.where }
+}
+task boxed {
+  command <<< test -e MARKER && echo host || echo container >>>
+  output { String where = read_string(stdout()) }
+  runtime { docker: "IMAGE" }
+}
+task bare {
+  command <<< test -e MARKER && echo host || echo container >>>
+  output { String where = read_string(stdout()) }
+  runtime { docker: "IMAGE" }
+}
+""".replace("MARKER", str(marker)))
+    env = {"MINIWDL__SLURM__RUNTIME": "docker", "MINIWDL__SCHEDULER__TASK_CONCURRENCY": "8",
+           "MINIWDL__SLURM__CALLS": json.dumps({"bare": {"runtime": "none"}})}
+    proc = miniwdl_run(wdl, "slurm", tmp_path / "run", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads((tmp_path / "run" / "outputs.json").read_text()) == {"w.in_box": "container", "w.outside": "host"}
+
+
+def test_head_job_settings_reach_the_head_job(slurm_cluster, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[slurm] head_partition, head_account, head_extra_args, as SLURM shows the head job."""
+    monkeypatch.setenv("MINIWDL__SLURM__HEAD_PARTITION", "wide")
+    monkeypatch.setenv("MINIWDL__SLURM__HEAD_ACCOUNT", "head-acct")
+    monkeypatch.setenv("MINIWDL__SLURM__HEAD_EXTRA_ARGS", '["--time=7", "--job-name=documented-head"]')
+    monkeypatch.setenv("MINIWDL__SLURM__RUNTIME", "none")
+    wdl = "version 1.1\ntask t { command <<< echo hi >>> output { String said = read_string(stdout()) } }\n"
+    run = mj.run(wdl, submit="slurm", backend="local", wait=False)
+    job = scontrol(str(launch_record.read(run.run_dir)["job_id"]))
+    assert (job["Partition"], job["Account"], job["TimeLimit"], job["JobName"]) == ("wide", "head-acct", "00:07:00", "documented-head")
+    run.wait(timeout=300)
+    assert run.outputs == {"said": "hi"}
+
+
+def test_poll_seconds_sets_the_period_of_the_single_squeue(slurm_cluster, tmp_path: Path) -> None:
+    """One `squeue` per poll_seconds for all of a run's jobs: counted by a PATH shim."""
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    calls = tmp_path / "squeue-calls"
+    real = subprocess.run(["which", "squeue"], capture_output=True, text=True, check=True).stdout.strip()
+    (shims / "squeue").write_text(f'#!/bin/sh\ndate +%s.%N >> {calls}\nexec {real} "$@"\n')
+    (shims / "squeue").chmod(0o755)
+    wdl = write_wdl(tmp_path, "w.wdl", "version 1.1\nworkflow w { scatter (i in range(4)) { call nap } }\ntask nap { command <<< sleep 20 >>> }\n")
+    env = {**NONE, "MINIWDL__SLURM__POLL_SECONDS": "5", "PATH": f"{shims}:{os.environ['PATH']}"}
+    proc = miniwdl_run(wdl, "slurm", tmp_path / "run", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stamps = [float(line) for line in calls.read_text().split()]
+    # 4 jobs of 20 s: at the default 1 s there would be 20 or more; at 5 s, about 20 / 5 plus the
+    # few looks that submissions and the end of the run take.
+    assert 2 <= len(stamps) <= 14, f"{len(stamps)} squeue calls"
+
+
+def test_podman_exe_is_what_the_node_runs(slurm_cluster, docker_image, tmp_path: Path) -> None:
+    """[slurm] runtime = podman runs `[slurm] podman_exe`: here a wrapper that notes its calls and
+    runs podman."""
+    require("podman", shutil.which("podman") is not None, "podman is not installed (.ci/provision installs it)")
+    calls = tmp_path / "podman-calls"
+    wrapper = tmp_path / "my-podman"
+    wrapper.write_text(f'#!/bin/sh\necho "$1" >> {calls}\nexec podman "$@"\n')
+    wrapper.chmod(0o755)
+    wdl = write_wdl(tmp_path, "w.wdl", "version 1.1\nworkflow w { call t  output { String said = t.said } }\n"
+                    "task t { command <<< echo in-podman >>> output { String said = read_string(stdout()) } runtime { docker: \"IMAGE\" } }\n")
+    env = {"MINIWDL__SLURM__RUNTIME": "podman", "MINIWDL__SLURM__PODMAN_EXE": json.dumps([str(wrapper)]),
+           "MINIWDL__SCHEDULER__TASK_CONCURRENCY": "8",
+           # root's open-files limit here is below podman's default (docs/backends.md)
+           "MINIWDL__DOCKER_RUN__EXTRA_ARGS": '["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]'}
+    proc = miniwdl_run(wdl, "slurm", tmp_path / "run", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:] + (tmp_path / "run" / "call-t" / "slurm.log.txt").read_text()[-2000:]
+    assert json.loads((tmp_path / "run" / "outputs.json").read_text()) == {"w.said": "in-podman"}
+    assert "run" in calls.read_text().split()
