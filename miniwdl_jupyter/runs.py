@@ -20,7 +20,6 @@ from typing import Any, Callable, Dict, List, Optional, Union
 from WDL.runtime.config import Loader
 
 from . import cache_why, config, launch_record, leftovers, miniwdl_command, run_dirs, run_outputs, wdl_inputs, wdl_source
-from .aws import studio_discovery
 from .backend_choice import resolve_backend
 from .errors import Cancelled, ConfigError, InputError, RunFailed, RunNotFound
 from .files import tail_lines
@@ -28,6 +27,7 @@ from .launcher import available as available_launchers
 from .launcher import get_launcher
 from .monitor import CANCELLED, FAILED, SUCCEEDED, CallState, RunMonitor, RunState
 from .report import REPORT_FILE, RunReport, build_report, write_report_html
+from .run_config import CfgArg, load_config, with_overrides  # noqa: F401 - load_config is public here too
 from .run_errors import error_from_json
 
 _logger = logging.getLogger("miniwdl_jupyter.runs")
@@ -36,7 +36,6 @@ _logger = logging.getLogger("miniwdl_jupyter.runs")
 # redraws.
 _POLL_MIN, _POLL_MAX = 0.05, 0.1
 
-CfgArg = Union[None, str, os.PathLike, Dict[str, Dict[str, Any]], Loader]
 _URL_PREFIXES = ("http://", "https://", "s3://", "gs://")
 
 
@@ -275,7 +274,7 @@ def run(
         if submit not in (None, "wes"):
             raise InputError(f"wes= sends the run to a WES server; it cannot also be submitted with {submit!r}")
         submit = "wes"
-        loader = _with_overrides(loader, {"wes": {"url": wes, **({"backend": backend} if backend else {})}})
+        loader = with_overrides(loader, {"wes": {"url": wes, **({"backend": backend} if backend else {})}})
     launcher = get_launcher(submit)  # an unknown launcher fails before anything is created
     cwd = Path.cwd()
     root = run_dirs.prepare_root(run_dirs.run_root(loader, cwd))
@@ -341,27 +340,6 @@ def _start(loaded, inputs_json, run_dir: Path, backend_name: str, cache: bool, t
     proc = get_launcher(launcher_name).launch(command, run_dir=run_dir, env=env, cwd=cwd, cfg=loader)
     leftovers.sweep_in_background(backend_name, loader)  # what runs killed earlier left
     return proc
-
-
-def load_config(cfg: CfgArg = None) -> Loader:
-    """One Loader from what an entry point was given: a Loader, a dict of overrides, a cfg file or None."""
-    if isinstance(cfg, Loader):
-        loader = config.apply_defaults(cfg)  # one made elsewhere knows nothing of our sections
-    elif isinstance(cfg, Mapping):
-        loader = config.load(overrides=dict(cfg))
-    else:
-        loader = config.load(cfg)
-    # In SageMaker Studio, runs live on its EFS (the run root) and use its Batch queue: found here,
-    # explicitly, once per process (outside Studio: one missing-file check).
-    return studio_discovery.apply_defaults(loader)
-
-
-def _with_overrides(loader: Loader, extra: Dict[str, Dict[str, Any]]) -> Loader:
-    """A new loader: `loader`'s file and overrides plus `extra` (the caller's loader stays as it was)."""
-    overrides: Dict[str, Dict[str, Any]] = {s: dict(loader._overrides.items(s)) for s in loader._overrides.sections()}
-    for section, options in extra.items():
-        overrides.setdefault(section, {}).update(options)
-    return config.load(loader.cfg_filename, overrides=overrides)
 
 
 # -- finding runs ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ def _load_jupyter_server_extension(server_app: Any) -> None:
     from .language_handlers import setup_language_handlers
 
     # One configuration for the server's lifetime, as a kernel has one per run call; in SageMaker
-    # Studio with the run root on its EFS, as the kernels' (runs.load_config).
+    # Studio with the run root on its EFS, as the kernels' (run_config.load_config).
     setup_handlers(server_app.web_app, server_app.root_dir, studio_discovery.apply_defaults(config.load()))
     setup_language_handlers(server_app.web_app)
     server_app.log.info("miniwdl-jupyter server extension loaded")
