@@ -29,6 +29,7 @@ from .monitor import CACHED, FAILED, SUCCEEDED, CallState
 # First lines of explanations that compared nothing (no entry, cache off, call unfinished).
 NO_ENTRY, CACHE_OFF, NOT_ENDED, UNKNOWN = "no cache entry for task", "not looked up:", "it did not run to the end", "its task log"
 FAILED_NOTE = "(it failed: a failed call's results are never cached)"
+OTHER_CALL = "no earlier run of this call is cached; nearest entry of its task, from"
 _INVALID = ("cache entry invalid due to deleted or modified file/directory", "cache entry invalid due to deleted or modified additional path")
 
 
@@ -54,9 +55,10 @@ class _Context:
 
 
 def compared(lines: Optional[List[str]]) -> bool:
-    """Did an explanation compare the call with a cache entry (rather than find none to compare)?"""
+    """Did an explanation compare the call with a cached earlier run of the same call (rather than
+    find none, or only other calls' entries of its task, to compare)?"""
     rest = [line for line in (lines or []) if not line.startswith(FAILED_NOTE)]
-    return bool(rest) and not rest[0].startswith((NO_ENTRY, CACHE_OFF, NOT_ENDED, UNKNOWN))
+    return bool(rest) and not rest[0].startswith((NO_ENTRY, CACHE_OFF, NOT_ENDED, UNKNOWN, OTHER_CALL))
 
 
 def explain(run_dir: Path, call: CallState, cfg: Loader) -> List[str]:
@@ -102,13 +104,25 @@ def _explain(context: _Context, call: CallState) -> List[str]:
     others = [e for e in context.entries(task) if e.call_dir != str(call.dir) and (_mtime(e.path) or 0) < started]
     if not others:
         return lines + [f"{NO_ENTRY} `{task}` to reuse (its first run with the cache on, or its entries were removed)"]
-    nearest = min(others, key=lambda e: (e.digest != own, len(_differing(e.inputs, inputs)), -(_mtime(e.path) or 0)))
+    # Nearest: an earlier run of this very call (same position in the workflow), then the same
+    # task text, then the fewest differing inputs, then the newest.
+    nearest = min(
+        others,
+        key=lambda e: (Path(e.call_dir or "").name != call.dir.name, e.digest != own, len(_differing(e.inputs, inputs)), -(_mtime(e.path) or 0)),
+    )
+    found: List[str] = []
     if own is not None and nearest.digest != own:
-        lines += _task_changes(task, nearest.call_dir, context.run_dir) or [
+        found += _task_changes(task, nearest.call_dir, context.run_dir) or [
             f"the WDL text of task `{task}` differs from the cached one's (digest {nearest.digest[:8]} -> {own[:8]})"
         ]
-    lines += [_input_line(name, nearest.inputs.get(name), inputs.get(name)) for name in _differing(nearest.inputs, inputs)]
-    return lines or [f"an entry of task `{task}` with the same inputs exists, but miniwdl did not use it (see {call.dir / 'task.log'})"]
+    found += [_input_line(name, nearest.inputs.get(name), inputs.get(name)) for name in _differing(nearest.inputs, inputs)]
+    if not found:
+        return lines + [f"an entry of task `{task}` with the same inputs exists, but miniwdl did not use it (see {call.dir / 'task.log'})"]
+    if Path(nearest.call_dir or "").name != call.dir.name:
+        # no earlier run of this call is cached (a new scatter element, new values): say which
+        # call's entry the differences are measured against; the final summary leaves these out
+        lines.append(f"{OTHER_CALL} {Path(nearest.call_dir or '?').name}:")
+    return lines + found
 
 
 def task_name(call_dir: Path) -> Optional[str]:

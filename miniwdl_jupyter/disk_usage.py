@@ -21,7 +21,7 @@ from . import cache_entries, launch_record
 from .files import atomic_write_text
 
 SIZE_FILE = "size.json"
-_SIZE_VERSION = 1
+_SIZE_VERSION = 2
 
 
 def file_bytes(st: os.stat_result) -> int:
@@ -66,6 +66,7 @@ def usage(run_dir: Path, cfg: Optional[Loader] = None, *, ended: bool = False) -
     run_dir = Path(run_dir)
     result = RunUsage(run_dir)
     seen: Set[Tuple[int, int]] = set()
+    stamp = _stamp(run_dir)
     try:
         result.other = file_bytes(os.lstat(run_dir))
     except OSError:
@@ -89,7 +90,7 @@ def usage(run_dir: Path, cfg: Optional[Loader] = None, *, ended: bool = False) -
         counted: Set[Tuple[int, int]] = set()  # a file two entries need counts once
         result.cache_needed = sum(tree_bytes(Path(p), counted) for p in set().union(*needed.values())) if needed else 0
     if ended:
-        _keep(run_dir, result.total)
+        _keep(run_dir, result.total, stamp)
     return result
 
 
@@ -99,9 +100,10 @@ def run_size(run_dir: Path, ended: bool) -> int:
         kept = kept_size(run_dir)
         if kept is not None:
             return kept
+    stamp = _stamp(run_dir)  # before the walk: a file added meanwhile makes the kept size stale
     total = tree_bytes(Path(run_dir))
     if ended:
-        _keep(run_dir, total)
+        _keep(run_dir, total, stamp)
     return total
 
 
@@ -111,8 +113,18 @@ def kept_size(run_dir: Path) -> Optional[int]:
     except (OSError, ValueError):
         return None
     if isinstance(data, dict) and data.get("version") == _SIZE_VERSION and isinstance(data.get("bytes"), int):
-        return data["bytes"]
+        # an ended run still gains files at its top (report.html when it is first followed to its
+        # end): those change the folder's mtime, and the size is walked again
+        if data.get("stamp") == _stamp(run_dir):
+            return data["bytes"]
     return None
+
+
+def _stamp(run_dir: Path) -> Optional[int]:
+    try:
+        return os.stat(run_dir).st_mtime_ns
+    except OSError:
+        return None
 
 
 def forget_size(run_dir: Path) -> None:
@@ -123,11 +135,11 @@ def forget_size(run_dir: Path) -> None:
         pass
 
 
-def _keep(run_dir: Path, total: int) -> None:
+def _keep(run_dir: Path, total: int, stamp: Optional[int]) -> None:
     try:
         meta = launch_record.meta_dir(run_dir)
         meta.mkdir(exist_ok=True)
-        atomic_write_text(meta / SIZE_FILE, json.dumps({"version": _SIZE_VERSION, "bytes": total}))
+        atomic_write_text(meta / SIZE_FILE, json.dumps({"version": _SIZE_VERSION, "bytes": total, "stamp": stamp}))
     except OSError:
         pass  # a read-only run directory is still listed, only walked again next time
 

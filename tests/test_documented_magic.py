@@ -140,8 +140,9 @@ def test_runs_lists_newest_first_capped_by_n_and_under_another_root(fast, shell,
 
     assert shell.run_cell("%wdl runs -n 2").success
     shown = capsys.readouterr().out
-    assert names[2] in shown and names[1] in shown and names[0] not in shown, shown
-    assert shown.index(names[2]) < shown.index(names[1]), "newest first"
+    assert names[2] + " " in shown and names[1] + " " in shown and names[0] + " " not in shown, shown
+    # (two runs started in one second are named NAME and NAME_2: a name is followed by spaces)
+    assert shown.index(names[2] + " ") < shown.index(names[1] + " "), "newest first"
     assert other.name not in shown
 
     assert shell.run_cell("%wdl runs --root elsewhere").success
