@@ -177,14 +177,17 @@ def _plan_run(run: Run, cfg: Loader, needs: Dict[Path, Set[str]], all_files: boo
         item.drop_entries = sorted(mine)
     keep_meta = bool(protected)
     files, kept_bytes, seen = [], 0, set()
+    holding: Set[Path] = set()  # folders that keep a file, so stay
     for path in _walk_files(run_dir):
-        if _protected(path, protected):
-            kept_bytes += _bytes_once(path, set())
-            continue
-        if (not all_files or keep_meta) and _kept(path, run_dir, all_files):
+        if _protected(path, protected) or ((not all_files or keep_meta) and _kept(path, run_dir, all_files)):
+            if _protected(path, protected):
+                kept_bytes += _bytes_once(path, set())
+            holding.update(path.parents)
             continue
         files.append(path)
         item.bytes += _bytes_once(path, seen)
+    # and the folders the trim leaves empty, which it removes too (as _trim counts them)
+    item.bytes += sum(_bytes_once(Path(folder), seen) for folder in _emptied_folders(run_dir, holding))
     item.cache_kept = kept_bytes
     if all_files and not protected:
         item.action, item.reason = "delete", "the whole run"
@@ -284,7 +287,7 @@ def _trim(item: RunPlan) -> int:
         freed += size
     # Folders left empty go too (deepest first); a folder still holding a kept file stays.
     for folder, _dirs, _files in sorted(os.walk(item.run_dir), key=lambda t: -len(t[0])):
-        if Path(folder) != item.run_dir and Path(folder).name not in KEPT_DIRS:
+        if _removable_folder(Path(folder), item.run_dir):
             try:
                 size = disk_usage.file_bytes(os.lstat(folder))
                 os.rmdir(folder)
@@ -292,6 +295,18 @@ def _trim(item: RunPlan) -> int:
             except OSError:
                 pass
     return freed
+
+
+def _removable_folder(folder: Path, run_dir: Path) -> bool:
+    return folder != run_dir and folder.name not in KEPT_DIRS
+
+
+def _emptied_folders(run_dir: Path, holding: Set[Path]):
+    """The folders of the run that hold no kept file: a trim leaves them empty and removes them."""
+    for folder, dirs, _files in os.walk(run_dir):
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+        if _removable_folder(Path(folder), run_dir) and Path(folder) not in holding:
+            yield folder
 
 
 def _walk_files(run_dir: Path):
