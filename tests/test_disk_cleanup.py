@@ -276,8 +276,8 @@ def test_criteria_combine_and_task_changes_are_named(local_shell, capsys, workdi
     assert names(cleanup.plan(failed=True)) == [shell.user_ns["boom3"].run_dir.name]
     assert names(cleanup.plan(cancelled=True)) == [shell.user_ns["gone"].run_dir.name]
     assert names(cleanup.plan(failed=True, older_than="1d")) == [], "both must match"
-    assert names(cleanup.plan(names=["*_boom_wf", "*_boom_wf_[0-9]"])) == sorted(shell.user_ns[n].run_dir.name for n in ("boom0", "boom3"))
-    assert names(cleanup.plan(keep_last=1, names=["*_boom_wf", "*_boom_wf_[0-9]"])) == [shell.user_ns["boom0"].run_dir.name]
+    assert names(cleanup.plan(names=["*_boom_wf*"])) == sorted(shell.user_ns[n].run_dir.name for n in ("boom0", "boom3"))
+    assert names(cleanup.plan(keep_last=1, names=["*_boom_wf*"])) == [shell.user_ns["boom0"].run_dir.name]
     assert "(it failed: a failed call's results are never cached)" in magic(shell, capsys, "%wdl why $boom3")
 
     # The task's WDL changed: the image and a runtime setting, one line each; then only the command.
