@@ -331,14 +331,8 @@ def _protected(path: Path, protected: Set[str]) -> bool:
 
 
 def _bytes_once(path: Path, seen: set) -> int:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return 0
-    if (st.st_dev, st.st_ino) in seen:
-        return 0
-    seen.add((st.st_dev, st.st_ino))
-    return disk_usage.file_bytes(st)
+    st = disk_usage.lstat_once(path, seen)
+    return disk_usage.file_bytes(st) if st is not None else 0
 
 
 class _run_lock:

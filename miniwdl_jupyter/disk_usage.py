@@ -29,16 +29,24 @@ def file_bytes(st: os.stat_result) -> int:
     return getattr(st, "st_blocks", 0) * 512 or st.st_size
 
 
-def tree_bytes(path: Path, seen: Optional[Set[Tuple[int, int]]] = None) -> int:
-    """Bytes under `path` (itself included), symlinks not followed, each inode counted once."""
-    seen = set() if seen is None else seen
+def lstat_once(path: Path, seen: Set[Tuple[int, int]]) -> Optional[os.stat_result]:
+    """`path`'s lstat, or None when it is gone or its inode was counted already (hard links)."""
     try:
         st = os.lstat(path)
     except OSError:
-        return 0
+        return None
     if (st.st_dev, st.st_ino) in seen:
-        return 0
+        return None
     seen.add((st.st_dev, st.st_ino))
+    return st
+
+
+def tree_bytes(path: Path, seen: Optional[Set[Tuple[int, int]]] = None) -> int:
+    """Bytes under `path` (itself included), symlinks not followed, each inode counted once."""
+    seen = set() if seen is None else seen
+    st = lstat_once(path, seen)
+    if st is None:
+        return 0
     total = file_bytes(st)
     if os.path.isdir(path) and not os.path.islink(path):
         try:
