@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import miniwdl_jupyter as mj
-from miniwdl_jupyter import launch_record
+from miniwdl_jupyter import launch_record, protocol
 
 from conftest import require
 from backend_fixtures import docker_image, miniwdl_command, miniwdl_env, miniwdl_run, root_cause, wait_until, write_wdl  # noqa: F401
@@ -30,8 +30,13 @@ def scontrol(job_id: str) -> dict:
 
 
 def submitted_job_ids(call_dir: Path) -> list:
-    log = call_dir / "task.log"
-    return re.findall(r'slurm job submitted.*?job_id: "?(\d+)', log.read_text()) if log.exists() else []
+    """The job ids of the call's attempts, from the protocol's `task job` events (one per attempt)."""
+    log = call_dir / "task.log.json"
+    if not log.exists():
+        return []
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    found = [str(e["job_id"]) for e in events if e.get("message") == protocol.TASK_JOB and e.get("backend") == "slurm"]
+    return list(dict.fromkeys(found))
 
 
 def test_an_unset_task_concurrency_is_warned_about(slurm_cluster, tmp_path: Path) -> None:
