@@ -51,7 +51,15 @@ def request_cancel(run_dir: Path) -> None:
 
 
 def cancel_requested(run_dir: Path) -> bool:
-    return (meta_dir(run_dir) / "cancel_requested").exists()
+    return cancel_requested_at(run_dir) is not None
+
+
+def cancel_requested_at(run_dir: Path) -> Optional[float]:
+    """When a cancel was asked for (the marker's mtime), or None."""
+    try:
+        return (meta_dir(run_dir) / "cancel_requested").stat().st_mtime
+    except OSError:
+        return None
 
 
 def stdout_path(run_dir: Path) -> Path:

@@ -129,7 +129,11 @@ class RunMonitor:
             return
         if error.exists():
             state.error = _read_json(error)
-            self._finish(CANCELLED if is_cancellation(state.error) else FAILED)
+            # A failure written after a cancel was asked for is the cancel's doing (e.g. a cluster
+            # task job the cancel stopped, seen by miniwdl before its own SIGTERM): cancelled.
+            asked = launch_record.cancel_requested_at(self.run_dir)
+            by_cancel = asked is not None and asked <= (_mtime(error) or 0)
+            self._finish(CANCELLED if is_cancellation(state.error) or by_cancel else FAILED)
             return
         if self._launch is not None or launch_record.path(self.run_dir).exists():
             # Re-read: the launcher adds its pid or job id after the record is first written.
