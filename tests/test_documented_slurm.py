@@ -116,8 +116,8 @@ def test_head_job_settings_reach_the_head_job(slurm_cluster, workdir: Path, monk
     run = mj.run(wdl, submit="slurm", backend="local", wait=False)
     job = scontrol(str(launch_record.read(run.run_dir)["job_id"]))
     assert (job["Partition"], job["Account"], job["TimeLimit"], job["JobName"]) == ("wide", "head-acct", "00:07:00", "documented-head")
-    run.wait(timeout=300)
-    assert run.outputs == {"said": "hi"}
+    run.cancel()  # what is documented is how SLURM shows the head job; that a submitted run completes is test_submit_slurm's
+    assert run.poll().status == "cancelled"
 
 
 def test_poll_seconds_sets_the_period_of_the_single_squeue(slurm_cluster, tmp_path: Path) -> None:
