@@ -26,7 +26,8 @@ def kernel(workdir):
 
 def test_interrupting_the_kernel_cancels_the_run(docker, workdir, kernel):
     km, kc = kernel
-    msg_id = kc.execute("%%wdl -o r --progress none n=2\n" + wdl("sleep_scatter.wdl", docker))
+    # stop_on_error=False: the interrupted cell must not make the kernel abort the requests after it
+    msg_id = kc.execute("%%wdl -o r --progress none n=2\n" + wdl("sleep_scatter.wdl", docker), stop_on_error=False)
     deadline = time.monotonic() + 120
     run = None
     while time.monotonic() < deadline:
