@@ -212,3 +212,15 @@ def test_bad_arguments_and_a_missing_stack_say_what_to_do(moto, tmp_path: Path):
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert missing in last and "miniwdl-jupyter aws deploy --stack" in last, last
+
+
+def test_settings_you_give_win_over_the_stacks_outputs(stack, monkeypatch):
+    name, out, _ = stack
+    for key, value in aws_env(MINIWDL__AWS__STACK=name, MINIWDL__AWS__TASK_QUEUE="my-own-queue").items():
+        monkeypatch.setenv(key, value)
+    from miniwdl_jupyter import config
+    from miniwdl_jupyter.aws import discovery
+
+    cfg = discovery.apply_defaults(config.load())
+    assert config.option(cfg, "aws", "task_queue") == "my-own-queue"  # yours
+    assert config.option(cfg, "aws", "fs") == out["FileSystemId"]  # the stack's, where you gave none
