@@ -108,32 +108,8 @@ def test_cancel_leaves_no_job_in_the_queue_and_no_container(slurm, tmp_path: Pat
     assert labelled_containers(run_dir) == []
 
 
-TIMEOUT_WDL = """
-version 1.1
-workflow limits {
-  call nap
-}
-task nap {
-  command <<< echo napping; sleep 600 >>>
-  runtime { docker: "IMAGE" }
-}
-"""
-
-
-def test_time_limit_is_a_task_failure_that_says_so(slurm_cluster, tmp_path: Path) -> None:
-    """The time limit comes from a per-call [slurm] override, the WDL unchanged (SLURM rounds
-    the 5 s up to its one-minute granularity)."""
-    wdl = write_wdl(tmp_path, "limits.wdl", TIMEOUT_WDL)
-    run_dir = tmp_path / "run"
-    env = {"MINIWDL__SLURM__RUNTIME": "none", "MINIWDL__SLURM__CALLS": json.dumps({"nap": {"extra_args": ["--time=0:05"]}})}
-    proc = miniwdl_run(wdl, "slurm", run_dir, {}, env=env)
-    assert proc.returncode != 0
-    cause = root_cause(run_dir)
-    assert cause["error"] == "CommandFailed"
-    assert "exceeded its time limit" in cause["message"] and "TIMEOUT" in cause["message"], cause
-    assert "time limit from the partition or [slurm] extra_args: 1:00" in cause["message"], cause  # SLURM rounds up to minutes
-    assert cause["slurm_state"] == "TIMEOUT"
-    assert not jobs_in_queue(run_dir)
+# A time limit from a per-call [slurm] override is tested with runtime.time_minutes in one run:
+# tests/test_failure_explanations.py (each over-time test costs SLURM's one-minute granularity).
 
 
 OOM_WDL = """

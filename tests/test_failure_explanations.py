@@ -4,19 +4,28 @@ real IPython shell on the real SLURM cluster and the real Docker daemon."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from miniwdl_jupyter.errors import TaskFailed
+from miniwdl_jupyter.run_errors import call_backend_message
 
-from slurm_fixtures import slurm_cluster  # noqa: F401 (a fixture)
+from slurm_fixtures import jobs_in_queue, slurm_cluster  # noqa: F401 (a fixture)
 
+# Two calls over a time limit in one run (SLURM's granularity is a minute, so each such test costs
+# one): `slow` by runtime.time_minutes, `nap` by a per-call [slurm] override with the WDL unchanged.
 OVER_TIME = """version 1.1
 workflow limits {
   call slow
+  call nap
 }
 task slow {
   command <<< echo napping; sleep 600 >>>
   runtime { time_minutes: 1 }
+}
+task nap {
+  command <<< echo napping; sleep 600 >>>
 }
 """
 
@@ -46,15 +55,26 @@ def _runs_table(shell, capsys) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.mark.slow
 def test_a_task_over_its_slurm_time_limit_fails_saying_so(slurm_cluster, shell, capsys, monkeypatch):
-    """One test over a time limit: SLURM's granularity is a minute."""
+    """Both ways to set a time limit, in one run (fail_fast off so both calls reach their limit):
+    runtime.time_minutes, and a per-call `[slurm] calls` extra_args (SLURM rounds its 5 s up to
+    one minute)."""
     monkeypatch.setenv("MINIWDL__SLURM__RUNTIME", "none")
+    monkeypatch.setenv("MINIWDL__SCHEDULER__FAIL_FAST", "false")
+    monkeypatch.setenv("MINIWDL__SLURM__CALLS", json.dumps({"nap": {"extra_args": ["--time=0:05"]}}))
     error, shown = _failed_cell(shell, capsys, "--backend slurm", OVER_TIME)
     explanation = "task exceeded its time limit: SLURM ended job "
-    assert explanation in error.message and "TIMEOUT (runtime.time_minutes = 1: 1:00)" in error.message, error.message
+    by_runtime = "TIMEOUT (runtime.time_minutes = 1: 1:00)"
+    by_override = "TIMEOUT (time limit from the partition or [slurm] extra_args: 1:00)"
+    assert explanation in error.message and (by_runtime in error.message or by_override in error.message), error.message
     assert error.reason and error.reason.startswith(explanation)
     assert explanation in "\n".join(error._render_traceback_())
-    assert "call-slow failed" in shown and explanation in shown, shown  # the progress summary
+    assert error.run_dir is not None
+    messages = {name: call_backend_message(next(error.run_dir.glob(f"call-{name}"))) or "" for name in ("slow", "nap")}
+    assert messages["slow"].startswith(explanation) and by_runtime in messages["slow"], messages
+    assert messages["nap"].startswith(explanation) and by_override in messages["nap"], messages
+    assert f"{error.call} failed" in shown and explanation in shown, shown  # the progress summary
     assert explanation in _runs_table(shell, capsys)
+    assert not jobs_in_queue(error.run_dir)
 
 
 def test_out_of_memory_on_docker_run_says_so(docker, shell, capsys, monkeypatch):
