@@ -16,6 +16,7 @@ from typing import Dict, List
 import pytest
 
 from display_fixtures import kernel  # noqa: F401 - fixture
+from miniwdl_jupyter.report.svg import STATE_COLOURS
 from lab_fixtures import ARTIFACTS, browser_page, jupyterlab, lab_backend, labextension, open_notebook  # noqa: F401
 from test_lab import cell, write_notebook
 
@@ -23,11 +24,13 @@ pytestmark = [pytest.mark.timeout(300)]
 
 
 def gated_wdl(gates: Path) -> str:
-    """`first` then `second` (which reads first's output); each waits for its file in `gates`."""
+    """`first` then `second` (which reads first's output); each waits for its file in `gates`.
+    Re-run with another `tag`, `first` comes from the call cache and `second` runs again."""
     return f"""version 1.1
 workflow gated {{
+  input {{ String tag = "a" }}
   call first {{ input: gate = "{gates}/first" }}
-  call second {{ input: gate = "{gates}/second", x = first.out }}
+  call second {{ input: gate = "{gates}/second", x = first.out, tag = tag }}
 }}
 task first {{
   input {{ String gate }}
@@ -35,8 +38,8 @@ task first {{
   output {{ Int out = read_int(stdout()) }}
 }}
 task second {{
-  input {{ String gate  Int x }}
-  command <<< for i in $(seq 1200); do [ -e ~{{gate}} ] && break; sleep 0.1; done; echo ~{{x}} >>>
+  input {{ String gate  Int x  String tag }}
+  command <<< for i in $(seq 1200); do [ -e ~{{gate}} ] && break; sleep 0.1; done; echo ~{{x}} ~{{tag}} >>>
 }}
 """
 
@@ -48,12 +51,15 @@ def node_states(html: str) -> Dict[str, str]:
     return dict(NODE.findall(html))
 
 
-def test_the_live_board_recolours_the_graph_as_calls_move(workdir, kernel):  # noqa: F811
-    gates = workdir / "gates"
-    gates.mkdir()
-    (workdir / "gated.wdl").write_text(gated_wdl(gates))
-    seen: List[Dict[str, str]] = []  # the graph of each live board, in order
-    texts: List[str] = []
+def node_fill(html: str, node: str) -> str:
+    return re.search(rf"data-node='{node}'[^>]*>.*?<rect [^>]*fill='([^']+)'", html).group(1)
+
+
+def watch_run(kernel, command: str, gates: Path):  # noqa: F811
+    """Run `command` in the kernel as papermill does; open each gate once its call shows running.
+    Returns the graph states of every board (live and final) and the live boards themselves."""
+    seen: List[Dict[str, str]] = []
+    live: List[dict] = []
 
     def watch(msg: dict) -> None:
         if msg["msg_type"] not in ("display_data", "update_display_data"):
@@ -64,18 +70,23 @@ def test_the_live_board_recolours_the_graph_as_calls_move(workdir, kernel):  # n
             return
         seen.append(states)
         if "miniwdl-live-graph" in data["text/html"]:
-            texts.append(data["text/plain"])
-        if states.get("call-first") == "running":
-            (gates / "first").touch()
-        if states.get("call-second") == "running":
-            (gates / "second").touch()
+            live.append(data)
+        for node, gate in (("call-first", "first"), ("call-second", "second")):
+            if states.get(node) == "running":
+                (gates / gate).touch()
 
-    kernel.run("%load_ext miniwdl_jupyter")
-    reply = kernel.kc.execute_interactive(
-        "%wdl run -f gated.wdl --backend local --no-cache -o r", timeout=240, output_hook=watch, allow_stdin=False
-    )
+    reply = kernel.kc.execute_interactive(command, timeout=240, output_hook=watch, allow_stdin=False)
     assert reply["content"]["status"] == "ok", reply["content"]
-    assert texts, "the live board shows the graph"
+    assert live, "the live board shows the graph"
+    return seen, live
+
+
+def test_the_live_board_recolours_the_graph_as_calls_move(workdir, kernel):  # noqa: F811
+    gates = workdir / "gates"
+    gates.mkdir()
+    (workdir / "gated.wdl").write_text(gated_wdl(gates))
+    kernel.run("%load_ext miniwdl_jupyter")
+    seen, live = watch_run(kernel, "%wdl run -f gated.wdl --backend local -o r", gates)
     assert {"call-first", "call-second"} == set(seen[-1]), seen[-1]
     # Each node goes queued -> running -> succeeded (the last in the final summary's folded
     # report), and second starts only after first is done.
@@ -85,9 +96,23 @@ def test_the_live_board_recolours_the_graph_as_calls_move(workdir, kernel):  # n
         assert order == ["queued", "running", "succeeded"] or order == ["running", "succeeded"], (node, order)
     assert {"call-first": "running", "call-second": "queued"} in seen
     assert {"call-first": "succeeded", "call-second": "running"} in seen
+    # In the colours of the call counts, at the foot of the board (after the log tail).
+    both = next(b["text/html"] for b in live if node_states(b["text/html"]) == {"call-first": "succeeded", "call-second": "running"})
+    assert node_fill(both, "call-first") == STATE_COLOURS["succeeded"] and node_fill(both, "call-second") == STATE_COLOURS["running"]
+    assert both.index("raw log") < both.index("miniwdl-live-graph") < both.index("run directory:")
+    assert "max-height:16em;overflow:auto" in both
     # Headless, the plain-text fallback carries no picture: it stays as small as the board without it.
+    texts = [b["text/plain"] for b in live]
     assert all("<svg" not in t and "graph" not in t for t in texts)
     assert max(len(t) for t in texts) < 2000, max(texts, key=len)
+
+    # Again with another tag: first comes from the call cache, second runs again.
+    for gate in gates.iterdir():
+        gate.unlink()
+    seen, live = watch_run(kernel, "%wdl run -f gated.wdl tag=b --backend local -o r2", gates)
+    assert {"call-first": "cached", "call-second": "running"} in seen, seen
+    cached = next(b["text/html"] for b in live if node_states(b["text/html"]).get("call-first") == "cached")
+    assert node_fill(cached, "call-first") == STATE_COLOURS["cached"]
 
 
 @pytest.mark.slow
