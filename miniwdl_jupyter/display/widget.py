@@ -8,7 +8,8 @@ widget with the final summary (the run record the JupyterLab extension renders, 
 fallbacks): one calm view per run, which a notebook saved without widget state shows as it was.
 
 The log tail says what happens in words (calls starting, finishing, retrying, failing); miniwdl's
-raw lines are in the folded "raw log" accordion.
+raw lines are in the folded "raw log" accordion, and the workflow graph, recoloured as calls move,
+in the folded "workflow graph" one (live_graph.py).
 """
 
 from __future__ import annotations
