@@ -175,10 +175,12 @@ def states_by_name(named: Iterable[Tuple[str, Counter]]) -> StatesOf:
     for name, states in named:
         table.setdefault(name, Counter()).update(states)
 
+    nested = [(other, states) for other, states in table.items() if "." in other]  # calls inside sub-workflows
+
     def states_of(name: str) -> Counter:
         found = Counter(table.get(name, ()))
         prefix = name + "."
-        for other, states in table.items():
+        for other, states in nested:
             if other.startswith(prefix):
                 found.update(states)
         return +found  # without the zero counts
