@@ -283,7 +283,7 @@ def test_submit_a_task_with_an_inputs_file_a_cfg_file_and_wait_then_without_the_
     (workdir / "two.wdl").write_text(TWO_TASKS.replace("IMAGE", docker))  # not on the "EFS": staged
     (workdir / "inputs.json").write_text(json.dumps({"who": "from the file", "times": 1}))
     (workdir / "run.cfg").write_text("[aws]\ndefault_memory_mb = 333\n")
-    shout = ["two.wdl", "--task", "shout", "-i", "inputs.json", "times=2", "--cfg", "run.cfg", "--wait"]
+    shout = ["two.wdl", "times=2", "--task", "shout", "-i", "inputs.json", "--cfg", "run.cfg", "--wait"]
     first = submit_cli(*shout, cwd=workdir)
     failing = submit_cli("two.wdl", "--task", "boom", "--wait", cwd=workdir)
 
