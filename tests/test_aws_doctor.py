@@ -10,6 +10,7 @@ in the emulator (Allow statements, `*` wildcards); every other call goes through
 from __future__ import annotations
 
 import ast
+import datetime
 import fnmatch
 import json
 import subprocess
@@ -159,3 +160,71 @@ def test_doctor_aws_from_a_notebook(deployed, shell, monkeypatch, capsys):
     assert result.success, result.error_in_exec
     shown = capsys.readouterr().out
     assert "task queue" in shown and "permissions" in shown and "FAIL" not in shown, shown
+
+
+ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/miniwdl-jupyter-head:0.1"
+
+
+def test_an_ecr_head_image_must_be_readable_by_the_role_that_pulls_it(deployed):
+    """An ECR head image adds ecr:BatchGetImage on its repository, simulated for the execution role
+    (it pulls images for Batch); an image elsewhere adds nothing. On AWS the stack's execution role
+    has it through AWS's AmazonECSTaskExecutionRolePolicy; the emulator's CloudFormation attaches no
+    managed policy, so here the role first has none, then gets the action as an inline policy.
+    SimulatePrincipalPolicy: the stand-in above (the emulator lacks it)."""
+    out, env = deployed
+    execution_role = out["ExecutionRoleArn"].rsplit("/", 1)[-1]
+    with_ecr_image = dict(env, MINIWDL__AWS__HEAD_IMAGE=ECR_IMAGE)
+    code, rows = doctor(with_ecr_image)
+    assert code == 1 and failing(rows) == ["permissions"], rows
+    assert f"{execution_role} may not: ecr:BatchGetImage on repository/miniwdl-jupyter-head" in rows["permissions"][1]
+    assert f"add these actions to {execution_role}'s policy" in rows["permissions"][1]
+
+    code, rows = doctor(dict(env, MINIWDL__AWS__HEAD_IMAGE="debian:bookworm-slim"))
+    assert code == 0 and "ecr:BatchGetImage" not in rows["permissions"][1], rows["permissions"]
+
+    boto_client("iam").put_role_policy(RoleName=execution_role, PolicyName="pull", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "ecr:BatchGetImage", "Resource": "arn:aws:ecr:*:*:repository/*"}],
+    }))
+    code, rows = doctor(with_ecr_image)
+    assert code == 0 and failing(rows) == [], rows
+    assert f"{execution_role} may ecr:BatchGetImage" in rows["permissions"][1], rows["permissions"]
+
+
+def test_efs_burst_credits(deployed):
+    """Under bursting throughput the lowest BurstCreditBalance of the last hour, from CloudWatch:
+    a warning below 200 GiB, with the fix; ok above. (The stack's EFS is elastic and the emulator
+    answers EFS UpdateFileSystem with an HTTP 500, so bursting file systems are made directly; the
+    emulator's CloudWatch keeps the figures put here.)"""
+    out, env = deployed
+    efs, cloudwatch = boto_client("efs"), boto_client("cloudwatch")
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def bursting(credits_gib):
+        fs = efs.create_file_system(CreationToken=uuid.uuid4().hex, ThroughputMode="bursting")["FileSystemId"]
+        if credits_gib is not None:
+            cloudwatch.put_metric_data(Namespace="AWS/EFS", MetricData=[
+                {"MetricName": "BurstCreditBalance", "Dimensions": [{"Name": "FileSystemId", "Value": fs}],
+                 "Timestamp": now - datetime.timedelta(minutes=minutes), "Value": value * 2**30, "Unit": "Bytes"}
+                for minutes, value in ((40, 2048), (10, credits_gib))
+            ])
+        return fs
+
+    def throughput(fs):
+        _, rows = doctor(dict(env, MINIWDL__AWS__FS=fs))
+        return rows["EFS throughput"]
+
+    low = bursting(50)
+    status, text = throughput(low)
+    assert status == "warn" and f"{low}: bursting with 50 GiB of burst credits left" in text, text
+    assert "fix: switch to elastic throughput (aws efs update-file-system --throughput-mode elastic)" in text
+
+    plenty = bursting(1536)
+    status, text = throughput(plenty)
+    assert status == "ok" and "bursting, 1.5 TiB of burst credits" in text, text
+
+    status, text = throughput(bursting(None))
+    assert status == "warn" and "no burst-credit figures in the last hour" in text, text
+
+    status, text = throughput(out["FileSystemId"])
+    assert status == "ok" and text.endswith(f"{out['FileSystemId']}: elastic"), text

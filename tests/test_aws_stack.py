@@ -224,3 +224,39 @@ def test_settings_you_give_win_over_the_stacks_outputs(stack, monkeypatch):
     cfg = discovery.apply_defaults(config.load())
     assert config.option(cfg, "aws", "task_queue") == "my-own-queue"  # yours
     assert config.option(cfg, "aws", "fs") == out["FileSystemId"]  # the stack's, where you gave none
+
+
+def test_deploy_for_a_studio_domain_and_user(network):
+    """`--studio-domain` uses the domain's EFS; `--studio-user` gives the access point that user's
+    EFS uid (DescribeUserProfile -> HomeEfsFileSystemUid); `destroy --delete-data` keeps the
+    domain's EFS. The emulator lacks DescribeUserProfile and gives its domains a made-up
+    HomeEfsFileSystemId that its EFS API does not know: a loopback proxy (tests/aws_fixtures.py)
+    answers the first in SageMaker's wire format and rewrites the second to a file system made here;
+    every other call, CloudFormation's included, goes through to the emulator."""
+    from aws_fixtures import AwsProxy
+
+    name = f"mj-{uuid.uuid4().hex[:8]}"
+    domain_id = boto_client("sagemaker").create_domain(
+        DomainName=name, AuthMode="IAM", DefaultUserSettings={}, SubnetIds=["subnet-1"], VpcId="vpc-1"
+    )["DomainArn"].split("/")[-1]
+    efs = boto_client("efs")
+    fs = efs.create_file_system(CreationToken=name)["FileSystemId"]
+    uids = {"bob": "200123"}
+    proxy = AwsProxy(
+        rewrite={"DescribeDomain": lambda answer: {**answer, "HomeEfsFileSystemId": fs}},
+        answer={"DescribeUserProfile": lambda request: {
+            **request, "HomeEfsFileSystemUid": uids[request["UserProfileName"]], "Status": "InService"}},
+    )
+    with proxy:
+        env = aws_env(MINIWDL__AWS__ENDPOINT_URL=proxy.endpoint)
+        deployed = cli("aws", "deploy", "--stack", name, *network, "--studio-domain", domain_id, "--studio-user", "bob", env=env)
+        assert proxy.bodies["DescribeUserProfile"] == [{"DomainId": domain_id, "UserProfileName": "bob"}]
+        out = outputs_of(deployed.stdout)
+        assert out["FileSystemId"] == fs
+        points = efs.describe_access_points(FileSystemId=fs)["AccessPoints"]
+        assert [(p["PosixUser"]["Uid"], p["RootDirectory"]["Path"]) for p in points] == [(200123, "/200123")]
+        queues = boto_client("batch").describe_job_queues(jobQueues=[out["TaskQueue"]])["jobQueues"]
+        assert queues[0]["tags"]["MiniwdlStudioEfsId"] == fs  # as Studio discovery finds the queue
+        destroyed = cli("aws", "destroy", "--stack", name, "--delete-data", env=env)
+    assert efs.describe_file_systems(FileSystemId=fs)["FileSystems"], destroyed.stdout  # never a domain's EFS
+    efs.delete_file_system(FileSystemId=fs)

@@ -236,3 +236,79 @@ def test_follow_a_submitted_run_whose_directory_is_not_visible(docker, aws_run, 
     again = mj.attach(f"aws:{job_id}", root=tmp_path / "attached")
     assert again.run_dir.parent == (tmp_path / "attached").resolve()
     assert again.wait(timeout=300).status == "succeeded" and again.outputs["files"] == files
+
+
+TWO_TASKS = """version 1.1
+workflow both {
+  call shout { input: who = "the workflow", times = 1 }
+  call boom
+}
+task shout {
+  input { String who  Int times }
+  command <<< for i in $(seq ~{times}); do echo "~{who}"; done >>>
+  output { Array[String] said = read_lines(stdout()) }
+  runtime { docker: "IMAGE" }
+}
+task boom {
+  command <<< echo "boom: no such sample" >&2; exit 5 >>>
+  runtime { docker: "IMAGE" }
+}
+"""
+
+
+def submit_cli(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "miniwdl_jupyter.cli", "submit", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(proc: subprocess.Popen) -> tuple:
+    out, err = proc.communicate(timeout=600)
+    return proc.returncode, out, err
+
+
+def task_jobs(queue: str, run_dir: str) -> list:
+    """The task jobs of one run, found by the job-name prefix the aws_batch backend gives them."""
+    from miniwdl_jupyter.aws.jobs import run_prefix
+
+    batch = boto_client("batch")
+    found = batch.list_jobs(jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [f"{run_prefix(run_dir)}*"]}])["jobSummaryList"]
+    return batch.describe_jobs(jobs=[j["jobId"] for j in found])["jobs"] if found else []
+
+
+def test_submit_a_task_with_an_inputs_file_a_cfg_file_and_wait_then_without_the_cache(docker, aws_run, workdir):
+    """`miniwdl-jupyter submit` with `--task`, `-i` (name=value pairs override the file), `--cfg`
+    (read by the head job's miniwdl: its [aws] default_memory_mb sizes the task job) and `--wait`
+    (returns once the run has ended: exit 0 with its status and outputs, exit 1 with the failure);
+    then the same submission again, taken from the call cache, and with `--no-cache`, run again."""
+    (workdir / "two.wdl").write_text(TWO_TASKS.replace("IMAGE", docker))  # not on the "EFS": staged
+    (workdir / "inputs.json").write_text(json.dumps({"who": "from the file", "times": 1}))
+    (workdir / "run.cfg").write_text("[aws]\ndefault_memory_mb = 333\n")
+    shout = ["two.wdl", "times=2", "--task", "shout", "-i", "inputs.json", "--cfg", "run.cfg", "--wait"]
+    first = submit_cli(*shout, cwd=workdir)
+    failing = submit_cli("two.wdl", "--task", "boom", "--wait", cwd=workdir)
+
+    code, out, err = finished(first)
+    assert code == 0, err[-3000:]
+    run_dir = json.loads(out.splitlines()[0])["run_dir"]
+    assert json.loads(out[out.index("\n{") + 1:]) == {"status": "succeeded", "outputs": {"said": ["from the file", "from the file"]}}
+    assert mj.attach(run_dir).status == "succeeded"  # --wait returned once the run had ended
+    [job] = task_jobs(aws_run["tasks"], run_dir)  # the task alone, not the workflow's two calls
+    [definition] = boto_client("batch").describe_job_definitions(jobDefinitions=[job["jobDefinition"]])["jobDefinitions"]
+    memory = {r["type"]: r["value"] for r in definition["containerProperties"]["resourceRequirements"]}["MEMORY"]
+    assert memory == "333"  # from --cfg, in the head job (the default is 1024)
+    assert list(Path(run_dir, ".miniwdl_jupyter", "staged").rglob("run.cfg"))
+
+    code, out, err = finished(failing)
+    assert code == 1, out + err[-3000:]
+    assert "boom: no such sample" in err and "exit" in err, err[-3000:]
+    failed_dir = json.loads(out.splitlines()[0])["run_dir"]
+    assert mj.attach(failed_dir).status == "failed"
+    assert [j["jobName"] for j in task_jobs(aws_run["tasks"], failed_dir)] and all("boom" in j["jobName"] for j in task_jobs(aws_run["tasks"], failed_dir))
+
+    cached, uncached = submit_cli(*shout, cwd=workdir), submit_cli(*shout, "--no-cache", cwd=workdir)
+    for proc, jobs_expected in ((cached, 0), (uncached, 1)):
+        code, out, err = finished(proc)
+        assert code == 0, err[-3000:]
+        again = json.loads(out.splitlines()[0])["run_dir"]
+        assert json.loads(out[out.index("\n{") + 1:])["outputs"] == {"said": ["from the file", "from the file"]}
+        assert len(task_jobs(aws_run["tasks"], again)) == jobs_expected, (proc.args, again)

@@ -112,6 +112,42 @@ def test_scatter_in_studio_with_no_configuration(studio_domain, shell, monkeypat
     assert len(jobs) == 2
 
 
+def test_studio_classic_mounts_the_home_directory_and_takes_the_uid_from_its_owner(studio_domain, monkeypatch, docker):
+    """Studio Classic (a KernelGateway app): the EFS is the home directory, and when
+    DescribeUserProfile gives no HomeEfsFileSystemUid, the uid is the home directory's owner; the
+    access point of that uid is found and a Batch task writes its run under the home directory.
+    (The emulator lacks DescribeUserProfile: the fixture's proxy answers it, here without a uid.)"""
+    import os
+
+    metadata = Path(os.environ["MINIWDL_JUPYTER_STUDIO_METADATA"])
+    classic = json.loads(metadata.read_text())
+    classic.update(AppType="KernelGateway", ResourceArn=classic["ResourceArn"].replace("jupyterlab", "kernelgateway"))
+    metadata.write_text(json.dumps(classic))
+    proxy = studio_domain["proxy"]
+    proxy.answer["DescribeUserProfile"] = lambda request: {**request, "Status": "InService"}  # no HomeEfsFileSystemUid
+    home = Path.home()
+    owner = UID + 7  # as Studio Classic creates the home directory: owned by the profile's EFS uid
+    os.chown(home, owner, 1001)
+    fsap = boto_client("efs").create_access_point(
+        FileSystemId=studio_domain["fs"], PosixUser={"Uid": owner, "Gid": 1001}, RootDirectory={"Path": f"/{owner}"}
+    )["AccessPointId"]
+
+    assert studio.detect().classic
+    cfg = runs.load_config()
+    assert proxy.calls["DescribeUserProfile"] == 1
+    assert cfg.get("aws", "mount") == str(home)
+    assert cfg.get("aws", "fsap") == fsap  # not the fixture's access point of the uid a profile would give
+    assert cfg.get("jupyter", "root") == str(home / "wdl_runs")
+
+    # moto cannot mount EFS into its job containers: the home directory is given to them as a host directory
+    monkeypatch.setenv("MINIWDL__AWS__HOST_PATH", str(home))
+    monkeypatch.setenv("MINIWDL__AWS__DESCRIBE_PERIOD", "0.5")
+    run = mj.run(CELL.replace("IMAGE", docker), {"names": ["c"]}, backend="aws_batch", cache=False)
+    assert run.status == "succeeded" and str(run.run_dir).startswith(str(home / "wdl_runs"))
+    assert [p.read_text() for p in run.outputs["files"]] == ["hi c\n"]
+    assert boto_client("batch").list_jobs(jobQueue=studio_domain["queue"], jobStatus="SUCCEEDED")["jobSummaryList"]
+
+
 def test_domain_without_efs_says_so_before_anything_starts(studio_domain, workdir, docker):
     studio_domain["domain"]["fs"] = ""  # DescribeDomain answers without HomeEfsFileSystemId
     with pytest.raises(BackendError, match="has no EFS file system") as raised:

@@ -239,32 +239,39 @@ def _security_groups(doctor: Doctor, settings: BatchSettings, queues: Dict[str, 
 
 def _permissions(doctor: Doctor, settings: BatchSettings, queues: Dict[str, Dict[str, Any]]) -> None:
     """IAM policy simulation of what each role must be allowed: the head-job role (or, without
-    one, this caller) submits task jobs and passes the task role; the head role's image is read."""
+    one, this caller) submits task jobs and passes the task roles; an ECR head image is read by
+    the execution role, which pulls images for Batch (or, without one, by the head-job role)."""
     head_role = option(doctor.cfg, "aws", "head_job_role_arn")
     who = head_role or _caller_role(doctor)
     if not who:
         doctor.add("permissions", SKIP, "the caller is not an IAM role or user that can be simulated")
         return
     task_queue = queues.get(settings.task_queue, {}).get("jobQueueArn", "*")
-    wanted = [("batch:SubmitJob", task_queue)]
+    wanted = [(who, "batch:SubmitJob", task_queue)]
     if settings.job_role_arn:
-        wanted.append(("iam:PassRole", settings.job_role_arn))
+        wanted.append((who, "iam:PassRole", settings.job_role_arn))
     if settings.execution_role_arn:
-        wanted.append(("iam:PassRole", settings.execution_role_arn))
+        wanted.append((who, "iam:PassRole", settings.execution_role_arn))
     image = option(doctor.cfg, "aws", "head_image")
     if image and ".dkr.ecr." in image:
-        wanted.append(("ecr:BatchGetImage", _ecr_repository_arn(image)))
-    denied = []
-    for action, resource in wanted:
-        result = doctor.call("simulate_principal_policy", service="iam", PolicySourceArn=who, ActionNames=[action], ResourceArns=[resource])
+        wanted.append((settings.execution_role_arn or who, "ecr:BatchGetImage", _ecr_repository_arn(image)))
+    denied: Dict[str, List[str]] = {}
+    for principal, action, resource in wanted:
+        result = doctor.call("simulate_principal_policy", service="iam", PolicySourceArn=principal, ActionNames=[action], ResourceArns=[resource])
         decisions = [r["EvalDecision"] for r in result.get("EvaluationResults", [])]
         if decisions != ["allowed"]:
-            denied.append(f"{action} on {resource.rsplit(':', 1)[-1]}")
-    role = who.rsplit("/", 1)[-1]
+            denied.setdefault(principal.rsplit("/", 1)[-1], []).append(f"{action} on {resource.rsplit(':', 1)[-1]}")
     if denied:
-        doctor.add("permissions", FAIL, f"{role} may not: {'; '.join(denied)}", f"add these actions to {role}'s policy (the stack's head-job role has them: miniwdl-jupyter aws deploy)")
+        roles = sorted(denied)
+        doctor.add(
+            "permissions", FAIL, "; ".join(f"{role} may not: {'; '.join(denied[role])}" for role in roles),
+            f"add these actions to {' and '.join(roles)}'s policy (the stack's roles have them: miniwdl-jupyter aws deploy)",
+        )
     else:
-        doctor.add("permissions", OK, f"{role} may " + ", ".join(a for a, _ in wanted))
+        doctor.add("permissions", OK, "; ".join(
+            f"{principal.rsplit('/', 1)[-1]} may " + ", ".join(a for p, a, _ in wanted if p == principal)
+            for principal in dict.fromkeys(p for p, _, _ in wanted)
+        ))
 
 
 def _caller_role(doctor: Doctor) -> str:
