@@ -38,9 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_with_late_inputs(parser: argparse.ArgumentParser, argv: Optional[List[str]]) -> argparse.Namespace:
+    """parse_args, except that a subcommand taking `name=value` inputs (as `miniwdl run` does) also
+    takes them after its options: argparse stops filling a positional list at the first option."""
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "inputs", None), list) and all("=" in a and not a.startswith("-") for a in extra):
+        args.inputs.extend(extra)
+    elif extra:
+        parser.error("unrecognized arguments: " + " ".join(extra))
+    return args
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_with_late_inputs(parser, argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.handler(args) or 0)

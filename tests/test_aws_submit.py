@@ -305,7 +305,8 @@ def test_submit_a_task_with_an_inputs_file_a_cfg_file_and_wait_then_without_the_
     assert mj.attach(failed_dir).status == "failed"
     assert [j["jobName"] for j in task_jobs(aws_run["tasks"], failed_dir)] and all("boom" in j["jobName"] for j in task_jobs(aws_run["tasks"], failed_dir))
 
-    cached, uncached = submit_cli(*shout, cwd=workdir), submit_cli(*shout, "--no-cache", cwd=workdir)
+    # the pair after the options too, as `miniwdl run` takes it
+    cached, uncached = submit_cli(*shout, cwd=workdir), submit_cli("two.wdl", *shout[2:], "--no-cache", "times=2", cwd=workdir)
     for proc, jobs_expected in ((cached, 0), (uncached, 1)):
         code, out, err = finished(proc)
         assert code == 0, err[-3000:]

@@ -14,7 +14,7 @@ import json
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 SELF_TEST_WDL = textwrap.dedent(
     """\
@@ -199,15 +199,3 @@ def main(args: argparse.Namespace) -> int:
     except MiniwdlJupyterError as exn:
         print("\n".join(exn._render_traceback_()), file=sys.stderr)
         return 1
-
-
-def standalone(argv: Optional[List[str]] = None) -> int:
-    """For use without the umbrella command: `python -m miniwdl_jupyter.aws.submit submit ...`."""
-    parser = argparse.ArgumentParser(prog="miniwdl-jupyter")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(standalone())
