@@ -7,8 +7,9 @@ one-line reason.
 from __future__ import annotations
 
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import pytest
 
@@ -52,3 +53,26 @@ def jobs_in_queue(run_dir: Path) -> List[str]:
     from miniwdl_jupyter.slurm.jobs import jobs_of_run
 
     return jobs_of_run(str(run_dir))
+
+
+# A task job asking for this much memory on the test cluster's `preemptable` partition leaves too
+# little for urgent_job(), which then preempts it (.ci/provision: partition_prio preemption, and
+# only `preemptable` may be preempted).
+PREEMPTABLE_TASK_MEMORY = "12 GB"
+
+
+@contextmanager
+def urgent_job() -> Iterator[str]:
+    """A job of the `urgent` partition that does not fit beside a PREEMPTABLE_TASK_MEMORY job, so
+    SLURM cancels that job (state PREEMPTED) to start it; scancelled on leaving."""
+    partitions = subprocess.run(["sinfo", "--noheader", "--format=%R"], capture_output=True, text=True).stdout.split()
+    require("the test cluster's preemption partitions", {"preemptable", "urgent"} <= set(partitions),
+            "no `preemptable`/`urgent` partitions: run .ci/provision")
+    job_id = subprocess.run(
+        ["sbatch", "--parsable", "--partition=urgent", "--mem=12000M", "--output=/dev/null", "--wrap", "sleep 600"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    try:
+        yield job_id
+    finally:
+        subprocess.run(["scancel", job_id], capture_output=True)
