@@ -385,7 +385,7 @@ def test_a_preempted_task_ends_the_run_preempted(slurm_cluster, wes_base: Path, 
     """PREEMPTED: a server whose backend is `slurm`; the task's job is preempted by a job of a
     higher-priority partition (.ci/provision's test cluster), miniwdl raises Interrupted, and
     with no `preemptible` retries left the run (and its task) end PREEMPTED."""
-    from slurm_fixtures import PREEMPTABLE_TASK_MEMORY, jobs_in_queue, urgent_job
+    from slurm_fixtures import preemptable_task_memory, jobs_in_queue, urgent_job
 
     env = {**server_env(wes_base), "MINIWDL__SLURM__RUNTIME": "none", "MINIWDL__SLURM__PARTITION": "preemptable",
            "MINIWDL__SCHEDULER__TASK_CONCURRENCY": "4"}
@@ -399,7 +399,7 @@ workflow bumped {{
 }}
 task nap {{
   command <<< touch {mark}; sleep 300 >>>
-  runtime {{ memory: "{PREEMPTABLE_TASK_MEMORY}" }}
+  runtime {{ memory: "{preemptable_task_memory()}" }}
 }}
 """
         run_id = wes.submit(wdl, {}, url="bumped.wdl", engine={"backend": "slurm"}).json()["run_id"]
