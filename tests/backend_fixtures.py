@@ -125,6 +125,15 @@ def json_events(log_json: Path) -> List[dict]:
     return [json.loads(line) for line in log_json.read_text().splitlines() if line.strip()]
 
 
+def events_of_a_call_retried_once(call_dir: Path) -> List[dict]:
+    """The call's task log events, after checking miniwdl retried it exactly once as interrupted
+    (a preemption, a node failure): not as a failure of its command."""
+    events = json_events(call_dir / "task.log.json")
+    retried = [e for e in events if e["message"] == "interrupted task will be retried"]
+    assert len(retried) == 1 and retried[0]["error"] == "Interrupted", retried
+    return events
+
+
 def labelled_containers(run_dir: Path) -> List[str]:
     """Containers (any state) that docker_run labelled with this run directory."""
     return _docker("ps", "-aq", "--filter", f"label={LABEL_RUN_DIR}={run_dir}").stdout.split()

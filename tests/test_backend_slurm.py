@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from backend_fixtures import (  # noqa: F401 (docker_image: asked for through sl
     HELLO_SCATTER_WDL,
     SLEEP_SCATTER_WDL,
     docker_image,
+    events_of_a_call_retried_once,
     json_events,
     labelled_containers,
     miniwdl_command,
@@ -276,9 +276,7 @@ def test_a_failed_node_interrupts_the_task_and_preemptible_retries_it(slurm_clus
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, stderr[-3000:]
-    events = json_events(run_dir / "call-nap" / "task.log.json")
-    retried = [e for e in events if e["message"] == "interrupted task will be retried"]
-    assert len(retried) == 1 and retried[0]["error"] == "Interrupted"
+    events = events_of_a_call_retried_once(run_dir / "call-nap")
     last_state = {e["job_id"]: e["state"] for e in events if e["message"] == protocol.TASK_JOB}  # per job, in order
     assert list(last_state.values()) == ["NODE_FAIL", "COMPLETED"]
     assert json.loads((run_dir / "outputs.json").read_text())["flaky_node.out"] == "finished"

@@ -18,7 +18,7 @@ import miniwdl_jupyter as mj
 from miniwdl_jupyter import launch_record, protocol
 
 from conftest import require
-from backend_fixtures import docker_image, json_events, miniwdl_command, miniwdl_env, miniwdl_run, root_cause, wait_until, write_wdl  # noqa: F401
+from backend_fixtures import docker_image, events_of_a_call_retried_once, json_events, miniwdl_command, miniwdl_env, miniwdl_run, root_cause, wait_until, write_wdl  # noqa: F401
 from slurm_fixtures import preemptable_task_memory, slurm_cluster, urgent_job  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.slow]
@@ -297,9 +297,7 @@ task nap {{
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, stderr[-3000:]
-    events = json_events(run_dir / "call-nap" / "task.log.json")
-    retried = [e for e in events if e["message"] == "interrupted task will be retried"]
-    assert len(retried) == 1 and retried[0]["error"] == "Interrupted"
+    events_of_a_call_retried_once(run_dir / "call-nap")
     assert _states(run_dir / "call-nap") == ["PREEMPTED", "COMPLETED"]
     assert json.loads((run_dir / "outputs.json").read_text())["bumped.out"] == "second"
 
