@@ -146,17 +146,46 @@ def call_state(name: str, calls: List[CallReport]) -> Counter:
     return Counter(c.state for c in calls if c.name == name or c.name.startswith(name + "."))
 
 
-def _colour(states: Counter) -> str:
+def node_state(states: Counter) -> str:
+    """The one state a node is coloured by: trouble and activity first, then done, else queued."""
     for state in ("failed", "running", "retrying", "cancelled"):
         if states.get(state):
-            return STATE_COLOURS[state]
-    if not states:
-        return STATE_COLOURS["queued"]
-    if set(states) == {"cached"}:
-        return STATE_COLOURS["cached"]
-    if set(states) <= {"succeeded", "cached"}:
-        return STATE_COLOURS["succeeded"]
-    return STATE_COLOURS["queued"]
+            return state
+    if states and set(states) == {"cached"}:
+        return "cached"
+    if states and set(states) <= {"succeeded", "cached"}:
+        return "succeeded"
+    return "queued"
+
+
+@dataclass
+class NodeLine:
+    name: str  # a call name inside a group
+    state: str
+    counts: str  # "3 succeeded, 1 cached"
+
+
+@dataclass
+class NodeView:
+    """What a node shows: its state and counts, and (for a group) its calls, MAX_LINES at most."""
+
+    node: GraphNode
+    group: bool  # a scatter or a conditional: drawn as a dashed box
+    state: str
+    counts: str
+    lines: List[NodeLine]
+    more: int  # calls inside not listed
+
+
+def node_view(node: GraphNode, calls: List[CallReport]) -> NodeView:
+    own = call_state(node.calls[0], calls) if len(node.calls) == 1 else sum((call_state(n, calls) for n in node.calls), Counter())
+    names = node.calls if node.label != f"call {node.calls[0]}" or len(node.calls) > 1 else []
+    lines = []
+    for name in names[:MAX_LINES]:
+        states = call_state(name, calls)
+        lines.append(NodeLine(name, node_state(states), _counts(states)))
+    group = node.label.startswith(("scatter", "if"))
+    return NodeView(node, group, node_state(own), _counts(own), lines, len(names) - len(lines))
 
 
 def graph_svg(nodes: Optional[List[GraphNode]], calls: List[CallReport]) -> str:
@@ -172,11 +201,10 @@ def graph_svg(nodes: Optional[List[GraphNode]], calls: List[CallReport]) -> str:
         y = 8.0
         x = 8 + layer * (NODE_WIDTH + COLUMN_GAP)
         for node in members:
-            lines = node.calls if node.label != f"call {node.calls[0]}" or len(node.calls) > 1 else []
-            shown = lines[:MAX_LINES]
-            h = LINE * (1.6 + len(shown) + (1 if len(lines) > len(shown) else 0))
+            view = node_view(node, calls)
+            h = LINE * (1.6 + len(view.lines) + (1 if view.more else 0))
             box[node.id] = (x, y, h)
-            body.append(_node(node, x, y, h, shown, len(lines) - len(shown), calls))
+            body.append(_node(view, x, y, h))
             y += h + 14
         height = max(height, y)
     for node in nodes:
@@ -196,23 +224,21 @@ def graph_svg(nodes: Optional[List[GraphNode]], calls: List[CallReport]) -> str:
     return svg(width, height, [arrow] + body, "workflow graph")
 
 
-def _node(node: GraphNode, x: float, y: float, h: float, shown: List[str], more: int, calls: List[CallReport]) -> str:
-    own = call_state(node.calls[0], calls) if len(node.calls) == 1 else sum((call_state(n, calls) for n in node.calls), Counter())
-    group = node.label.startswith(("scatter", "if"))
-    dashed = " stroke-dasharray='4 2'" if group else ""
+def _node(view: NodeView, x: float, y: float, h: float) -> str:
+    colour = STATE_COLOURS[view.state]
+    dashed = " stroke-dasharray='4 2'" if view.group else ""
     parts = [
-        f"<g><title>{esc(node.label)}: {esc(_counts(own))}</title>",
-        f"<rect x='{x}' y='{y}' width='{NODE_WIDTH}' height='{h:.0f}' rx='{3 if group else 8}' fill='{_colour(own)}' "
-        f"fill-opacity='{0.15 if group else 0.9}' stroke='{_colour(own)}'{dashed}/>",
-        f"<text x='{x + 6}' y='{y + LINE}' fill='{'#222' if group else '#fff'}' font-weight='bold'>{esc(_fit(node.label))}</text>",
+        f"<g><title>{esc(view.node.label)}: {esc(view.counts)}</title>",
+        f"<rect x='{x}' y='{y}' width='{NODE_WIDTH}' height='{h:.0f}' rx='{3 if view.group else 8}' fill='{colour}' "
+        f"fill-opacity='{0.15 if view.group else 0.9}' stroke='{colour}'{dashed}/>",
+        f"<text x='{x + 6}' y='{y + LINE}' fill='{'#222' if view.group else '#fff'}' font-weight='bold'>{esc(_fit(view.node.label))}</text>",
     ]
-    for i, name in enumerate(shown):
-        states = call_state(name, calls)
+    for i, line in enumerate(view.lines):
         ty = y + LINE * (2 + i)
-        parts.append(f"<rect x='{x + 6}' y='{ty - 9}' width='10' height='10' fill='{_colour(states)}'/>")
-        parts.append(f"<text x='{x + 20}' y='{ty}'>{esc(_fit(name + ' ' + _counts(states), 26))}</text>")
-    if more:
-        parts.append(f"<text x='{x + 6}' y='{y + LINE * (2 + len(shown))}' fill='#555'>... {more} more calls</text>")
+        parts.append(f"<rect x='{x + 6}' y='{ty - 9}' width='10' height='10' fill='{STATE_COLOURS[line.state]}'/>")
+        parts.append(f"<text x='{x + 20}' y='{ty}'>{esc(_fit(line.name + ' ' + line.counts, 26))}</text>")
+    if view.more:
+        parts.append(f"<text x='{x + 6}' y='{y + LINE * (2 + len(view.lines))}' fill='#555'>... {view.more} more calls</text>")
     return "".join(parts) + "</g>"
 
 
