@@ -1,0 +1,110 @@
+"""The run report in JupyterLab's run renderer, in a notebook JupyterLab does not trust: papermill
+runs a real workflow on the local backend, then the executed notebook is opened in real
+JupyterLab in Chromium (see lab_fixtures.py). The report is drawn from the run record's data,
+no script in the output (screenshot: test-artifacts/lab-report-untrusted.png)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from lab_fixtures import ARTIFACTS, browser_page, jupyterlab, lab_backend, labextension, open_lab  # noqa: F401
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+RUN_MIME = "application/vnd.miniwdl-jupyter.run+json"
+
+TOUR = """version 1.1
+workflow tour {
+  input { Int n = 2  Boolean check = true }
+  scatter (i in range(n)) { call hold { input: i = i } }
+  if (check) { call tight }
+  call last { input: xs = hold.out }
+  output { Int count = last.n }
+}
+task hold {
+  input { Int i }
+  command <<< sleep 1; echo ~{i} >>>
+  output { Int out = read_int(stdout()) }
+  runtime { memory: "4 GiB"  cpu: 1 }
+}
+task tight {
+  command <<< sleep 1 >>>
+}
+task last {
+  input { Array[Int] xs }
+  command <<< sleep 2; echo ~{length(xs)} >>>
+  output { Int n = read_int(stdout()) }
+}
+"""
+
+
+def count(page, selector: str) -> int:  # type: ignore[no-untyped-def]
+    return page.locator(selector).count()
+
+
+def test_a_papermill_notebook_reopened_untrusted_shows_the_run_report(workdir, jupyterlab, browser_page):
+    base, token = jupyterlab
+    nb = new_notebook(cells=[new_code_cell("%load_ext miniwdl_jupyter"), new_code_cell("%%wdl -o r\n" + TOUR)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, workdir / "tour.ipynb")
+    proc = subprocess.run(
+        [sys.executable, "-m", "papermill", "tour.ipynb", "tour.out.ipynb", "--kernel", "python3"],
+        capture_output=True, text=True, timeout=300, cwd=workdir, env=dict(os.environ, MINIWDL__JUPYTER__BACKEND="local"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [record] = [o.data[RUN_MIME] for o in nbformat.read(workdir / "tour.out.ipynb", as_version=4).cells[1].outputs if RUN_MIME in o.get("data", {})]
+    assert record["report"]["version"] == 1 and record["status"] == "succeeded"
+
+    page = browser_page
+    open_lab(page, base, token, "tour.out.ipynb")  # executed elsewhere: this server never trusted it
+    summary = ".miniwdl-run-summary[data-status='succeeded']"
+    page.wait_for_selector(f"{summary} .miniwdl-report", timeout=90_000)
+    trusted = page.evaluate(
+        "() => { const cells = window.jupyterapp.shell.currentWidget.content.model.cells;"
+        " return Array.from({length: cells.length}, (_, i) => cells.get(i).trusted); }"
+    )
+    assert trusted == [False, False], trusted
+    page.click(f"{summary} .miniwdl-report > summary")  # unfold the report
+    report = f"{summary} .miniwdl-report"
+    page.wait_for_selector(f"{report} svg.miniwdl-report-timeline", state="visible", timeout=30_000)
+
+    # The timeline: one attempt bar per call (two scattered holds, tight, last), one row per call.
+    assert count(page, f"{report} .miniwdl-report-attempt") == 4
+    labels = page.eval_on_selector_all(f"{report} svg.miniwdl-report-timeline > text[text-anchor='end']", "els => els.map(e => e.textContent)")
+    assert "call-last" in labels and len(labels) == 4, labels
+    tip = page.eval_on_selector(f"{report} .miniwdl-report-attempt[data-call='call-last'] title", "e => e.textContent")
+    assert tip.startswith("call-last attempt 1: succeeded"), tip
+    critical = page.eval_on_selector_all(f"{report} .miniwdl-report-attempt[stroke='#000']", "els => els.map(e => e.dataset.call)")
+    # The run ends with last, which waited for the holds: last and one hold are outlined.
+    assert "call-last" in critical and any("call-hold" in c for c in critical) and "call-tight" not in critical, critical
+    assert "critical path: " in page.inner_text(f"{report} .miniwdl-report-critical")
+
+    # Usage against requests: one row per task name, and the rightsizing line for the 4 GiB asked.
+    tasks = page.eval_on_selector_all(f"{report} tr.miniwdl-report-task", "els => els.map(e => e.dataset.task)")
+    assert sorted(tasks) == ["hold", "last", "tight"], tasks
+    hold = page.inner_text(f"{report} tr.miniwdl-report-task[data-task='hold']")
+    assert "4 GiB" in hold and "MiB" in hold, hold  # memory asked, peak min / median / max
+    advice = page.inner_text(f"{report} .miniwdl-report-advice")
+    assert "hold: asked 4 GiB, peak" in advice and "over 2 calls: 0.5 GiB would do" in advice, advice
+
+    # The workflow graph: the scatter, the conditional and the last call, each coloured by state.
+    nodes = page.eval_on_selector_all(f"{report} g.miniwdl-report-node", "els => els.map(e => [e.dataset.node, e.dataset.state, e.textContent])")
+    assert len(nodes) == 3, nodes
+    assert {state for _, state, _ in nodes} == {"succeeded"}, nodes
+    texts = sorted(text for _, _, text in nodes)
+    assert texts[0].startswith("call last") and texts[1].startswith("if (check)") and texts[2].startswith("scatter (i in range(n))"), texts
+    assert "hold 2 succeeded" in texts[2], texts  # a group lists its calls with their states
+    assert count(page, f"{report} path.miniwdl-report-edge") == 1  # hold's outputs feed last
+
+    # Drawn from data: SVG elements in the SVG namespace, no script in the output, and not the
+    # HTML fallback (which an untrusted notebook would show sanitized, without its pictures).
+    namespaces = page.eval_on_selector_all(f"{report} svg, {report} svg *", "els => [...new Set(els.map(e => e.namespaceURI))]")
+    assert namespaces == ["http://www.w3.org/2000/svg"], namespaces
+    assert count(page, ".jp-OutputArea script") == 0 and count(page, ".wdl-report") == 0
+    page.locator(report).scroll_into_view_if_needed()
+    page.locator(report).screenshot(path=str(ARTIFACTS / "lab-report-untrusted.png"))
