@@ -6,6 +6,7 @@ no script in the output (screenshot: test-artifacts/lab-report-untrusted.png).""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -78,7 +79,9 @@ def test_a_papermill_notebook_reopened_untrusted_shows_the_run_report(workdir, j
     labels = page.eval_on_selector_all(f"{report} svg.miniwdl-report-timeline > text[text-anchor='end']", "els => els.map(e => e.textContent)")
     assert "call-last" in labels and len(labels) == 4, labels
     tip = page.eval_on_selector(f"{report} .miniwdl-report-attempt[data-call='call-last'] title", "e => e.textContent")
-    assert tip.startswith("call-last attempt 1: succeeded"), tip
+    assert re.fullmatch(r"call-last attempt 1: succeeded, \d+s; peak [\d,]+ MiB, [\d.]+ CPU s", tip), tip  # its sleep 2
+    waiting = page.eval_on_selector_all(f"{report} .miniwdl-report-waiting", "els => els.map(e => e.getAttribute('fill'))")
+    assert waiting and set(waiting) == {"#cfd8dc"}, waiting  # grey from ready to running
     critical = page.eval_on_selector_all(f"{report} .miniwdl-report-attempt[stroke='#000']", "els => els.map(e => e.dataset.call)")
     # The run ends with last, which waited for the holds: last and one hold are outlined.
     assert "call-last" in critical and any("call-hold" in c for c in critical) and "call-tight" not in critical, critical
@@ -99,6 +102,8 @@ def test_a_papermill_notebook_reopened_untrusted_shows_the_run_report(workdir, j
     texts = sorted(text for _, _, text in nodes)
     assert texts[0].startswith("call last") and texts[1].startswith("if (check)") and texts[2].startswith("scatter (i in range(n))"), texts
     assert "hold 2 succeeded" in texts[2], texts  # a group lists its calls with their states
+    fill = page.eval_on_selector(f"{report} g.miniwdl-report-node[data-node='call-last'] rect", "e => e.getAttribute('fill')")
+    assert fill == "#2e7d32", fill  # succeeded's colour, as in report.html
     assert count(page, f"{report} path.miniwdl-report-edge") == 1  # hold's outputs feed last
 
     # Drawn from data: SVG elements in the SVG namespace, no script in the output, and not the
