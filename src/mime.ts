@@ -5,7 +5,7 @@ import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { RUN_MIME, RunRenderer } from './runview';
 
 export const rendererFactory: IRenderMime.IRendererFactory = {
-  safe: true, // builds DOM from text only, so untrusted notebooks show it too
+  safe: true, // builds DOM and SVG element by element from data, never parsing HTML, so untrusted notebooks show it too
   mimeTypes: [RUN_MIME],
   defaultRank: 10, // before text/html (the same summary as a fallback)
   createRenderer: options => new RunRenderer(options)

@@ -66,8 +66,9 @@ export interface IRunReport {
 /** The report data versions this renderer draws. */
 export const REPORT_VERSIONS = [1];
 
+/** A state's colour; anything else (a record from elsewhere) grey, never a prototype's property. */
 export function colour(state: string): string {
-  return STATE_COLOURS[state] ?? '#555';
+  return Object.prototype.hasOwnProperty.call(STATE_COLOURS, state) ? STATE_COLOURS[state] : '#555';
 }
 
 /** Text cut to `limit` characters with an ellipsis, as report.html's graph cuts it. */

@@ -94,13 +94,23 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
       this.node.append(await this.outputs(record));
     }
     if (record.report) {
-      this.node.append(reportSection(record.report));
+      this.node.append(this.report(record.report));
     } else if (record.report_error) {
       this.node.append(el('div', { className: 'miniwdl-run-dir', text: `no run report: ${record.report_error}` }));
     }
     this.node.append(
       el('div', { className: 'miniwdl-run-dir' }, 'run directory: ', el('code', { text: record.run_dir }))
     );
+  }
+
+  /** The run report, or a line saying it could not be drawn: a record of another shape (hand-made,
+   * or from another version) must not cost the rest of the summary. */
+  private report(data: IRunReport): HTMLElement {
+    try {
+      return reportSection(data);
+    } catch (error) {
+      return el('div', { className: 'miniwdl-run-dir', text: `the run report could not be drawn: ${error}` });
+    }
   }
 
   private header(r: IRunRecord): HTMLElement {

@@ -12,7 +12,7 @@ import sys
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from lab_fixtures import ARTIFACTS, browser_page, jupyterlab, lab_backend, labextension, open_lab  # noqa: F401
 
@@ -113,3 +113,52 @@ def test_a_papermill_notebook_reopened_untrusted_shows_the_run_report(workdir, j
     assert count(page, ".jp-OutputArea script") == 0 and count(page, ".wdl-report") == 0
     page.locator(report).scroll_into_view_if_needed()
     page.locator(report).screenshot(path=str(ARTIFACTS / "lab-report-untrusted.png"))
+
+
+EVIL = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+
+
+def _record(report) -> dict:  # type: ignore[no-untyped-def]
+    return {"version": 1, "name": "evil", "run_dir": "/nowhere", "status": "succeeded", "backend": "local",
+            "calls": {"total": 1, "finished": 1, "counts": {"succeeded": 1}}, "groups": [], "outputs": [], "report": report}
+
+
+def test_a_hand_made_record_is_drawn_as_text_and_a_broken_one_costs_only_the_report(workdir, jupyterlab, browser_page):
+    """Anyone can write a notebook: markup in every text of the report data stays text, a state
+    the renderer does not know is grey, and report data of another shape leaves the summary whole."""
+    base, token = jupyterlab
+    hostile = {
+        "version": 1, "calls": 1, "duration": EVIL, "cpu_hours": 0.0, "usage_missing": 1, "usage_missing_why": EVIL,
+        "advice": [EVIL], "more_advice": 0, "critical_path": [EVIL], "more_critical": 0,
+        "timeline": {"seconds": 2, "ticks": [{"at": 0, "label": EVIL}], "legend": EVIL, "more_rows": 0, "more_bars": 0,
+                     "rows": [{"label": EVIL, "calls": 1, "bars": [{"kind": "attempt", "call": EVIL, "start": 0, "end": 1,
+                                                                    "state": "__proto__", "tip": EVIL, "critical": True}]}]},
+        "usage": {"head": [EVIL], "rows": [{"name": EVIL, "cells": [EVIL]}], "more": 0},
+        "graph": {"nodes": [{"id": EVIL, "label": EVIL, "group": False, "layer": 0, "after": [EVIL], "state": "constructor",
+                             "counts": EVIL, "lines": [{"name": EVIL, "state": EVIL, "counts": EVIL}], "more": 0}], "more": 0},
+    }
+    cells = []
+    for report in (hostile, {"version": 1, "advice": "not a list"}):
+        cell = new_code_cell("%%wdl\n...")
+        cell.outputs = [new_output("display_data", data={RUN_MIME: _record(report), "text/plain": "evil (succeeded)"})]
+        cells.append(cell)
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, workdir / "evil.ipynb")
+
+    page = browser_page
+    open_lab(page, base, token, "evil.ipynb")
+    page.wait_for_selector(".miniwdl-run-summary .miniwdl-report", timeout=90_000)
+    page.click(".miniwdl-run-summary .miniwdl-report > summary")
+    report = page.locator(".miniwdl-run-summary .miniwdl-report").first
+    shown = report.inner_text()
+    assert shown.count(EVIL) >= 6, shown  # duration, missing usage, advice, critical path, legend, usage table
+    drawn = page.eval_on_selector_all(".miniwdl-report svg text, .miniwdl-report svg title", "els => els.map(e => e.textContent)")
+    assert EVIL in drawn and any(text.startswith(EVIL[:20]) for text in drawn), drawn
+    assert page.locator(".jp-OutputArea img, .jp-OutputArea script").count() == 0
+    fills = page.eval_on_selector_all(".miniwdl-report-attempt, g.miniwdl-report-node > rect", "els => els.map(e => e.getAttribute('fill'))")
+    assert fills and set(fills) == {"#555"}, fills
+    page.wait_for_timeout(500)
+    assert page.evaluate("() => window.pwned") is None
+    broken = page.locator(".miniwdl-run-summary").nth(1).inner_text()
+    assert "evil" in broken and "succeeded" in broken and "the run report could not be drawn: TypeError" in broken, broken
