@@ -24,6 +24,7 @@ workflow tour {
   input { Int n = 2  Boolean check = true }
   scatter (i in range(n)) { call hold { input: i = i } }
   if (check) { call tight }
+  call flaky
   call last { input: xs = hold.out }
   output { Int count = last.n }
 }
@@ -35,6 +36,10 @@ task hold {
 }
 task tight {
   command <<< sleep 1 >>>
+}
+task flaky {
+  command <<< if [ -e MARKER ]; then echo again; else touch MARKER; exit 3; fi >>>
+  runtime { maxRetries: 1 }
 }
 task last {
   input { Array[Int] xs }
@@ -50,7 +55,8 @@ def count(page, selector: str) -> int:  # type: ignore[no-untyped-def]
 
 def test_a_papermill_notebook_reopened_untrusted_shows_the_run_report(workdir, jupyterlab, browser_page):
     base, token = jupyterlab
-    nb = new_notebook(cells=[new_code_cell("%load_ext miniwdl_jupyter"), new_code_cell("%%wdl -o r\n" + TOUR)])
+    tour = TOUR.replace("MARKER", str(workdir / "flaky-once"))  # its first attempt fails, the retry succeeds
+    nb = new_notebook(cells=[new_code_cell("%load_ext miniwdl_jupyter"), new_code_cell("%%wdl -o r\n" + tour)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, workdir / "tour.ipynb")
     proc = subprocess.run(
@@ -74,10 +80,14 @@ def test_a_papermill_notebook_reopened_untrusted_shows_the_run_report(workdir, j
     report = f"{summary} .miniwdl-report"
     page.wait_for_selector(f"{report} svg.miniwdl-report-timeline", state="visible", timeout=30_000)
 
-    # The timeline: one attempt bar per call (two scattered holds, tight, last), one row per call.
-    assert count(page, f"{report} .miniwdl-report-attempt") == 4
+    # The timeline: one row per call (two scattered holds, tight, flaky, last), a bar per attempt:
+    # flaky's retried first attempt in the retrying colour, its second in the succeeded one.
+    assert count(page, f"{report} .miniwdl-report-attempt") == 6
     labels = page.eval_on_selector_all(f"{report} svg.miniwdl-report-timeline > text[text-anchor='end']", "els => els.map(e => e.textContent)")
-    assert "call-last" in labels and len(labels) == 4, labels
+    assert "call-last" in labels and len(labels) == 5, labels
+    flaky = page.eval_on_selector_all(f"{report} .miniwdl-report-attempt[data-call='call-flaky']", "els => els.map(e => [e.getAttribute('fill'), e.textContent])")
+    assert [fill for fill, _ in flaky] == ["#f57c00", "#2e7d32"], flaky
+    assert flaky[0][1].startswith("call-flaky attempt 1: retrying") and flaky[1][1].startswith("call-flaky attempt 2: succeeded"), flaky
     tip = page.eval_on_selector(f"{report} .miniwdl-report-attempt[data-call='call-last'] title", "e => e.textContent")
     assert re.fullmatch(r"call-last attempt 1: succeeded, \d+s; peak [\d,]+ MiB, [\d.]+ CPU s", tip), tip  # its sleep 2
     waiting = page.eval_on_selector_all(f"{report} .miniwdl-report-waiting", "els => els.map(e => e.getAttribute('fill'))")
@@ -89,7 +99,7 @@ def test_a_papermill_notebook_reopened_untrusted_shows_the_run_report(workdir, j
 
     # Usage against requests: one row per task name, and the rightsizing line for the 4 GiB asked.
     tasks = page.eval_on_selector_all(f"{report} tr.miniwdl-report-task", "els => els.map(e => e.dataset.task)")
-    assert sorted(tasks) == ["hold", "last", "tight"], tasks
+    assert sorted(tasks) == ["flaky", "hold", "last", "tight"], tasks
     hold = page.inner_text(f"{report} tr.miniwdl-report-task[data-task='hold']")
     assert "4 GiB" in hold and "MiB" in hold, hold  # memory asked, peak min / median / max
     advice = page.inner_text(f"{report} .miniwdl-report-advice")
@@ -97,11 +107,11 @@ def test_a_papermill_notebook_reopened_untrusted_shows_the_run_report(workdir, j
 
     # The workflow graph: the scatter, the conditional and the last call, each coloured by state.
     nodes = page.eval_on_selector_all(f"{report} g.miniwdl-report-node", "els => els.map(e => [e.dataset.node, e.dataset.state, e.textContent])")
-    assert len(nodes) == 3, nodes
+    assert len(nodes) == 4, nodes
     assert {state for _, state, _ in nodes} == {"succeeded"}, nodes
     texts = sorted(text for _, _, text in nodes)
-    assert texts[0].startswith("call last") and texts[1].startswith("if (check)") and texts[2].startswith("scatter (i in range(n))"), texts
-    assert "hold 2 succeeded" in texts[2], texts  # a group lists its calls with their states
+    assert texts[0].startswith("call flaky") and texts[1].startswith("call last") and texts[2].startswith("if (check)"), texts
+    assert texts[3].startswith("scatter (i in range(n))") and "hold 2 succeeded" in texts[3], texts  # a group lists its calls
     fill = page.eval_on_selector(f"{report} g.miniwdl-report-node[data-node='call-last'] rect", "e => e.getAttribute('fill')")
     assert fill == "#2e7d32", fill  # succeeded's colour, as in report.html
     assert count(page, f"{report} path.miniwdl-report-edge") == 1  # hold's outputs feed last

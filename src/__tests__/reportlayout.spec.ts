@@ -3,7 +3,7 @@
  * timeline.py and graph.py): the same scale, rows, marks, colours and columns.
  */
 
-import { IReportNode, IReportTimeline, LABEL_WIDTH, PLOT_WIDTH, fit, layoutGraph, layoutTimeline } from '../reportlayout';
+import { IReportNode, IReportTimeline, LABEL_WIDTH, PLOT_WIDTH, colour, fit, layoutGraph, layoutTimeline } from '../reportlayout';
 
 const timeline: IReportTimeline = {
   seconds: 10,
@@ -86,5 +86,13 @@ describe('fit', () => {
   it('cuts long labels with an ellipsis as report.html does', () => {
     expect(fit('scatter (sample in samples_to_align)')).toBe('scatter (sample in samples_…');
     expect(fit('call greet')).toBe('call greet');
+  });
+});
+
+describe('colour', () => {
+  it("gives a state report.html's colour and anything else grey", () => {
+    expect(colour('running')).toBe('#1976d2');
+    expect(colour('__proto__')).toBe('#555');
+    expect(colour('toString')).toBe('#555');
   });
 });
