@@ -11,6 +11,7 @@ from typing import Any, Dict
 
 from ..monitor import RunState
 from . import summary
+from .live_graph import LiveGraph
 from .logtail import friendly_tail
 from .progress import ProgressView
 from .report import folded_report_html
@@ -58,6 +59,9 @@ def board_bundle(state: RunState, view: ProgressView, final: bool, with_groups: 
         text_parts += [f"  {c.id}: {summary.job_text(c)}" for c in placed]
     if not final and state.tail_events:
         html_parts.append(log_tail_html(state))
+    live_graph = getattr(view, "live_graph", None)
+    if not final and live_graph is not None:  # the final board has it in the folded report
+        html_parts.append(live_graph_html(live_graph.svg(state)))
     if final and state.done:
         html_parts.append(_folded_report(view))
     html_parts.append(f"<div style='color:#757575'>run directory: <code>{summary.esc(state.run_dir)}</code></div></div>")
@@ -76,6 +80,16 @@ def _folded_report(view: ProgressView) -> str:
         return f"<div style='color:#757575'>no run report: {summary.esc(type(exn).__name__)}: {summary.esc(exn)}</div>"
 
 
+def live_graph_html(svg: str) -> str:
+    """The graph at the foot of the live board, in a box of bounded height: the board is redrawn
+    whole on every refresh, so a folded <details> would fold itself again under the reader's
+    cursor, and at the foot it pushes no progress out of sight. Not in the plain text."""
+    if not svg:
+        return ""
+    return ("<div class='miniwdl-live-graph'><div style='color:#757575'>workflow graph</div>"
+            f"<div style='max-height:16em;overflow:auto'>{svg}</div></div>")
+
+
 def log_tail_html(state: RunState) -> str:
     """What the run is doing, in words, with miniwdl's raw lines folded away underneath."""
     raw = list(state.log_tail)[-LOG_TAIL_LINES:]
@@ -90,6 +104,8 @@ class HtmlBoard(ProgressView):
     def __init__(self, run: Any):
         super().__init__(run)
         from IPython.display import display
+
+        self.live_graph = LiveGraph(run.run_dir)
 
         self._handle = display(board_bundle(run.state, self, final=False), raw=True, display_id=True)
 

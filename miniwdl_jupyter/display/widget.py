@@ -8,7 +8,8 @@ widget with the final summary (the run record the JupyterLab extension renders, 
 fallbacks): one calm view per run, which a notebook saved without widget state shows as it was.
 
 The log tail says what happens in words (calls starting, finishing, retrying, failing); miniwdl's
-raw lines are in the folded "raw log" accordion.
+raw lines are in the folded "raw log" accordion, and the workflow graph, recoloured as calls move,
+in the folded "workflow graph" one (live_graph.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import ipywidgets as widgets
 from ..monitor import FAILED, CallGroup, CallState, RunState
 from . import summary
 from .html_board import LOG_TAIL_LINES, board_bundle
+from .live_graph import LiveGraph
 from .logtail import friendly_tail
 from .record import RUN_MIME
 from .progress import MIN_INTERVAL, ProgressView
@@ -92,6 +94,13 @@ class WidgetView(ProgressView):
         self.counts = widgets.HTML()
         self.groups_box = widgets.VBox()
         self.rows: Dict[str, GroupRow] = {}
+        # The workflow graph, folded under the progress (one line until opened; the frontend
+        # keeps it open across refreshes). Hidden until the graph is laid out, or if there is none.
+        self.live_graph = LiveGraph(run.run_dir)
+        self.graph = widgets.HTML()
+        self.graph_box = widgets.Accordion(children=[self.graph], selected_index=None, layout=widgets.Layout(display="none"))
+        self.graph_box.set_title(0, "workflow graph")
+        self.graph_box.add_class("miniwdl-live-graph")
         self.failure = widgets.HTML()
         self.log = widgets.HTML()
         # Opening the accordion is the frontend's own business: it works while the cell blocks
@@ -113,6 +122,7 @@ class WidgetView(ProgressView):
                 self.header,
                 widgets.HBox([self.bar, self.counts]),
                 self.groups_box,
+                self.graph_box,
                 self.failure,
                 self.log,
                 self.raw_box,
@@ -133,6 +143,7 @@ class WidgetView(ProgressView):
             "success" if state.status == "succeeded" else "")
         self.counts.value = f"{state.finished_calls:,}/{state.task_calls:,} calls &middot; {summary.counts_html(state.counts)}"
         self._draw_groups(state)
+        self._draw_graph(state)
         self._draw_failure(state)
         self._draw_log(state)
         if state.done:
@@ -153,6 +164,13 @@ class WidgetView(ProgressView):
                 row = self.rows[group.name] = GroupRow(self, group.name)
                 self.groups_box.children = tuple(self.groups_box.children) + (row.box,)
             row.draw(group)
+
+    def _draw_graph(self, state: RunState) -> None:
+        svg = self.live_graph.svg(state)
+        if svg:  # traitlets send only what changed: an unchanged graph costs no message
+            self.graph.value = svg
+            self.graph_box.set_title(0, self.live_graph.title)
+            self.graph_box.layout.display = None
 
     def _draw_failure(self, state: RunState) -> None:
         failed = self.first_failure()

@@ -1,10 +1,14 @@
 """The workflow graph: calls and their dependencies from the run's WDL, scatters and conditionals
 as groups, each node coloured by the state of its calls.
 
-The WDL is the copy miniwdl keeps in the run directory (`wdl/`), parsed by miniwdl. Only the
-workflow's top-level elements become nodes (a scatter or conditional is one box listing the calls
-inside it, however wide it ran), so the graph stays readable at any scatter width; an edge joins
-two elements when anything in one reads a value of the other (through declarations too).
+The WDL is the copy miniwdl keeps in the run directory (`wdl/`, written when the run ends) or,
+while the run is live, the source its launch record names; parsed by miniwdl. Only the workflow's
+top-level elements become nodes (a scatter or conditional is one box listing the calls inside it,
+however wide it ran), so the graph stays readable at any scatter width; an edge joins two elements
+when anything in one reads a value of the other (through declarations too).
+
+`GraphLayout` places nodes and edges once; `.svg(states_of)` only recolours, so a live view redraws
+the graph on every refresh for the cost of a few string joins.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import concurrent.futures
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Set
+from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
+from .. import launch_record
 from .data import CallReport
 from .svg import STATE_COLOURS, esc, svg
 
@@ -31,19 +36,38 @@ class GraphNode:
 
 
 def workflow_graph(run_dir: Path) -> Optional[List[GraphNode]]:
-    """The graph of the run's workflow, or None when the run directory keeps no WDL to read."""
-    main = _main_wdl(Path(run_dir))
+    """The graph of the run's workflow, or None when no WDL of the run can be read."""
+    document = _from_run_dir(Path(run_dir)) or _from_launch_record(Path(run_dir))
+    if document is None or document.workflow is None:
+        return None
+    return _layered(document.workflow.body)
+
+
+def _from_run_dir(run_dir: Path):
+    main = _main_wdl(run_dir)
     if main is None:
         return None
     try:
         # WDL.load runs its own event loop: in a thread, so it works inside a running kernel too
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            document = pool.submit(_load, str(main)).result()
+            return pool.submit(_load, str(main)).result()
     except Exception:
         return None  # the report still has its timeline and usage
-    if document.workflow is None:
+
+
+def _from_launch_record(run_dir: Path):
+    """A live run's WDL (miniwdl copies it into wdl/ only at the end): the local file this package
+    launched it from, parsed as the magic parsed it (so usually taken from its parse cache)."""
+    from .. import wdl_source
+
+    record = launch_record.read(run_dir) or {}
+    source, cwd = record.get("source_path"), record.get("cwd")
+    if record.get("task") or not source or not cwd or not Path(source).is_file():
         return None
-    return _layered(document.workflow.body)
+    try:
+        return wdl_source.load(source, cwd=Path(cwd), display_name=str(record.get("source") or source)).doc
+    except Exception:
+        return None
 
 
 def _load(path: str):
@@ -141,13 +165,35 @@ def _label(element) -> str:
     return element.workflow_node_id
 
 
-def call_state(name: str, calls: List[CallReport]) -> Counter:
-    """States of the calls of one WDL call name (a sub-workflow call: of every call inside it)."""
-    return Counter(c.state for c in calls if c.name == name or c.name.startswith(name + "."))
+StatesOf = Callable[[str], Counter]  # call name -> its calls' states (a sub-workflow: of all inside)
+
+
+def states_by_name(named: Iterable[Tuple[str, Counter]]) -> StatesOf:
+    """`states_of` over (call name path, state counts) pairs, e.g. the run's call groups: a WDL call
+    name gathers its own calls and, for a sub-workflow call, every call inside it ("sub.greet")."""
+    table: Dict[str, Counter] = {}
+    for name, states in named:
+        table.setdefault(name, Counter()).update(states)
+
+    nested = [(other, states) for other, states in table.items() if "." in other]  # calls inside sub-workflows
+
+    def states_of(name: str) -> Counter:
+        found = Counter(table.get(name, ()))
+        prefix = name + "."
+        for other, states in nested:
+            if other.startswith(prefix):
+                found.update(states)
+        return +found  # without the zero counts
+
+    return states_of
+
+
+def report_states(calls: List[CallReport]) -> StatesOf:
+    return states_by_name((c.name, Counter({c.state: 1})) for c in calls)
 
 
 def node_state(states: Counter) -> str:
-    """The one state a node is coloured by: trouble and activity first, then done, else queued."""
+    """One word for a node: what matters most among its calls' states (the key of its colour)."""
     for state in ("failed", "running", "retrying", "cancelled"):
         if states.get(state):
             return state
@@ -155,95 +201,81 @@ def node_state(states: Counter) -> str:
         return "cached"
     if states and set(states) <= {"succeeded", "cached"}:
         return "succeeded"
-    return "queued"
-
-
-@dataclass
-class NodeLine:
-    name: str  # a call name inside a group
-    state: str
-    counts: str  # "3 succeeded, 1 cached"
-
-
-@dataclass
-class NodeView:
-    """What a node shows: its state and counts, and (for a group) its calls, MAX_LINES at most."""
-
-    node: GraphNode
-    group: bool  # a scatter or a conditional: drawn as a dashed box
-    state: str
-    counts: str
-    lines: List[NodeLine]
-    more: int  # calls inside not listed
-
-
-def node_view(node: GraphNode, calls: List[CallReport]) -> NodeView:
-    own = call_state(node.calls[0], calls) if len(node.calls) == 1 else sum((call_state(n, calls) for n in node.calls), Counter())
-    names = node.calls if node.label != f"call {node.calls[0]}" or len(node.calls) > 1 else []
-    lines = []
-    for name in names[:MAX_LINES]:
-        states = call_state(name, calls)
-        lines.append(NodeLine(name, node_state(states), _counts(states)))
-    group = node.label.startswith(("scatter", "if"))
-    return NodeView(node, group, node_state(own), _counts(own), lines, len(names) - len(lines))
+    return "queued"  # nothing started yet, or some calls done and the rest waiting
 
 
 def graph_svg(nodes: Optional[List[GraphNode]], calls: List[CallReport]) -> str:
     if not nodes:
         return svg(420, 24, ["<text x='4' y='16'>no workflow graph: the run directory keeps no WDL</text>"], "workflow graph")
-    columns: Dict[int, List[GraphNode]] = {}
-    for node in nodes:
-        columns.setdefault(node.layer, []).append(node)
-    box: Dict[str, tuple] = {}
-    body: List[str] = []
-    height = 0.0
-    for layer, members in sorted(columns.items()):
-        y = 8.0
-        x = 8 + layer * (NODE_WIDTH + COLUMN_GAP)
-        for node in members:
-            view = node_view(node, calls)
-            h = LINE * (1.6 + len(view.lines) + (1 if view.more else 0))
-            box[node.id] = (x, y, h)
-            body.append(_node(view, x, y, h))
-            y += h + 14
-        height = max(height, y)
-    for node in nodes:
-        x2, y2, h2 = box[node.id]
-        for dep in sorted(node.after):
-            x1, y1, h1 = box[dep]
-            body.append(
-                f"<path d='M{x1 + NODE_WIDTH:.0f} {y1 + h1 / 2:.0f} C{x1 + NODE_WIDTH + COLUMN_GAP / 2:.0f} {y1 + h1 / 2:.0f} "
-                f"{x2 - COLUMN_GAP / 2:.0f} {y2 + h2 / 2:.0f} {x2:.0f} {y2 + h2 / 2:.0f}' fill='none' stroke='#777' "
-                f"marker-end='url(#arrow)'/>"
-            )
-    arrow = (
-        "<defs><marker id='arrow' viewBox='0 0 10 10' refX='10' refY='5' markerWidth='6' markerHeight='6' orient='auto'>"
-        "<path d='M0 0 L10 5 L0 10 z' fill='#777'/></marker></defs>"
-    )
-    width = 16 + (max(columns) + 1) * (NODE_WIDTH + COLUMN_GAP)
-    return svg(width, height, [arrow] + body, "workflow graph")
+    return GraphLayout(nodes).svg(report_states(calls))
 
 
-def _node(view: NodeView, x: float, y: float, h: float) -> str:
-    colour = STATE_COLOURS[view.state]
-    dashed = " stroke-dasharray='4 2'" if view.group else ""
+class GraphLayout:
+    """Where each node and edge of a graph goes, computed once; `svg()` colours it."""
+
+    def __init__(self, nodes: List[GraphNode]):
+        columns: Dict[int, List[GraphNode]] = {}
+        for node in nodes:
+            columns.setdefault(node.layer, []).append(node)
+        box: Dict[str, tuple] = {}
+        self.placed: List[tuple] = []  # (node, x, y, h, call names listed, how many more)
+        self.height = 0.0
+        for layer, members in sorted(columns.items()):
+            y = 8.0
+            x = 8 + layer * (NODE_WIDTH + COLUMN_GAP)
+            for node in members:
+                lines = node.calls if node.label != f"call {node.calls[0]}" or len(node.calls) > 1 else []
+                shown = lines[:MAX_LINES]
+                h = LINE * (1.6 + len(shown) + (1 if len(lines) > len(shown) else 0))
+                box[node.id] = (x, y, h)
+                self.placed.append((node, x, y, h, shown, len(lines) - len(shown)))
+                y += h + 14
+            self.height = max(self.height, y)
+        self.edges: List[str] = [
+            "<defs><marker id='arrow' viewBox='0 0 10 10' refX='10' refY='5' markerWidth='6' markerHeight='6' orient='auto'>"
+            "<path d='M0 0 L10 5 L0 10 z' fill='#777'/></marker></defs>"
+        ]
+        for node in nodes:
+            x2, y2, h2 = box[node.id]
+            for dep in sorted(node.after):
+                x1, y1, h1 = box[dep]
+                self.edges.append(
+                    f"<path d='M{x1 + NODE_WIDTH:.0f} {y1 + h1 / 2:.0f} C{x1 + NODE_WIDTH + COLUMN_GAP / 2:.0f} {y1 + h1 / 2:.0f} "
+                    f"{x2 - COLUMN_GAP / 2:.0f} {y2 + h2 / 2:.0f} {x2:.0f} {y2 + h2 / 2:.0f}' fill='none' stroke='#777' "
+                    f"marker-end='url(#arrow)'/>"
+                )
+        self.width = 16 + (max(columns) + 1) * (NODE_WIDTH + COLUMN_GAP)
+
+    def svg(self, states_of: StatesOf) -> str:
+        body = [_node(node, x, y, h, shown, more, states_of) for node, x, y, h, shown, more in self.placed]
+        return svg(self.width, self.height, self.edges[:1] + body + self.edges[1:], "workflow graph")
+
+
+def _node(node: GraphNode, x: float, y: float, h: float, shown: List[str], more: int, states_of: StatesOf) -> str:
+    own = sum((states_of(n) for n in node.calls), Counter())
+    word = node_state(own)
+    group = node.label.startswith(("scatter", "if"))
+    dashed = " stroke-dasharray='4 2'" if group else ""
+    colour = STATE_COLOURS[word]
     parts = [
-        f"<g><title>{esc(view.node.label)}: {esc(view.counts)}</title>",
-        f"<rect x='{x}' y='{y}' width='{NODE_WIDTH}' height='{h:.0f}' rx='{3 if view.group else 8}' fill='{colour}' "
-        f"fill-opacity='{0.15 if view.group else 0.9}' stroke='{colour}'{dashed}/>",
-        f"<text x='{x + 6}' y='{y + LINE}' fill='{'#222' if view.group else '#fff'}' font-weight='bold'>{esc(_fit(view.node.label))}</text>",
+        # class and data-* let a page (or a test) read each node's state without parsing colours
+        f"<g class='miniwdl-graph-node' data-node='{esc(node.id)}' data-state='{word}'><title>{esc(node.label)}: {esc(counts_text(own))}</title>",
+        f"<rect x='{x}' y='{y}' width='{NODE_WIDTH}' height='{h:.0f}' rx='{3 if group else 8}' fill='{colour}' "
+        f"fill-opacity='{0.15 if group else 0.9}' stroke='{colour}'{dashed}/>",
+        f"<text x='{x + 6}' y='{y + LINE}' fill='{'#222' if group else '#fff'}' font-weight='bold'>{esc(_fit(node.label))}</text>",
     ]
-    for i, line in enumerate(view.lines):
+    for i, name in enumerate(shown):
+        states = states_of(name)
         ty = y + LINE * (2 + i)
-        parts.append(f"<rect x='{x + 6}' y='{ty - 9}' width='10' height='10' fill='{STATE_COLOURS[line.state]}'/>")
-        parts.append(f"<text x='{x + 20}' y='{ty}'>{esc(_fit(line.name + ' ' + line.counts, 26))}</text>")
-    if view.more:
-        parts.append(f"<text x='{x + 6}' y='{y + LINE * (2 + len(view.lines))}' fill='#555'>... {view.more} more calls</text>")
+        parts.append(f"<rect x='{x + 6}' y='{ty - 9}' width='10' height='10' fill='{STATE_COLOURS[node_state(states)]}'/>")
+        parts.append(f"<text x='{x + 20}' y='{ty}'>{esc(_fit(name + ' ' + counts_text(states), 26))}</text>")
+    if more:
+        parts.append(f"<text x='{x + 6}' y='{y + LINE * (2 + len(shown))}' fill='#555'>... {more} more calls</text>")
     return "".join(parts) + "</g>"
 
 
-def _counts(states: Counter) -> str:
-    return ", ".join(f"{n:,} {s}" for s, n in sorted(states.items())) or "not started"
+def counts_text(states: Counter) -> str:
+    return ", ".join(f"{n:,} {s}" for s, n in sorted(states.items()) if n) or "not started"
 
 
 def _fit(text: str, limit: int = 28) -> str:

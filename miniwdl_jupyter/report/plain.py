@@ -3,9 +3,9 @@
 notebook still shows the report.
 
 The numbers, the timeline's marks, the graph's node states and every text shown come from the
-same functions that draw report.html (timeline.timeline, graph.node_view, page.usage_cells...),
-so the two never disagree; only pixels are left to the renderer. Times are seconds from the
-run's first call becoming ready.
+same functions that draw report.html (timeline.timeline, graph.GraphLayout and node_state,
+page.usage_cells...), so the two never disagree; only pixels are left to the renderer. Times are
+seconds from the run's first call becoming ready.
 
 Bounded whatever the run's size, so a notebook stays small: at most MAX_ROWS timeline rows (one per
 call up to that many calls, else one band per call name), MAX_BARS marks in all (a band keeps its
@@ -16,9 +16,10 @@ conditionals are one node each already), MAX_TASKS usage rows; each list says ho
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from .graph import node_view
+from .graph import GraphLayout, counts_text, node_state, report_states
 from .page import TIMELINE_LEGEND, USAGE_HEAD, duration_text, missing_why, usage_cells
 from .svg import axis_ticks, clock
 from .timeline import Bar, timeline
@@ -111,13 +112,14 @@ def _graph(report: "RunReport") -> Dict[str, Any]:
         return {"nodes": [], "more": 0, "missing": NO_GRAPH}
     kept = report.graph[:MAX_NODES]  # in the workflow's order: a kept node's inputs come before it
     ids = {node.id for node in kept}
+    states_of = report_states(report.call_reports)
     nodes = []
-    for node in kept:
-        view = node_view(node, report.call_reports)
+    for node, _x, _y, _h, listed, more in GraphLayout(kept).placed:  # which calls a group lists: as report.html
+        own = sum((states_of(name) for name in node.calls), Counter())
+        lines = [{"name": name, "state": node_state(states_of(name)), "counts": counts_text(states_of(name))} for name in listed]
         nodes.append({
-            "id": node.id, "label": node.label, "group": view.group, "layer": node.layer,
-            "after": sorted(node.after & ids), "state": view.state, "counts": view.counts,
-            "lines": [dataclasses.asdict(line) for line in view.lines], "more": view.more,
+            "id": node.id, "label": node.label, "group": node.label.startswith(("scatter", "if")), "layer": node.layer,
+            "after": sorted(node.after & ids), "state": node_state(own), "counts": counts_text(own), "lines": lines, "more": more,
         })
     return {"nodes": nodes, "more": len(report.graph) - len(kept), "missing": None}
 
