@@ -8,6 +8,9 @@ final state), a cached call as a diamond, the critical path outlined.
 The critical path is read from the times: from the call that finished last, step back to the call
 that finished last before it became ready, and so on; where the run keeps its WDL, only calls the
 workflow graph puts upstream count, so a call that merely ended just before is not taken for a cause.
+
+`timeline()` gives the marks as data: timeline_svg draws them here, and the run record carries them
+(report/plain.py) for JupyterLab's run renderer, so both show the same bars.
 """
 
 from __future__ import annotations
