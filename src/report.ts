@@ -177,9 +177,10 @@ function leftOut(text: string): HTMLElement {
   return el('div', { className: 'miniwdl-report-more', text });
 }
 
-/** The folded "run report" section of the run renderer. */
-export function reportSection(report: IRunReport): HTMLDetailsElement {
+/** The "run report" section: folded in the run renderer, open for `%wdl report` (reportview.ts). */
+export function reportSection(report: IRunReport, open = false): HTMLDetailsElement {
   const section = el('details', { className: 'miniwdl-report' }, el('summary', { text: 'run report: time, usage, graph' }));
+  section.open = open;
   if (!REPORT_VERSIONS.includes(report.version)) {
     section.append(el('div', { text: `this run report's data (version ${report.version}) is newer than this extension: use %wdl report` }));
     return section;

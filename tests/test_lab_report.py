@@ -1,7 +1,7 @@
 """The run report in JupyterLab's run renderer, in a notebook JupyterLab does not trust: papermill
 runs a real workflow on the local backend, then the executed notebook is opened in real
 JupyterLab in Chromium (see lab_fixtures.py). The report is drawn from the run record's data,
-no script in the output (screenshot: test-artifacts/lab-report-untrusted.png)."""
+no script in the output (screenshot: test-artifacts/lab-report-untrusted.png); so is `%wdl report`'s."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def count(page, selector: str) -> int:  # type: ignore[no-untyped-def]
 def test_a_papermill_notebook_reopened_untrusted_shows_the_run_report(workdir, jupyterlab, browser_page):
     base, token = jupyterlab
     tour = TOUR.replace("MARKER", str(workdir / "flaky-once"))  # its first attempt fails, the retry succeeds
-    nb = new_notebook(cells=[new_code_cell("%load_ext miniwdl_jupyter"), new_code_cell("%%wdl -o r\n" + tour)])
+    nb = new_notebook(cells=[new_code_cell("%load_ext miniwdl_jupyter"), new_code_cell("%%wdl -o r\n" + tour), new_code_cell("%wdl report last")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, workdir / "tour.ipynb")
     proc = subprocess.run(
@@ -75,7 +75,7 @@ def test_a_papermill_notebook_reopened_untrusted_shows_the_run_report(workdir, j
         "() => { const cells = window.jupyterapp.shell.currentWidget.content.model.cells;"
         " return Array.from({length: cells.length}, (_, i) => cells.get(i).trusted); }"
     )
-    assert trusted == [False, False], trusted
+    assert trusted == [False, False, False], trusted
     page.click(f"{summary} .miniwdl-report > summary")  # unfold the report
     report = f"{summary} .miniwdl-report"
     page.wait_for_selector(f"{report} svg.miniwdl-report-timeline", state="visible", timeout=30_000)
@@ -123,6 +123,14 @@ def test_a_papermill_notebook_reopened_untrusted_shows_the_run_report(workdir, j
     assert count(page, ".jp-OutputArea script") == 0 and count(page, ".wdl-report") == 0
     page.locator(report).scroll_into_view_if_needed()
     page.locator(report).screenshot(path=str(ARTIFACTS / "lab-report-untrusted.png"))
+
+    # `%wdl report`'s output: the same report drawn from its data, unfolded (its HTML, sanitized
+    # in this untrusted notebook, would have lost the pictures).
+    shown = ".miniwdl-report-output"
+    assert "Run report: tour" in page.inner_text(f"{shown} .miniwdl-run-header")
+    assert page.eval_on_selector(f"{shown} details.miniwdl-report", "e => e.open") is True
+    assert count(page, f"{shown} .miniwdl-report-attempt") == 6 and count(page, f"{shown} g.miniwdl-report-node") == 4
+    assert count(page, f"{shown} tr.miniwdl-report-task") == 4
 
 
 EVIL = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
