@@ -7,13 +7,16 @@ effective runtime (16 GiB asked) and a usage file. Baseline in the same run: the
 read of the same directory (RunMonitor(...).poll()), which any view of the run pays. Measured:
 build_report() (the monitor's read, a light pass for ready times and runtimes, the usage files,
 the rightsizing) and .html() (the whole report page: timeline SVG, table, graph), and the
-report as Run.report() builds it from the state its handle has already read. Goal: the report of
-a 10,000-call run in under 1 s. Samples alternate (baseline, report, ...); median [min-max].
+report as Run.report() builds it from the state its handle has already read, and the report's
+plain data the run record carries for JupyterLab's run renderer (report/plain.py, from the built
+report). Goal: the report of a 10,000-call run in under 1 s. Samples alternate (baseline, report,
+...); median [min-max].
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -26,6 +29,7 @@ from make_synthetic_run import make_run, scatter_ids  # noqa: E402
 
 from miniwdl_jupyter.monitor import RunMonitor  # noqa: E402
 from miniwdl_jupyter.report import build_report  # noqa: E402
+from miniwdl_jupyter.report.plain import report_data  # noqa: E402
 
 GIB = 1024**3
 
@@ -51,7 +55,7 @@ def main() -> None:
     start = time.perf_counter()
     synthetic(run_dir, args.calls)
     print(f"synthetic run of {args.calls:,} calls written in {time.perf_counter() - start:.1f} s")
-    monitor, build, page, from_state = [], [], [], []
+    monitor, build, page, from_state, data = [], [], [], [], []
     for _ in range(args.repeat):
         t = time.perf_counter()
         state = RunMonitor(run_dir).poll()
@@ -65,6 +69,9 @@ def main() -> None:
         t = time.perf_counter()
         html = report.html()
         page.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        record_data = json.dumps(report_data(report))
+        data.append(time.perf_counter() - t)
     total = [b + p for b, p in zip(build, page)]
 
     def fmt(values):
@@ -76,6 +83,7 @@ def main() -> None:
     print(f"report total                      {fmt(total)}  (goal: under 1 s)")
     print(f"report total / monitor first read {statistics.median(total) / statistics.median(monitor):.2f}x")
     print(f"report from a handle's state      {fmt(from_state)}  (Run.report(): the run already read)")
+    print(f"the run record's report data      {fmt(data)}  ({len(record_data) / 1e3:.0f} kB of JSON, from the built report)")
     print(f"advice: {report.advice}")
 
 

@@ -2,13 +2,16 @@
  * The run renderer: draws `application/vnd.miniwdl-jupyter.run+json`, the final summary a `%%wdl`
  * cell leaves (display/record.py writes it). It is declared safe: it builds DOM from text only
  * (no HTML from the record is parsed), so it renders in untrusted notebooks too, where JupyterLab
- * would otherwise fall back to sanitized HTML or plain text.
+ * would otherwise fall back to sanitized HTML or plain text. An ended run's record carries its run
+ * report as data, drawn as a folded section by report.ts (SVG made element by element).
  */
 
 import { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
 import { badge, bar, countsLine, el, elapsed, when } from './format';
+import { reportSection } from './report';
+import { IRunReport } from './reportlayout';
 
 export const RUN_MIME = 'application/vnd.miniwdl-jupyter.run+json';
 
@@ -38,6 +41,8 @@ export interface IRunRecord {
   outputs?: { name: string; value: unknown }[] | null;
   more_outputs?: number;
   attach?: string;
+  report?: IRunReport | null; // the run report as data (miniwdl_jupyter/report/plain.py)
+  report_error?: string | null; // why there is none
 }
 
 interface IFileRef {
@@ -88,9 +93,24 @@ export class RunRenderer extends Widget implements IRenderMime.IRenderer {
     if (record.outputs && record.outputs.length) {
       this.node.append(await this.outputs(record));
     }
+    if (record.report) {
+      this.node.append(this.report(record.report));
+    } else if (record.report_error) {
+      this.node.append(el('div', { className: 'miniwdl-run-dir', text: `no run report: ${record.report_error}` }));
+    }
     this.node.append(
       el('div', { className: 'miniwdl-run-dir' }, 'run directory: ', el('code', { text: record.run_dir }))
     );
+  }
+
+  /** The run report, or a line saying it could not be drawn: a record of another shape (hand-made,
+   * or from another version) must not cost the rest of the summary. */
+  private report(data: IRunReport): HTMLElement {
+    try {
+      return reportSection(data);
+    } catch (error) {
+      return el('div', { className: 'miniwdl-run-dir', text: `the run report could not be drawn: ${error}` });
+    }
   }
 
   private header(r: IRunRecord): HTMLElement {

@@ -4,14 +4,18 @@ view left per run, on synthetic run directories and in a real ipykernel."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from display_fixtures import kernel, make_run  # noqa: F401 - fixture
+from make_synthetic_run import SyntheticRun
 from miniwdl_jupyter.display.html_board import board_bundle
 from miniwdl_jupyter.display.logtail import friendly_tail
 from miniwdl_jupyter.display.progress import NoView
 from miniwdl_jupyter.display.record import RUN_MIME, run_record
 from miniwdl_jupyter.monitor import RunMonitor
+from miniwdl_jupyter.report import build_report, plain
+from miniwdl_jupyter.report.timeline import timeline as full_timeline
 
 
 class MonitoredRun:
@@ -28,6 +32,9 @@ class MonitoredRun:
         return self.monitor.poll()
 
     outputs = property(lambda self: self._outputs)
+
+    def report(self):
+        return build_report(self.run_dir, self.poll())
 
 
 def test_friendly_tail_tells_calls_starting_finishing_retrying_failing(tmp_path):
@@ -109,3 +116,37 @@ def test_widget_gives_way_to_the_final_summary_in_the_same_output(kernel, tmp_pa
     assert updates[-1]["content"]["transient"]["display_id"] == displays[0]["content"]["transient"]["display_id"]
     closed = [m for m in messages if m["msg_type"] == "comm_close"]
     assert closed, "the widgets' comms are closed once they are not shown"
+
+
+def test_the_records_run_report_stays_small_for_a_big_run_and_says_what_it_left_out(tmp_path):
+    """3,000 calls of 150 task names, a 70-call workflow graph: the record's report keeps 100
+    timeline rows, 400 marks, 60 graph nodes and 50 usage rows, and counts the rest."""
+    run = SyntheticRun(tmp_path / "big").start()
+    ids = [f"call-t{k}-{i}" for k in range(150) for i in range(20)]
+    run.ready(ids)
+    for call_id in ids:
+        run.start_call(call_id)
+        run.write_usage(call_id, {"started_at": time.time(), "wall_seconds": 2.0, "cpu_seconds": 1.0, "peak_memory_bytes": 2**20})
+        run.finish_call(call_id)
+    run.succeed({})
+    calls = "\n".join(f"  call t as c{i}" for i in range(70))
+    (tmp_path / "big" / "wdl").mkdir()
+    (tmp_path / "big" / "wdl" / "big.wdl").write_text(f"version 1.1\nworkflow big {{\n{calls}\n}}\ntask t {{ command <<< >>> }}\n")
+    monitored = MonitoredRun(tmp_path / "big")
+    state = monitored.poll()
+    record = run_record(monitored, state, NoView(monitored))
+    report = record["report"]
+    assert record["report_error"] is None and report["version"] == plain.REPORT_DATA_VERSION
+    assert report["calls"] == 3000
+    timeline = report["timeline"]
+    assert len(timeline["rows"]) == plain.MAX_ROWS and timeline["more_rows"] == 50
+    assert timeline["rows"][0]["label"] == "t0 (20)" and timeline["rows"][0]["calls"] == 20, "one band per task name"
+    shown = sum(len(row["bars"]) for row in timeline["rows"])
+    full = monitored.report()
+    every_bar = sum(len(row.bars) for row in full_timeline(full.call_reports, full.critical_path, state.end_time, max_rows=plain.MAX_ROWS).rows)
+    assert shown <= plain.MAX_BARS + plain.MAX_PATH and shown + timeline["more_bars"] == every_bar
+    assert len(report["usage"]["rows"]) == plain.MAX_TASKS and report["usage"]["more"] == 100
+    assert report["usage"]["rows"][0]["cells"][:2] == ["t0", "20"] and report["usage"]["rows"][0]["peak_memory_max"] == 2**20
+    graph = report["graph"]
+    assert len(graph["nodes"]) == plain.MAX_NODES and graph["more"] == 10 and graph["nodes"][0]["label"] == "call c0"
+    assert len(json.dumps(record)) < 100_000, len(json.dumps(record))

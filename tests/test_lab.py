@@ -176,6 +176,9 @@ def test_saved_notebook_reopened_untrusted_shows_the_run(workdir, jupyterlab, br
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
     page.wait_for_selector(".miniwdl-run-summary[data-status='succeeded']", timeout=150_000)
     page.wait_for_selector(".miniwdl-run-summary[data-status='failed']", timeout=150_000)
+    # Each final summary carries its run report, folded (tests/test_lab_report.py unfolds one).
+    assert page.locator(".miniwdl-run-summary .miniwdl-report").count() == 2
+    assert page.locator(".miniwdl-run-summary[data-status='failed'] .miniwdl-report-attempt[data-call='call-crash']").count() == 1
     page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

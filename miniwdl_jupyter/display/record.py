@@ -1,9 +1,12 @@
 """The run record: a run's final state as JSON, the `application/vnd.miniwdl-jupyter.run+json`
 output that the JupyterLab extension renders (its src/runview.ts). The final summary carries it
 beside its HTML and text, so a saved notebook shows how the run ended without widget state, without
-re-running, and in an untrusted notebook (the renderer builds its DOM from text only).
+re-running, and in an untrusted notebook (the renderer builds its DOM from text only). An ended
+run's record also carries its run report as plain data (`report`: report/plain.py), which the
+renderer draws as a folded section with SVG built element by element.
 
-Bounded like the views: O(call groups + outputs shown), whatever the number of calls.
+Bounded like the views: O(call groups + outputs shown), whatever the number of calls; the report's
+data has its own caps.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..monitor import CALL_STATES, RunState
+from ..report.plain import report_data
 from . import summary
 from .links import href
 
@@ -58,6 +62,15 @@ def _outputs(run: Any, state: RunState) -> List[Dict[str, Any]]:
     return [{"name": name, "value": _value(v)} for name, v in itertools.islice(values.items(), MAX_OUTPUTS)]
 
 
+def _report(run: Any) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
+    """(the run report as plain data, None) or (None, why not): the record must not fail the cell.
+    `run.report()` is kept once the run has ended, so the folded HTML section beside it reuses it."""
+    try:
+        return report_data(run.report()), None
+    except Exception as exn:
+        return None, f"{type(exn).__name__}: {exn}"
+
+
 def run_record(run: Any, state: RunState, view: Any) -> Dict[str, Any]:
     """The record of `state` (a run's final state); `view` is the ProgressView that followed it."""
     groups = list(state.groups.values())
@@ -84,6 +97,8 @@ def run_record(run: Any, state: RunState, view: Any) -> Dict[str, Any]:
         "outputs": _outputs(run, state),
         "attach": f"%wdl attach {state.run_dir.name}",
     }
+    if state.done:
+        record["report"], record["report_error"] = _report(run)
     failed = view.first_failure()
     if failed is not None:
         path = summary.stderr_path(failed)

@@ -259,7 +259,7 @@ def _node(node: GraphNode, x: float, y: float, h: float, shown: List[str], more:
     colour = STATE_COLOURS[word]
     parts = [
         # class and data-* let a page (or a test) read each node's state without parsing colours
-        f"<g class='miniwdl-graph-node' data-node='{esc(node.id)}' data-state='{word}'><title>{esc(node.label)}: {esc(_counts(own))}</title>",
+        f"<g class='miniwdl-graph-node' data-node='{esc(node.id)}' data-state='{word}'><title>{esc(node.label)}: {esc(counts_text(own))}</title>",
         f"<rect x='{x}' y='{y}' width='{NODE_WIDTH}' height='{h:.0f}' rx='{3 if group else 8}' fill='{colour}' "
         f"fill-opacity='{0.15 if group else 0.9}' stroke='{colour}'{dashed}/>",
         f"<text x='{x + 6}' y='{y + LINE}' fill='{'#222' if group else '#fff'}' font-weight='bold'>{esc(_fit(node.label))}</text>",
@@ -268,13 +268,13 @@ def _node(node: GraphNode, x: float, y: float, h: float, shown: List[str], more:
         states = states_of(name)
         ty = y + LINE * (2 + i)
         parts.append(f"<rect x='{x + 6}' y='{ty - 9}' width='10' height='10' fill='{STATE_COLOURS[node_state(states)]}'/>")
-        parts.append(f"<text x='{x + 20}' y='{ty}'>{esc(_fit(name + ' ' + _counts(states), 26))}</text>")
+        parts.append(f"<text x='{x + 20}' y='{ty}'>{esc(_fit(name + ' ' + counts_text(states), 26))}</text>")
     if more:
         parts.append(f"<text x='{x + 6}' y='{y + LINE * (2 + len(shown))}' fill='#555'>... {more} more calls</text>")
     return "".join(parts) + "</g>"
 
 
-def _counts(states: Counter) -> str:
+def counts_text(states: Counter) -> str:
     return ", ".join(f"{n:,} {s}" for s, n in sorted(states.items()) if n) or "not started"
 
 

@@ -15,6 +15,7 @@ from .usage import size
 if TYPE_CHECKING:
     from . import RunReport
 
+TIMELINE_LEGEND = "grey: waiting; bars: attempts coloured by state; diamonds: cached; outlined: the critical path"
 _STYLE = (
     ".wdl-report{font-family:sans-serif;font-size:13px}.wdl-report table{border-collapse:collapse}"
     ".wdl-report td,.wdl-report th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}"
@@ -29,15 +30,14 @@ def report_fragment(report: "RunReport") -> str:
     parts = [
         f"<div class='wdl-report'><style>{_STYLE}</style>",
         f"<h3>Run report: {esc(state.name or report.run_dir.name)} ({esc(state.status)})</h3>",
-        f"<p>{len(report.call_reports):,} task calls; {esc(_duration(state))}; {cpu_hours:.3f} CPU-hours; "
+        f"<p>{len(report.call_reports):,} task calls; {esc(duration_text(state))}; {cpu_hours:.3f} CPU-hours; "
         f"<code>{esc(report.run_dir)}</code></p>",
     ]
     if report.usage_missing:
-        parts.append(f"<p><b>Usage is missing for {report.usage_missing:,} call(s)</b>: {esc(_missing_why())}</p>")
+        parts.append(f"<p><b>Usage is missing for {report.usage_missing:,} call(s)</b>: {esc(missing_why())}</p>")
     if report.advice:
         parts.append("<h4>Rightsizing</h4><ul>" + "".join(f"<li>{esc(line)}</li>" for line in report.advice) + "</ul>")
-    parts.append("<h4>Timeline</h4><p>grey: waiting; bars: attempts coloured by state; "
-                 "diamonds: cached; outlined: the critical path</p>")
+    parts.append(f"<h4>Timeline</h4><p>{TIMELINE_LEGEND}</p>")
     parts.append(f"<div class='scroll'>{timeline_svg(report.call_reports, report.critical_path, state.end_time)}</div>")
     parts.append("<h4>Usage against requests</h4>" + _usage_table(report))
     parts.append(f"<h4>Workflow graph</h4><div class='scroll'>{graph_svg(report.graph, report.call_reports)}</div></div>")
@@ -51,9 +51,9 @@ def report_page(report: "RunReport") -> str:
 
 def report_text(report: "RunReport") -> str:
     state = report.state
-    lines = [f"Run report: {state.name or report.run_dir.name} ({state.status}), {len(report.call_reports):,} task calls, {_duration(state)}"]
+    lines = [f"Run report: {state.name or report.run_dir.name} ({state.status}), {len(report.call_reports):,} task calls, {duration_text(state)}"]
     if report.usage_missing:
-        lines.append(f"usage is missing for {report.usage_missing:,} call(s): {_missing_why()}")
+        lines.append(f"usage is missing for {report.usage_missing:,} call(s): {missing_why()}")
     lines += [f"  {line}" for line in report.advice]
     lines.append(f"{'task':<24} {'calls':>6} {'cpu asked':>9} {'mem asked':>10} {'peak min/median/max':>24} {'CPU-h':>8}")
     for row in report.task_rows:
@@ -66,16 +66,19 @@ def report_text(report: "RunReport") -> str:
     return "\n".join(lines)
 
 
+USAGE_HEAD = ("task", "calls", "measured", "cached", "CPUs asked", "busiest CPUs", "memory asked", "peak min / median / max", "CPU-hours")
+
+
+def usage_cells(row) -> tuple:
+    """One task's row of the usage table, as text (USAGE_HEAD's columns)."""
+    return (row.name, f"{row.calls:,}", f"{row.measured:,}", f"{row.cached:,}", _cpu(row.cpu_requested),
+            "" if row.cpu_used_max is None else f"{row.cpu_used_max:g}", size(row.memory_requested), _peaks(row), f"{row.cpu_hours:.4f}")
+
+
 def _usage_table(report: "RunReport") -> str:
-    head = ("task", "calls", "measured", "cached", "CPUs asked", "busiest CPUs", "memory asked", "peak min / median / max", "CPU-hours")
-    rows = [
-        (row.name, f"{row.calls:,}", f"{row.measured:,}", f"{row.cached:,}", _cpu(row.cpu_requested),
-         "" if row.cpu_used_max is None else f"{row.cpu_used_max:g}", size(row.memory_requested), _peaks(row), f"{row.cpu_hours:.4f}")
-        for row in report.task_rows
-    ]
     return (
-        "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"
-        + "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>" for row in rows)
+        "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in USAGE_HEAD) + "</tr>"
+        + "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in usage_cells(row)) + "</tr>" for row in report.task_rows)
         + "</table>"
     )
 
@@ -90,12 +93,12 @@ def _cpu(value: Optional[float]) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def _duration(state) -> str:
+def duration_text(state) -> str:
     if state.start_time is None:
         return "not started"
     return clock((state.end_time or time.time()) - state.start_time)
 
 
-def _missing_why() -> str:
+def missing_why() -> str:
     return ("its backend wrote no usage file (the sampler did not run or could not start: see the call's task.log; "
             "[usage] sample turns it on)")

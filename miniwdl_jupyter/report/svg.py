@@ -36,18 +36,21 @@ def svg(width: float, height: float, body: List[str], label: str) -> str:
     )
 
 
-def time_axis(x0: float, width: float, y: float, seconds: float) -> List[str]:
-    """Ticks at a round step (1, 2, 5 x 10^n seconds, or minutes/hours) along `width` pixels."""
+def axis_ticks(seconds: float) -> List[int]:
+    """Tick times at a round step (1, 2, 5 x 10^n seconds, or minutes/hours), at most about 10."""
     steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400]
     step = next((s for s in steps if seconds / s <= 10), 86400 * max(1, int(seconds / 86400 / 10) + 1))
+    return list(range(0, int(seconds + 1e-9) + 1, step))
+
+
+def time_axis(x0: float, width: float, y: float, seconds: float) -> List[str]:
+    """The axis line and its ticks along `width` pixels."""
     scale = width / max(seconds, 1e-9)
     parts = [f"<line x1='{x0}' y1='{y}' x2='{x0 + width:.1f}' y2='{y}' stroke='#888'/>"]
-    tick = 0
-    while tick <= seconds + 1e-9:
+    for tick in axis_ticks(seconds):
         x = x0 + tick * scale
         parts.append(f"<line x1='{x:.1f}' y1='{y}' x2='{x:.1f}' y2='{y + 4}' stroke='#888'/>")
         parts.append(f"<text x='{x:.1f}' y='{y + 15}' text-anchor='middle' fill='#555'>{esc(clock(tick))}</text>")
-        tick += step
     return parts
 
 
