@@ -191,3 +191,15 @@ def test_config_with_a_cfg_file_shows_its_values_and_where_they_came_from(shell,
     assert "miniwdl-jupyter default" in rows["cache"], shown
     assert shell.run_cell("%wdl config jupyter").success
     assert "project_runs" not in capsys.readouterr().out, "without --cfg the file is not read"
+
+
+def test_config_docker_run_shows_the_effective_values_and_their_sources(shell, workdir, capsys, monkeypatch):
+    """docs/backends.md: `%wdl config docker_run` shows the effective [docker_run] values and where
+    each came from (here an environment variable and the package defaults)."""
+    monkeypatch.setenv("MINIWDL__DOCKER_RUN__AS_ROOT", "true")
+    assert shell.run_cell("%wdl config docker_run").success
+    shown = capsys.readouterr().out
+    rows = {line.split()[1]: line for line in shown.splitlines() if line.split()[:1] == ["docker_run"]}
+    assert set(rows) >= {"exe", "as_root", "gpu_flags", "require_gpu", "init", "extra_args"}, shown
+    assert "true" in rows["as_root"] and "MINIWDL__DOCKER_RUN__AS_ROOT" in rows["as_root"], shown
+    assert "miniwdl-jupyter default" in rows["init"], shown
