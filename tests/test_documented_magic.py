@@ -5,6 +5,7 @@ overriding them, repeated names filling an Array, call.input names, %wdl check -
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -203,3 +204,32 @@ def test_config_docker_run_shows_the_effective_values_and_their_sources(shell, w
     assert set(rows) >= {"exe", "as_root", "gpu_flags", "require_gpu", "init", "extra_args"}, shown
     assert "true" in rows["as_root"] and "MINIWDL__DOCKER_RUN__AS_ROOT" in rows["as_root"], shown
     assert "miniwdl-jupyter default" in rows["init"], shown
+
+
+TYPES_WDL = """version 1.1
+task types {
+  input { String s  Int n  Float x  Boolean b  Array[String] a  Map[String, Int] m  File f }
+  command <<< echo "~{s} ~{n} ~{x} ~{b} ~{sep(',', a)} ~{m['k']} $(cat ~{f})" >>>
+  output { String out = read_string(stdout()) }
+}
+"""
+
+
+def test_python_variables_of_each_documented_type_bind_as_inputs(shell, workdir, monkeypatch):
+    """README: `name=$var` takes str, int, float, bool, list, dict and pathlib.Path (relative
+    paths against the notebook's folder)."""
+    monkeypatch.setenv("MINIWDL__JUPYTER__BACKEND", "local")
+    (workdir / "data.txt").write_text("from-file\n")
+    shell.user_ns.update(s="word", n=3, x=2.5, b=True, a=["p", "q"], m={"k": 7}, f=Path("data.txt"))
+    result = shell.run_cell(f"%%wdl -o typed --progress none s=$s n=$n x=$x b=$b a=$a m=$m f=$f\n{TYPES_WDL}")
+    assert result.success, result.error_in_exec
+    run = shell.user_ns["typed"]
+    assert run.outputs == {"out": "word 3 2.500000 true p,q 7 from-file"}
+    # README, "Where runs live": .miniwdl_jupyter/ holds the launch record, the inputs given and
+    # miniwdl's own stdout/stderr, beside miniwdl's layout.
+    meta = run.run_dir / ".miniwdl_jupyter"
+    assert sorted(p.name for p in meta.iterdir()) >= ["inputs.json", "launch.json", "miniwdl.stderr", "miniwdl.stdout"]
+    assert json.loads((meta / "launch.json").read_text())["launcher"] == "local"
+    given = json.loads((meta / "inputs.json").read_text())
+    assert given["types.m"] == {"k": 7} and given["types.f"] == str(workdir / "data.txt")
+    assert (run.run_dir / "task.log").exists() and (run.run_dir / "outputs.json").exists()
