@@ -102,6 +102,12 @@ def test_failing_notebook_keeps_executed_notebook_and_html_and_names_the_cell(st
     assert failing.source == "ratio = 1 / divisor"
     assert any(o.get("ename") == "ZeroDivisionError" for o in failing.outputs)
     assert "ZeroDivisionError" in error.html.read_text()
+    # docs/notebook_steps.md: beside them in the call's work/ folder, notebook_error.json
+    recorded = json.loads((error.executed_notebook.parent / "notebook_error.json").read_text())
+    assert error.executed_notebook.parent.name == "work" and error.html.parent == error.executed_notebook.parent
+    assert (recorded["cell_index"], recorded["ename"], recorded["evalue"], recorded["source"]) == (
+        error.cell_index, "ZeroDivisionError", "division by zero", "ratio = 1 / divisor")
+    assert recorded["execution_count"] == failing.execution_count
 
     # Without raising, the same facts are on the result (the ExecResult shape).
     step = run_notebook(notebook("fails.ipynb"), {"divisor": 0}, image=step_image.tag, raise_on_failure=False, cache=False)
