@@ -1,11 +1,14 @@
-"""docs/design.md, "Layers": a module imports only from its own layer or below, and nothing below
-the notebook layer imports IPython or ipywidgets. Read from the source (every import statement,
-those inside functions too), for the modules the page names; a module it does not name is not
-checked."""
+"""docs/design.md's rules, read from the source. "Layers": a module imports only from its own
+layer or below, and nothing below the notebook layer imports IPython or ipywidgets (every import
+statement, those inside functions too, of the modules the page names; a module it does not name
+is not checked). "One way to read a setting": our sections are read only through
+`config.option`, and every key read so has its default in defaults.cfg."""
 
 from __future__ import annotations
 
 import ast
+import configparser
+import re
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -75,3 +78,28 @@ def test_nothing_below_the_notebook_layer_imports_ipython_or_ipywidgets():
              for name in set(imported(path, module)) if name.split(".")[0] in NOTEBOOK_ONLY]
     assert not found, "\n".join(found)
     assert any(name.split(".")[0] == "IPython" for name in imported(PACKAGE / "magics.py", "magics")), "the check sees imports"
+
+
+OUR_SECTIONS = ("jupyter", "docker_run", "local", "usage", "notebook_steps", "aws", "wes", "slurm")
+# A Loader read directly: cfg["jupyter"][...], loader.get_int("slurm", ...), self.cfg.get("aws", ...)
+DIRECT_READ = re.compile(r'\b(?:cfg|loader)\s*(?:\[\s*"({0})"|\.(?:get|get_\w+|has_option)\(\s*"({0})")'.format("|".join(OUR_SECTIONS)))
+OPTION_CALL = re.compile(r'\boption\(\s*[\w.]+\s*,\s*"(\w+)"\s*,\s*"(\w+)"')
+
+
+def test_our_sections_are_read_only_through_config_option_with_a_default_in_defaults_cfg():
+    defaults = configparser.ConfigParser()
+    defaults.read(PACKAGE / "defaults.cfg")
+    direct, no_default, checked = [], [], 0
+    for path, module in modules():
+        if module == "config":
+            continue
+        source = path.read_text()
+        direct += [f"{module}: {m.group(0)}" for m in DIRECT_READ.finditer(source)]
+        for section, key in OPTION_CALL.findall(source):
+            checked += 1
+            if section in OUR_SECTIONS and not defaults.has_option(section, key):
+                no_default.append(f"{module}: [{section}] {key}")
+    assert not direct, "read through config.option instead:\n" + "\n".join(direct)
+    assert not no_default, "no default in defaults.cfg:\n" + "\n".join(no_default)
+    assert checked > 50, f"only {checked} config.option calls found: the pattern no longer matches the code"
+    assert DIRECT_READ.search('x = cfg["jupyter"]["root"]') and DIRECT_READ.search('self.cfg.get_int("slurm", "poll_seconds")')
