@@ -29,6 +29,8 @@ def test_scatter_outputs_then_cached_then_no_cache(docker, workdir):
     assert first.outputs["count"] == 3
     assert sorted(c.state for c in first.calls) == ["succeeded"] * 3
     assert all(c.exit_code == 0 and c.start_time and c.end_time for c in first.calls)
+    # README: per call its name, scatter index, state, start/end, exit code, attempt, cached
+    assert sorted((c.name, c.scatter_index, c.attempt, c.cached) for c in first.calls) == [("greet", f"{i}-{n}", 1, False) for i, n in enumerate("abc")]
     assert first.backend == CORE_BACKEND
 
     again = mj.run(source, {"names": ["a", "b", "c"], "greeting": "hi"})
