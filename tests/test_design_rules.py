@@ -103,3 +103,19 @@ def test_our_sections_are_read_only_through_config_option_with_a_default_in_defa
     assert not no_default, "no default in defaults.cfg:\n" + "\n".join(no_default)
     assert checked > 50, f"only {checked} config.option calls found: the pattern no longer matches the code"
     assert DIRECT_READ.search('x = cfg["jupyter"]["root"]') and DIRECT_READ.search('self.cfg.get_int("slurm", "poll_seconds")')
+
+
+def test_a_missing_service_fails_under_ci_and_skips_outside(monkeypatch):
+    """README, Development: outside CI a test whose service is missing skips with a one-line
+    reason; under CI=true it fails (tests/conftest.py's require)."""
+    import pytest
+
+    import conftest
+
+    monkeypatch.setattr(conftest, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="SLURM is required under CI=true but squeue is missing"):
+        conftest.require("SLURM", False, "squeue is missing")
+    monkeypatch.setattr(conftest, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="^squeue is missing$"):
+        conftest.require("SLURM", False, "squeue is missing")
+    conftest.require("SLURM", True, "never shown")  # a service that is there: nothing happens
