@@ -229,7 +229,9 @@ def test_python_variables_of_each_documented_type_bind_as_inputs(shell, workdir,
     # miniwdl's own stdout/stderr, beside miniwdl's layout.
     meta = run.run_dir / ".miniwdl_jupyter"
     assert sorted(p.name for p in meta.iterdir()) >= ["inputs.json", "launch.json", "miniwdl.stderr", "miniwdl.stdout"]
-    assert json.loads((meta / "launch.json").read_text())["launcher"] == "local"
+    record = json.loads((meta / "launch.json").read_text())
+    # docs/runs.md: the record has launcher and launch_time; the local launcher adds its handle
+    assert record["launcher"] == "local" and {"launch_time", "pid", "pid_start_time", "host"} <= set(record), record
     given = json.loads((meta / "inputs.json").read_text())
     assert given["types.m"] == {"k": 7} and given["types.f"] == str(workdir / "data.txt")
     assert (run.run_dir / "task.log").exists() and (run.run_dir / "outputs.json").exists()
