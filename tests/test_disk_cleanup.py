@@ -368,3 +368,19 @@ def test_a_runs_size_is_allocated_blocks_each_hard_link_once_and_no_symlink_targ
     (run.run_dir / "real.bin").write_bytes(os.urandom(1_000_000))  # the one that counts
     grown = disk_usage.run_size(run.run_dir, ended=True) - before
     assert 1_000_000 <= grown < 1_000_000 + 64 * 1024, grown
+
+
+def test_why_names_a_file_of_the_cached_result_that_was_deleted(local_shell, capsys, workdir):
+    """docs/runs.md, Why a call was not cached: an entry found but refused because a file it needs
+    was deleted."""
+    (workdir / "s.txt").write_text("data\n")
+    magic(local_shell, capsys, "%wdl run -f wf.wdl reads=s.txt -o first --progress none")
+    needed = local_shell.user_ns["first"].run_dir / "call-count" / "work" / "n.txt"
+    needed.unlink()
+    out = magic(local_shell, capsys, "%wdl run -f wf.wdl reads=s.txt -o second --progress none")
+    assert [c.state for c in local_shell.user_ns["second"].calls] == ["succeeded"], "the refused entry was not used"
+    first = local_shell.user_ns["first"].run_dir
+    expected = re.compile(rf"a file the cached result needs, {re.escape(str(first))}/call-count/\S*n\.txt, was deleted or moved "
+                          rf"since the cached run of [\d: -]+ in {first.name}")
+    assert expected.search(out), out
+    assert expected.search(magic(local_shell, capsys, "%wdl why $second count"))
