@@ -29,7 +29,7 @@ def slurm_answers() -> bool:
         proc = subprocess.run(["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return proc.returncode == 0 and any(s.strip(" *") in ("idle", "mixed", "allocated") for s in proc.stdout.split())
+    return proc.returncode == 0 and any(s.strip(" *") in ("idle", "mixed", "allocated", "completing") for s in proc.stdout.split())
 
 
 @pytest.fixture(scope="session")
