@@ -119,3 +119,18 @@ def test_a_missing_service_fails_under_ci_and_skips_outside(monkeypatch):
     with pytest.raises(pytest.skip.Exception, match="^squeue is missing$"):
         conftest.require("SLURM", False, "squeue is missing")
     conftest.require("SLURM", True, "never shown")  # a service that is there: nothing happens
+
+
+def test_companions_are_found_by_backend_name_and_a_backend_without_one_gets_the_plain_one(tmp_path):
+    """docs/design.md, Adding a companion: registered under miniwdl_jupyter.companions with the
+    backend's name; runs_elsewhere for the cluster ones; a backend without one (miniwdl's
+    singularity) gets the plain one: nothing to check, nothing to clean."""
+    from miniwdl_jupyter import config
+    from miniwdl_jupyter.companions import Companion, available, get_companion
+
+    assert {"docker_run", "local", "slurm", "aws_batch"} <= set(available())
+    assert [get_companion(n).runs_elsewhere for n in ("docker_run", "local", "slurm", "aws_batch")] == [False, False, True, True]
+    plain = get_companion("singularity")
+    cfg = config.load()
+    assert type(plain) is Companion and plain.name == "singularity" and not plain.runs_elsewhere and plain.auto_rank is None
+    assert plain.preflight(cfg) is None and plain.stop_leftovers(tmp_path, {}, cfg) == 0 and plain.sweep(cfg) == 0
