@@ -235,3 +235,18 @@ def test_python_variables_of_each_documented_type_bind_as_inputs(shell, workdir,
     given = json.loads((meta / "inputs.json").read_text())
     assert given["types.m"] == {"k": 7} and given["types.f"] == str(workdir / "data.txt")
     assert (run.run_dir / "task.log").exists() and (run.run_dir / "outputs.json").exists()
+
+
+def test_auto_progress_in_a_terminal_ipython_is_text(shell, workdir, capsys, monkeypatch):
+    """docs/display.md, `auto` rule 1: outside an IPython kernel (here a terminal IPython shell) the
+    view is text lines, on stderr."""
+    from miniwdl_jupyter.display.modes import resolve_mode
+
+    monkeypatch.setenv("MINIWDL__JUPYTER__BACKEND", "local")
+    assert resolve_mode("auto") == "text"
+    result = shell.run_cell("%%wdl -o quiet s=hi\nversion 1.1\ntask echo { input { String s } command <<< echo ~{s} >>> }\n")
+    assert result.success, result.error_in_exec
+    shown = capsys.readouterr()
+    assert "succeeded" in shown.err and "calls" in shown.err and "succeeded" not in shown.out.replace("(succeeded)", ""), shown
+    ended = [line for line in shown.err.splitlines() if "succeeded" in line]
+    assert len(ended) == 1 and ended[0].startswith("echo [local] succeeded ") and ended[0].endswith("1/1 calls (1 succeeded)"), shown.err
