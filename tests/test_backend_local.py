@@ -205,3 +205,22 @@ def test_the_command_runs_through_command_shell_bash_by_default(tmp_path):
     assert (tmp_path / "shell-args").read_text().strip().endswith("/command")
     shown = json.loads((tmp_path / "custom" / "outputs.json").read_text())["sh.out"]
     assert shown == "[]" or os.path.realpath("/bin/sh").endswith("bash"), shown  # dash has no BASH_VERSION
+
+
+def test_a_symlink_inside_a_directory_input_stays_a_symlink(tmp_path):
+    """docs/backends.md (local): a Directory input is a real directory of hard links to its files,
+    and a symbolic link inside it stays a symbolic link, as a bind mount shows it."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "data.txt").write_text("data\n")
+    (folder / "link.txt").symlink_to("data.txt")
+    wdl = write_wdl(
+        tmp_path, "dir.wdl",
+        'version 1.2\ntask d { input { Directory d }\n'
+        '  command <<< cd ~{d}; test -L link.txt && echo "link -> $(readlink link.txt)"; find . -type f | sort; cat link.txt >>>\n'
+        '  output { Array[String] seen = read_lines(stdout()) } }\n',
+    )
+    proc = miniwdl_run(wdl, "local", tmp_path / "run", {"d": str(folder)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "outputs.json").read_text())["d.seen"] == ["link -> data.txt", "./data.txt", "data"]
+    assert (folder / "link.txt").is_symlink() and (folder / "data.txt").read_text() == "data\n"
