@@ -25,8 +25,10 @@ _SIZE_VERSION = 2
 
 
 def file_bytes(st: os.stat_result) -> int:
-    """Bytes a file occupies: its allocated blocks (sparse and tiny files as the disk sees them)."""
-    return getattr(st, "st_blocks", 0) * 512 or st.st_size
+    """Bytes a file occupies: its allocated blocks (sparse and tiny files as the disk sees them; a
+    file with no block allocated is 0). The apparent size only where the OS gives no block count."""
+    blocks = getattr(st, "st_blocks", None)
+    return st.st_size if blocks is None else blocks * 512
 
 
 def lstat_once(path: Path, seen: Set[Tuple[int, int]]) -> Optional[os.stat_result]:

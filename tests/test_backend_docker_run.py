@@ -32,7 +32,7 @@ from backend_fixtures import (  # noqa: F401 (fixtures)
     write_wdl,
 )
 from miniwdl_jupyter import backend_choice, config, protocol
-from miniwdl_jupyter.backends.container_cli import LABEL_CALL, mount_args
+from miniwdl_jupyter.backends.container_cli import LABEL_CALL, LABEL_RUN_DIR, mount_args
 from miniwdl_jupyter.backends.docker_run import DockerRunContainer
 from miniwdl_jupyter.backends.task_dir import run_dir_of
 from miniwdl_jupyter.companions.docker_run import remove_containers
@@ -332,3 +332,29 @@ def test_a_network_docker_run_cannot_join_is_a_backend_error_saying_why(overlay_
     assert proc.returncode != 0
     cause = root_cause(run_dir)
     assert cause["error"] == "BackendError" and "--attachable" in cause["message"], cause
+
+
+def test_choosing_from_python_as_docs_backends_md_shows(docker_image, tmp_path, monkeypatch):
+    """docs/backends.md's "Choosing from Python" block, run as written: each expression's value is
+    what its comment says. A container of a dead run (its run directory holds no locked log) is
+    there to be removed."""
+    import ast
+    import re
+
+    monkeypatch.delenv("MINIWDL__JUPYTER__BACKEND", raising=False)
+    page = (Path(__file__).resolve().parent.parent / "docs" / "backends.md").read_text()
+    block = re.search(r"## Choosing from Python\n\n```python\n(.*?)```", page, re.DOTALL).group(1)
+    dead = tmp_path / "dead_run"
+    dead.mkdir()
+    subprocess.run(["docker", "run", "-d", "--label", f"{LABEL_RUN_DIR}={dead}", docker_image, "sleep", "600"], check=True, capture_output=True)
+    namespace: dict = {}
+    values = []
+    for statement in ast.parse(block).body:
+        if isinstance(statement, ast.Expr):
+            values.append(eval(compile(ast.Expression(statement.value), "backends.md", "eval"), namespace))
+        else:
+            exec(compile(ast.Module([statement], []), "backends.md", "exec"), namespace)
+    installed, chosen, removed = values
+    assert {"docker_run", "docker_swarm", "local"} <= set(installed) and installed == sorted(installed)
+    assert chosen == "docker_run"  # the daemon answers
+    assert removed >= 1 and labelled_containers(dead) == []

@@ -189,3 +189,38 @@ def test_inputs_on_another_filesystem_are_copied(tmp_path, other_filesystem):
     assert outputs["t.content"] == "payload"
     seen = Path(outputs["t.path"])
     assert not seen.is_symlink() and not seen.samefile(source) and seen.stat().st_dev != source.stat().st_dev
+
+
+def test_the_command_runs_through_command_shell_bash_by_default(tmp_path):
+    """docs/backends.md (local): the command runs through [task_runtime] command_shell."""
+    wdl = write_wdl(tmp_path, "sh.wdl", 'version 1.1\ntask sh { command <<< echo "[${BASH_VERSION:+bash}]" >>> output { String out = read_string(stdout()) } }\n')
+    proc = miniwdl_run(wdl, "local", tmp_path / "default")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "default" / "outputs.json").read_text())["sh.out"] == "[bash]"
+    shell = tmp_path / "my-shell"
+    shell.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/shell-args\nexec /bin/sh "$@"\n')
+    shell.chmod(0o755)
+    proc = miniwdl_run(wdl, "local", tmp_path / "custom", env={"MINIWDL__TASK_RUNTIME__COMMAND_SHELL": str(shell)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "shell-args").read_text().strip().endswith("/command")
+    shown = json.loads((tmp_path / "custom" / "outputs.json").read_text())["sh.out"]
+    assert shown == "[]" or os.path.realpath("/bin/sh").endswith("bash"), shown  # dash has no BASH_VERSION
+
+
+def test_a_symlink_inside_a_directory_input_stays_a_symlink(tmp_path):
+    """docs/backends.md (local): a Directory input is a real directory of hard links to its files,
+    and a symbolic link inside it stays a symbolic link, as a bind mount shows it."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "data.txt").write_text("data\n")
+    (folder / "link.txt").symlink_to("data.txt")
+    wdl = write_wdl(
+        tmp_path, "dir.wdl",
+        'version 1.2\ntask d { input { Directory d }\n'
+        '  command <<< cd ~{d}; test -L link.txt && echo "link -> $(readlink link.txt)"; find . -type f | sort; cat link.txt >>>\n'
+        '  output { Array[String] seen = read_lines(stdout()) } }\n',
+    )
+    proc = miniwdl_run(wdl, "local", tmp_path / "run", {"d": str(folder)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "outputs.json").read_text())["d.seen"] == ["link -> data.txt", "./data.txt", "data"]
+    assert (folder / "link.txt").is_symlink() and (folder / "data.txt").read_text() == "data\n"

@@ -17,6 +17,7 @@ from IPython.core.error import UsageError
 import miniwdl_jupyter as mj
 from miniwdl_jupyter import cache_entries, config, disk_usage
 
+from display_fixtures import kernel  # noqa: F401 - a fixture
 from slurm_fixtures import slurm_cluster  # noqa: F401 - a fixture
 
 COUNT_WDL = """version 1.1
@@ -315,3 +316,71 @@ def test_another_hosts_running_run_is_known_by_its_launcher(slurm_cluster, workd
         time.sleep(1)  # once SLURM says the job is gone, the run is over (its process died)
     done = cleanup.apply(cleanup.plan(keep_last=0, all_files=True))
     assert done.deleted == [elsewhere.name] and not elsewhere.exists()
+
+
+def test_cleanup_asks_in_a_notebook_and_deletes_nothing_where_nobody_can_answer(workdir, monkeypatch, kernel):
+    """docs/runs.md: without --yes the plan is applied only by answering y; where no one can answer
+    (papermill and nbclient execute without stdin) nothing is deleted. In a real kernel."""
+    monkeypatch.setenv("MINIWDL__JUPYTER__BACKEND", "local")
+    (workdir / "s.txt").write_text("data\n")
+    old = mj.run(COUNT_WDL, {"reads": "s.txt", "tag": "a"})
+    mj.run(COUNT_WDL, {"reads": "s.txt", "tag": "b"})
+    kernel.run("%load_ext miniwdl_jupyter")
+    line = "%wdl cleanup --keep-last 1 --all --drop-cache"
+
+    def cleanup(answer=None) -> str:
+        prompts, out = [], []
+
+        def reply(msg):
+            prompts.append(msg["content"]["prompt"])
+            kernel.kc.input(answer)
+
+        kernel.kc.execute_interactive(
+            line, timeout=120, allow_stdin=answer is not None, stdin_hook=reply,
+            output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
+        )
+        assert len(prompts) == (answer is not None), prompts
+        return "".join(out)
+
+    headless = cleanup()  # as papermill executes
+    assert f"delete {old.run_dir.name}" in headless and old.run_dir.exists(), headless
+    cleanup("n")
+    assert old.run_dir.exists(), "answering n deletes nothing"
+    done = cleanup("y")
+    assert "freed" in done and not old.run_dir.exists(), done
+    assert len(mj.list_runs()) == 1
+
+
+def test_a_runs_size_is_allocated_blocks_each_hard_link_once_and_no_symlink_target(workdir, monkeypatch):
+    """docs/runs.md, Sizes: allocated blocks, each hard-linked file once, symlinks not followed;
+    an ended run's size is kept, and walked again once files are added at its top."""
+    monkeypatch.setenv("MINIWDL__JUPYTER__BACKEND", "local")
+    (workdir / "s.txt").write_text("data\n")
+    run = mj.run(COUNT_WDL, {"reads": "s.txt"})
+    before = disk_usage.run_size(run.run_dir, ended=True)  # what `%wdl runs` shows
+    assert before > 1_500_000 and disk_usage.kept_size(run.run_dir) == before
+    outside = workdir / "outside.bin"
+    outside.write_bytes(os.urandom(3_000_000))
+    os.link(run.run_dir / "call-count" / "work" / "big.bin", run.run_dir / "big-again.bin")
+    os.symlink(outside, run.run_dir / "outside-link")
+    with open(run.run_dir / "sparse.bin", "wb") as sparse:
+        sparse.truncate(50_000_000)  # 50 MB long, nothing allocated
+    (run.run_dir / "real.bin").write_bytes(os.urandom(1_000_000))  # the one that counts
+    grown = disk_usage.run_size(run.run_dir, ended=True) - before
+    assert 1_000_000 <= grown < 1_000_000 + 64 * 1024, grown
+
+
+def test_why_names_a_file_of_the_cached_result_that_was_deleted(local_shell, capsys, workdir):
+    """docs/runs.md, Why a call was not cached: an entry found but refused because a file it needs
+    was deleted."""
+    (workdir / "s.txt").write_text("data\n")
+    magic(local_shell, capsys, "%wdl run -f wf.wdl reads=s.txt -o first --progress none")
+    needed = local_shell.user_ns["first"].run_dir / "call-count" / "work" / "n.txt"
+    needed.unlink()
+    out = magic(local_shell, capsys, "%wdl run -f wf.wdl reads=s.txt -o second --progress none")
+    assert [c.state for c in local_shell.user_ns["second"].calls] == ["succeeded"], "the refused entry was not used"
+    first = local_shell.user_ns["first"].run_dir
+    expected = re.compile(rf"a file the cached result needs, {re.escape(str(first))}/call-count/\S*n\.txt, was deleted or moved "
+                          rf"since the cached run of [\d: -]+ in {first.name}")
+    assert expected.search(out), out
+    assert expected.search(magic(local_shell, capsys, "%wdl why $second count"))

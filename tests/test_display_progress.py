@@ -284,3 +284,22 @@ def test_final_board_of_a_failed_run_names_the_call_its_stderr_and_log(tmp_path)
     assert "| <b>bad header</b>" in bundle["text/plain"]
     assert "&lt;b&gt;bad header&lt;/b&gt;" in bundle["text/html"] and "<b>bad header</b>" not in bundle["text/html"]
     assert str(tmp_path / "run" / "call-align-3" / "task.log") in bundle["text/html"]
+
+
+def test_a_view_redraws_at_most_five_times_a_second(tmp_path):
+    """docs/display.md: one updater, bounded rate. Fed polls as fast as they come, a view redraws
+    no sooner than 0.2 s after its last redraw."""
+    writer = make_run(tmp_path / "run", 50, 10, call_dirs=False)  # running: its log stays locked
+    run = MonitoredRun(tmp_path / "run")
+    view = TextLine(run, stream=io.StringIO())
+    redraws: list = []
+    view._render = lambda state, final: redraws.append(time.monotonic())
+    updates, deadline = 0, time.monotonic() + 20
+    while len(redraws) < 4 and time.monotonic() < deadline:
+        view.update(run.poll())
+        updates += 1
+    assert len(redraws) == 4, "the view stopped redrawing a running run"
+    assert updates > 4 * len(redraws), updates  # most updates were absorbed without a redraw
+    gaps = [later - earlier for earlier, later in zip(redraws, redraws[1:])]
+    assert min(gaps) >= 0.2, gaps
+    writer.close()

@@ -109,6 +109,8 @@ def test_widget_gives_way_to_the_final_summary_in_the_same_output(kernel, tmp_pa
     displays = [m for m in messages if m["msg_type"] == "display_data"]
     assert len(displays) == 1 and "application/vnd.jupyter.widget-view+json" in displays[0]["content"]["data"]
     assert RUN_MIME not in displays[0]["content"]["data"], "the live widget's bundle carries no record"
+    # for a frontend without the widget extension, the live bundle carries the board as HTML and text
+    assert "align" in displays[0]["content"]["data"]["text/html"] and "5/20 calls" in displays[0]["content"]["data"]["text/plain"]
     updates = [m for m in messages if m["msg_type"] == "update_display_data"]
     final = updates[-1]["content"]["data"]
     assert "application/vnd.jupyter.widget-view+json" not in final

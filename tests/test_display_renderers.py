@@ -147,3 +147,15 @@ def test_render_outputs_in_a_kernel_shows_images_as_image_outputs(kernel, tmp_pa
     assert any("hello" in d.get("text/html", "") for d in data)
     assert any("&lt;b&gt;x&lt;/b&gt;" in d.get("text/html", "") for d in data)
     assert all("text/plain" in d for d in data)
+
+
+@pytest.mark.parametrize(
+    "name, shows",
+    [("p.jpg", "<img src='data:image/jpeg;base64,"), ("p.jpeg", "<img src='data:image/jpeg;base64,"),
+     ("p.gif", "<img src='data:image/gif;base64,"), ("page.htm", "<iframe "), ("t.tab", "2 columns")],
+)
+def test_every_documented_extension_gets_its_rendering(here, name, shows):
+    """docs/display.md's table: .jpg/.jpeg/.gif embedded as images, .htm in the iframe, .tab a table."""
+    (here / name).write_bytes(TINY_PNG if name.startswith("p.") else b"a\tb\n1\t2\n" if name.endswith(".tab") else b"<p>hi</p>")
+    frag = render_value(here / name)
+    assert shows in frag.html + frag.text, (frag.html, frag.text)

@@ -95,6 +95,9 @@ def test_progress_setting_is_the_default_view_in_a_kernel(fast, workdir, monkeyp
         km.shutdown_kernel(now=True)
     lines = "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream").splitlines()
     assert lines and "succeeded" in lines[-1] and "2/2 calls" in lines[-1], lines
+    # docs/display.md: in a kernel the text view's lines go to stdout
+    stdout = "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream" and m["content"]["name"] == "stdout")
+    assert lines[-1] in stdout.splitlines(), messages
     boards = [m for m in messages if m["msg_type"] in ("display_data", "update_display_data") and "calls" in m["content"]["data"].get("text/plain", "")]
     assert boards == [], "no html board: the configured text view instead"
     assert len(lines) <= 12

@@ -5,6 +5,7 @@ overriding them, repeated names filling an Array, call.input names, %wdl check -
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -191,3 +192,61 @@ def test_config_with_a_cfg_file_shows_its_values_and_where_they_came_from(shell,
     assert "miniwdl-jupyter default" in rows["cache"], shown
     assert shell.run_cell("%wdl config jupyter").success
     assert "project_runs" not in capsys.readouterr().out, "without --cfg the file is not read"
+
+
+def test_config_docker_run_shows_the_effective_values_and_their_sources(shell, workdir, capsys, monkeypatch):
+    """docs/backends.md: `%wdl config docker_run` shows the effective [docker_run] values and where
+    each came from (here an environment variable and the package defaults)."""
+    monkeypatch.setenv("MINIWDL__DOCKER_RUN__AS_ROOT", "true")
+    assert shell.run_cell("%wdl config docker_run").success
+    shown = capsys.readouterr().out
+    rows = {line.split()[1]: line for line in shown.splitlines() if line.split()[:1] == ["docker_run"]}
+    assert set(rows) >= {"exe", "as_root", "gpu_flags", "require_gpu", "init", "extra_args"}, shown
+    assert "true" in rows["as_root"] and "MINIWDL__DOCKER_RUN__AS_ROOT" in rows["as_root"], shown
+    assert "miniwdl-jupyter default" in rows["init"], shown
+
+
+TYPES_WDL = """version 1.1
+task types {
+  input { String s  Int n  Float x  Boolean b  Array[String] a  Map[String, Int] m  File f }
+  command <<< echo "~{s} ~{n} ~{x} ~{b} ~{sep(',', a)} ~{m['k']} $(cat ~{f})" >>>
+  output { String out = read_string(stdout()) }
+}
+"""
+
+
+def test_python_variables_of_each_documented_type_bind_as_inputs(shell, workdir, monkeypatch):
+    """README: `name=$var` takes str, int, float, bool, list, dict and pathlib.Path (relative
+    paths against the notebook's folder)."""
+    monkeypatch.setenv("MINIWDL__JUPYTER__BACKEND", "local")
+    (workdir / "data.txt").write_text("from-file\n")
+    shell.user_ns.update(s="word", n=3, x=2.5, b=True, a=["p", "q"], m={"k": 7}, f=Path("data.txt"))
+    result = shell.run_cell(f"%%wdl -o typed --progress none s=$s n=$n x=$x b=$b a=$a m=$m f=$f\n{TYPES_WDL}")
+    assert result.success, result.error_in_exec
+    run = shell.user_ns["typed"]
+    assert run.outputs == {"out": "word 3 2.500000 true p,q 7 from-file"}
+    # README, "Where runs live": .miniwdl_jupyter/ holds the launch record, the inputs given and
+    # miniwdl's own stdout/stderr, beside miniwdl's layout.
+    meta = run.run_dir / ".miniwdl_jupyter"
+    assert sorted(p.name for p in meta.iterdir()) >= ["inputs.json", "launch.json", "miniwdl.stderr", "miniwdl.stdout"]
+    record = json.loads((meta / "launch.json").read_text())
+    # docs/runs.md: the record has launcher and launch_time; the local launcher adds its handle
+    assert record["launcher"] == "local" and {"launch_time", "pid", "pid_start_time", "host"} <= set(record), record
+    given = json.loads((meta / "inputs.json").read_text())
+    assert given["types.m"] == {"k": 7} and given["types.f"] == str(workdir / "data.txt")
+    assert (run.run_dir / "task.log").exists() and (run.run_dir / "outputs.json").exists()
+
+
+def test_auto_progress_in_a_terminal_ipython_is_text(shell, workdir, capsys, monkeypatch):
+    """docs/display.md, `auto` rule 1: outside an IPython kernel (here a terminal IPython shell) the
+    view is text lines, on stderr."""
+    from miniwdl_jupyter.display.modes import resolve_mode
+
+    monkeypatch.setenv("MINIWDL__JUPYTER__BACKEND", "local")
+    assert resolve_mode("auto") == "text"
+    result = shell.run_cell("%%wdl -o quiet s=hi\nversion 1.1\ntask echo { input { String s } command <<< echo ~{s} >>> }\n")
+    assert result.success, result.error_in_exec
+    shown = capsys.readouterr()
+    assert "succeeded" in shown.err and "calls" in shown.err and "succeeded" not in shown.out.replace("(succeeded)", ""), shown
+    ended = [line for line in shown.err.splitlines() if "succeeded" in line]
+    assert len(ended) == 1 and ended[0].startswith("echo [local] succeeded ") and ended[0].endswith("1/1 calls (1 succeeded)"), shown.err

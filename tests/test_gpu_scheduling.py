@@ -192,13 +192,17 @@ def test_gpu_requests_wdl_1_2_requirements_and_accelerator_count(tmp_path, four_
         tmp_path,
         "req.wdl",
         "version 1.2\nworkflow req {\n  call one\n  call two\n  output { String a = one.seen  String b = two.seen }\n}\n"
-        'task one { command <<< echo "$CUDA_VISIBLE_DEVICES" >>> output { String seen = read_string(stdout()) } requirements { gpu: true } }\n'
+        'task one { command <<< echo "$CUDA_VISIBLE_DEVICES"; echo "$NVIDIA_VISIBLE_DEVICES $CUDA_DEVICE_ORDER $LD_LIBRARY_PATH $CUDA_HOME" > env.txt >>>'
+        ' output { String seen = read_string(stdout())  String vars = read_string("env.txt") } requirements { gpu: true } }\n'
         'task two { command <<< echo "$CUDA_VISIBLE_DEVICES" >>> output { String seen = read_string(stdout()) } runtime { acceleratorCount: 2 } }\n',
     )
-    proc = miniwdl_run(wdl, "local", tmp_path / "run", env=four_gpus)
+    driver = {"LD_LIBRARY_PATH": "/opt/cuda/lib64", "CUDA_HOME": "/opt/cuda"}  # passed through to GPU tasks
+    proc = miniwdl_run(wdl, "local", tmp_path / "run", env={**four_gpus, **driver})
     assert proc.returncode == 0, proc.stderr[-3000:]
     outputs = json.loads((tmp_path / "run" / "outputs.json").read_text())
     assert len(outputs["req.a"].split(",")) == 1 and len(outputs["req.b"].split(",")) == 2
+    one_env = json.loads((tmp_path / "run" / "call-one" / "outputs.json").read_text())["one.vars"]
+    assert one_env == f"{outputs['req.a']} PCI_BUS_ID /opt/cuda/lib64 /opt/cuda", one_env  # docs/backends.md, Isolation
     assert set(outputs["req.a"].split(",") + outputs["req.b"].split(",")) <= set(DEVICES)
 
 

@@ -86,6 +86,10 @@ def test_subcommands(docker, shell, capsys, workdir):
     assert shell.run_cell("%wdl runs").success
     out = capsys.readouterr().out
     assert name in out and "succeeded" in out and "1/1" in out
+    # README: status, duration, calls done and failed, size on disk (and a failed run's error)
+    assert out.split()[:9] == ["run", "status", "started", "duration", "calls", "done", "failed", "backend", "size"], out
+    row = next(line.split() for line in out.splitlines() if line.startswith(name + " "))
+    assert row[1] == "succeeded" and row[5:7] == ["1/1", "0"] and row[-1] in ("kB", "MB"), row
 
     assert shell.run_cell(f"%wdl logs {name} greet -n 100").success
     assert "task setup" in capsys.readouterr().out

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -113,8 +114,25 @@ def test_a_starting_run_is_not_taken_for_dead(workdir):
     launch_record.write(run_dir, {"name": "echo", "launcher": "local", "launch_time": time.time(), "host": os.uname().nodename})
     seen = mj.attach(run_dir)
     assert seen.status == "queued"
-    launch_record.update(run_dir, launch_time=time.time() - 3600)  # a launcher that died long ago
+    launch_record.update(run_dir, launch_time=time.time() - 100)  # still within the two minutes
+    assert mj.attach(run_dir).status == "queued"
+    launch_record.update(run_dir, launch_time=time.time() - 130)  # no handle after two minutes: died
     assert mj.attach(run_dir).status == "failed"
+
+
+def test_a_reused_pid_is_never_taken_for_the_run(workdir):
+    """Liveness is the recorded pid *with its start time*: a live process that got the same pid
+    later is not the run's miniwdl."""
+    from miniwdl_jupyter.launchers.local import process_start_time
+
+    me = os.getpid()
+    for started, alive in ((process_start_time(me), True), (process_start_time(me) - 1000, False)):
+        run_dir = workdir / f"pid-{alive}"
+        run_dir.mkdir()
+        launch_record.write(run_dir, {"name": "echo", "launcher": "local", "launch_time": time.time(), "host": os.uname().nodename})
+        launch_record.update(run_dir, pid=me, pid_start_time=started)
+        status = mj.attach(run_dir).status
+        assert (status != "failed") if alive else (status == "failed"), (alive, status)
 
 
 def test_attach_of_a_just_started_run_follows_it_to_success(workdir):
@@ -204,3 +222,40 @@ def test_killing_the_runner_of_a_slurm_run_leaves_no_job_queued(slurm_cluster, w
     handle.wait(timeout=60, raise_on_failure=False)
     assert handle.status == "failed"
     _wait_until(lambda: jobs_in_queue(handle.run_dir) == [], 60, "the queue emptied of this run's jobs")
+
+
+def test_a_failed_task_shows_the_last_20_lines_of_its_stderr_and_its_log_paths(workdir):
+    """README: TaskFailed carries the exit code, the last 20 lines of the task's stderr and its log paths."""
+    noisy = "version 1.1\ntask noisy { command <<< for i in $(seq 1 30); do echo line$i >&2; done; exit 4 >>> }\n"
+    with pytest.raises(mj.TaskFailed) as info:
+        mj.run(noisy, backend="local", cache=False)
+    err = info.value
+    assert err.exit_code == 4 and "exited with status 4" in str(err)
+    assert err.stderr_tail == [f"line{i}" for i in range(11, 31)]
+    shown = "\n".join(err._render_traceback_())
+    assert "line11" in shown and "line10\n" not in shown
+    assert f"stderr: {err.stderr_file}" in shown and f"log:    {err.log_file}" in shown
+    assert err.stderr_file.name == "stderr.txt" and err.log_file.exists()
+
+
+def _task_pool_size(run_dir: Path) -> int:
+    for line in (run_dir / "workflow.log.json").read_text().splitlines():
+        event = json.loads(line)
+        if event.get("message") == "task thread pool initialized":
+            return event["task_concurrency"]
+    raise AssertionError("miniwdl logged no task thread pool")
+
+
+def test_tasks_that_run_elsewhere_lift_the_local_core_limit(slurm_cluster, workdir, monkeypatch):
+    """docs/design.md (companions' runs_elsewhere): without [scheduler] task_concurrency, a SLURM
+    run's miniwdl gets [jupyter] cluster_task_concurrency task threads, a local run this machine's
+    cores (miniwdl's default)."""
+    monkeypatch.setenv("MINIWDL__SLURM__RUNTIME", "none")
+    monkeypatch.setenv("MINIWDL__JUPYTER__CLUSTER_TASK_CONCURRENCY", "37")
+    monkeypatch.delenv("MINIWDL__SCHEDULER__TASK_CONCURRENCY", raising=False)
+    one = ECHO.replace("version 1.1\n", "version 1.1\nworkflow one { call echo  output { String out = echo.out } }\n", 1)
+    on_slurm = mj.run(one, backend="slurm", cache=False)
+    assert on_slurm.outputs == {"out": "x"}
+    assert _task_pool_size(on_slurm.run_dir) == 37
+    on_local = mj.run(one, backend="local", cache=False)
+    assert _task_pool_size(on_local.run_dir) == os.cpu_count() != 37

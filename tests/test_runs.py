@@ -29,6 +29,8 @@ def test_scatter_outputs_then_cached_then_no_cache(docker, workdir):
     assert first.outputs["count"] == 3
     assert sorted(c.state for c in first.calls) == ["succeeded"] * 3
     assert all(c.exit_code == 0 and c.start_time and c.end_time for c in first.calls)
+    # README: per call its name, scatter index, state, start/end, exit code, attempt, cached
+    assert sorted((c.name, c.scatter_index, c.attempt, c.cached) for c in first.calls) == [("greet", f"{i}-{n}", 1, False) for i, n in enumerate("abc")]
     assert first.backend == CORE_BACKEND
 
     again = mj.run(source, {"names": ["a", "b", "c"], "greeting": "hi"})
@@ -174,6 +176,10 @@ def test_a_run_whose_process_died_is_failed_not_running_forever(docker, workdir)
     handle.wait(timeout=30, raise_on_failure=False)
     assert handle.status == "failed"
     assert "was killed by SIGKILL before it wrote outputs.json or error.json" in str(handle.error)
+    # docs/runs.md: which process, what to do, the last log line and where miniwdl's own output is
+    assert f"(pid {record['pid']})" in str(handle.error) and "Re-run it: tasks that finished come back from the call cache." in str(handle.error)
+    details = handle.error.details
+    assert details[0].startswith("last log line: ") and details[-1] == f"miniwdl's own output: {handle.run_dir / '.miniwdl_jupyter' / 'miniwdl.stderr'}", details
 
 
 def test_list_runs_newest_first_and_attach_by_name(docker, workdir):

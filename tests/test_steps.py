@@ -54,7 +54,7 @@ def test_step_computes_from_its_parameters_and_writes_png_and_csv(step_image, wo
     build_output: list = []
     step = run_notebook(
         notebook("compute.ipynb"),
-        {"sample": "abc", "scale": 2},
+        {"sample": "abc", "scale": 2, "tags": ["x", 1], "opts": {"k": 0.5}},
         requirements=STEP_REQUIREMENTS,
         base_image=step_image.base,
         log=build_output.append,
@@ -66,11 +66,14 @@ def test_step_computes_from_its_parameters_and_writes_png_and_csv(step_image, wo
     assert step.outputs["plot.png"].read_bytes().startswith(PNG_SIGNATURE)
     rows = list(csv.reader(step.outputs["values.csv"].open()))
     assert rows[0] == ["i", "value"] and rows[-1] == ["7", str(7 * 2 * len("abc"))]
-    assert "sample = \"abc\"" in injected_parameters(step.executed_notebook)
+    injected = injected_parameters(step.executed_notebook)
+    assert "sample = \"abc\"" in injected
+    # parameters travel as JSON: numbers, lists and dicts keep their types (docs/notebook_steps.md)
+    assert "scale = 2\n" in injected and 'tags = ["x", 1]' in injected and 'opts = {"k": 0.5}' in injected, injected
     assert "sample=abc scale=2 total=168" in step.stdout_tail
     assert "sample=abc scale=2 total=168" in step.html.read_text()
 
-    again = run_notebook(notebook("compute.ipynb"), {"sample": "abc", "scale": 2}, requirements=STEP_REQUIREMENTS, base_image=step_image.base)
+    again = run_notebook(notebook("compute.ipynb"), {"sample": "abc", "scale": 2, "tags": ["x", 1], "opts": {"k": 0.5}}, requirements=STEP_REQUIREMENTS, base_image=step_image.base)
     assert again.returncode == 0 and again.outputs["values.csv"].read_text() == step.outputs["values.csv"].read_text()
     assert any(c.cached for c in again.run.calls), "an unchanged step is a call-cache hit"
 
@@ -102,6 +105,12 @@ def test_failing_notebook_keeps_executed_notebook_and_html_and_names_the_cell(st
     assert failing.source == "ratio = 1 / divisor"
     assert any(o.get("ename") == "ZeroDivisionError" for o in failing.outputs)
     assert "ZeroDivisionError" in error.html.read_text()
+    # docs/notebook_steps.md: beside them in the call's work/ folder, notebook_error.json
+    recorded = json.loads((error.executed_notebook.parent / "notebook_error.json").read_text())
+    assert error.executed_notebook.parent.name == "work" and error.html.parent == error.executed_notebook.parent
+    assert (recorded["cell_index"], recorded["ename"], recorded["evalue"], recorded["source"]) == (
+        error.cell_index, "ZeroDivisionError", "division by zero", "ratio = 1 / divisor")
+    assert recorded["execution_count"] == failing.execution_count
 
     # Without raising, the same facts are on the result (the ExecResult shape).
     step = run_notebook(notebook("fails.ipynb"), {"divisor": 0}, image=step_image.tag, raise_on_failure=False, cache=False)

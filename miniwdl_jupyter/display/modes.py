@@ -7,7 +7,7 @@
 - a cell executed without stdin (`allow_stdin` false in its execute_request: how nbclient, hence
   papermill and nbconvert, execute): `html`, a board updated in place through a display_id;
 - any other kernel (an interactive frontend): `widget`. Its display bundle also carries the board as
-  HTML and text, and `finish()` adds an ordinary summary, so a frontend without the widget
+  HTML and text, and `finish()` replaces it with an ordinary summary, so a frontend without the widget
   extension (SageMaker Studio's mismatches) still shows a readable, final record.
 papermill and nbclient set nothing else the kernel could read (no environment variable).
 """

@@ -27,7 +27,8 @@ class TextLine(ProgressView):
         step = (state.status, tenth)
         if step == self._said and not final:
             return
-        if final and self._said == ("final",):
+        if final and self._said in (("final",), step):
+            self._said = ("final",)  # the ended state was the last line already: not twice
             return
         self._said = ("final",) if final else step
         print(summary.summary_text(state), file=self.stream, flush=True)

@@ -1,5 +1,5 @@
 version 1.1
-# nested scatter, conditionals, optional and default inputs
+# nested scatter, conditionals, optional and default inputs; WDL 1.1's returnCodes (exit 3 succeeds)
 workflow control_flow {
   input {
     Array[Array[Int]] matrix = [[1, 2], [3]]
@@ -22,7 +22,7 @@ workflow control_flow {
 }
 task times {
   input { Int x  Int by }
-  command <<< echo $(( ~{x} * ~{by} )) >>>
+  command <<< echo $(( ~{x} * ~{by} )); exit 3 >>>
   output { Int out = read_int(stdout()) }
-  runtime { docker: "IMAGE" }
+  runtime { docker: "IMAGE"  returnCodes: [0, 3] }
 }

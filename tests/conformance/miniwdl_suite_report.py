@@ -26,19 +26,25 @@ def outcomes(junit_xml: Path) -> Dict[str, str]:
     return found
 
 
+def minutes(junit_xml: Path) -> float:
+    """The backend's wall time as pytest recorded it (its test suites' `time`)."""
+    return sum(float(suite.get("time", 0)) for suite in ET.parse(junit_xml).iter("testsuite")) / 60
+
+
 def main(out: Path, backends: List[str]) -> None:
     # the reference first, also when this run did not include it (an earlier run's result in OUT)
     ordered = [REFERENCE] + [b for b in backends if b != REFERENCE]
     results = {b: outcomes(out / f"{b}.xml") for b in ordered if (out / f"{b}.xml").is_file()}
     tag = (out / "tag").read_text().strip() if (out / "tag").is_file() else "?"
     print(f"miniwdl {tag} runtime tests\n")
-    print("| backend | passed | failed | error | skipped | same outcome as docker_swarm |")
-    print("|---|---|---|---|---|---|")
+    print("| backend | passed | failed | error | skipped | same outcome as docker_swarm | minutes |")
+    print("|---|---|---|---|---|---|---|")
     reference = results.get(REFERENCE)
     for backend, found in results.items():
         counts = {k: sum(1 for v in found.values() if v == k) for k in ("passed", "failed", "error", "skipped")}
         same = f"{sum(1 for t, v in found.items() if reference.get(t) == v)} of {len(found)}" if reference else "-"
-        print(f"| {backend} | {counts['passed']} | {counts['failed']} | {counts['error']} | {counts['skipped']} | {same} |")
+        took = minutes(out / f"{backend}.xml")
+        print(f"| {backend} | {counts['passed']} | {counts['failed']} | {counts['error']} | {counts['skipped']} | {same} | {took:.0f} |")
     for backend, found in results.items():
         if backend == REFERENCE or reference is None:
             continue

@@ -16,6 +16,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 
 from backend_fixtures import (  # noqa: F401 (docker_image and swarm: fixtures requires_docker asks for)
@@ -98,6 +99,8 @@ def test_retry_attempts_keep_their_own_files(backend: str, tmp_path: Path) -> No
     assert (flaky / "stderr2.txt").read_text() == "attempt 1 fails\n"
     assert (flaky / "stdout3.txt").read_text() == "ok after 2\n"
     assert (flaky / "work2").is_dir() and (flaky / "work3").is_dir()
+    if backend == "docker_run":  # what the `docker run` CLI printed, per attempt (docs/backends.md)
+        assert all((flaky / name).is_file() for name in ("docker_run.log.txt", "docker_run2.log.txt", "docker_run3.log.txt"))
 
 
 @pytest.mark.parametrize("backend", ["docker_run", "local"], indirect=True)  # our scheduler, not swarm's
@@ -261,11 +264,24 @@ def test_inline_dockerfile_is_built_once_by_content(backend: str, tmp_path: Path
 
 @pytest.mark.parametrize("backend", ["docker_run", "docker_swarm"], indirect=True)
 def test_inline_dockerfile_that_does_not_build_fails_the_task(backend: str, tmp_path: Path) -> None:
-    wdl = write_wdl(tmp_path, "built.wdl", DOCKERFILE_WDL.replace('RUN echo "~{marker}"', 'RUN exit 3; echo "~{marker}"'))
+    failing = DOCKERFILE_WDL.replace('RUN echo "~{marker}"', 'RUN exit 3; echo "~{marker}"')
+    if backend == "docker_run":
+        failing = failing.replace("  runtime {\n", "  runtime {\n    maxRetries: 1\n", 1)
+    wdl = write_wdl(tmp_path, "built.wdl", failing)
     proc = miniwdl_run(wdl, backend, tmp_path / "run", {"marker": uuid.uuid4().hex})
     assert proc.returncode != 0
     cause = root_cause(tmp_path / "run")
     assert cause["error"] in ("BuildError", "InlineDockerfileBuildFailed"), cause
+    if backend == "docker_run":  # docs/backends.md: retried up to maxRetries, then the build's last line
+        from miniwdl_jupyter.backends.docker_run import InlineDockerfileBuildFailed
+        from miniwdl_jupyter.errors import BackendError
+
+        assert (tmp_path / "run" / "task.log").read_text().count("failed docker build will be retried") == 1
+        build_log = tmp_path / "run" / "inlineDockerfile.log"
+        last_line = [line for line in build_log.read_text().splitlines() if line.strip()][-1].strip()
+        assert "returned a non-zero code: 3" in last_line and last_line in cause["message"], (last_line, cause)
+        assert f"full output: {build_log}" in cause["message"]
+        assert issubclass(InlineDockerfileBuildFailed, BackendError) and issubclass(InlineDockerfileBuildFailed, docker.errors.BuildError)
 
 
 GPU_WDL = 'version 1.1\ntask gpu { command <<< echo ran >>> output { String out = read_string(stdout()) } runtime { docker: "IMAGE"  gpu: true } }\n'
