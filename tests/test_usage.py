@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from backend_fixtures import docker_image, miniwdl_run, requires_docker, write_wdl  # noqa: F401 - fixture
-from slurm_fixtures import slurm_cluster  # noqa: F401 - fixture
+from conftest import require
+from slurm_fixtures import slurm_backend, slurm_cluster  # noqa: F401 - fixture
 from miniwdl_jupyter import protocol
 
 MIB = 1024 * 1024
+PODMAN_ARGS = '["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]'
 
 HOLD_AND_BURN_WDL = """
 version 1.1
@@ -63,12 +66,25 @@ def backend(request) -> str:
     return request.param
 
 
-def test_usage_on_slurm_with_the_command_run_on_the_node(tmp_path, slurm_cluster):  # noqa: F811
-    """[slurm] runtime = none: the job script runs the sampler beside the command on the node."""
+@pytest.fixture(params=["none", "docker", "podman"])
+def slurm_runtime(request) -> dict:
+    """The slurm backend with each node runtime this cluster has, as MINIWDL__* settings."""
+    if request.param == "podman":
+        require("podman", shutil.which("podman") is not None, "podman is not installed (.ci/provision installs it)")
+    backend = slurm_backend(request, request.param)
+    # root's open-files limit here is below podman's default (docs/backends.md)
+    return {**backend.env, "MINIWDL__DOCKER_RUN__EXTRA_ARGS": PODMAN_ARGS} if request.param == "podman" else backend.env
+
+
+def test_usage_on_slurm_with_each_node_runtime(tmp_path, slurm_runtime):
+    """`none`: the sampler script beside the command on the node; docker and podman: the shell
+    sampler inside the container, reading the container's own cgroup."""
     wdl = write_wdl(tmp_path, "work.wdl", HOLD_AND_BURN_WDL)
-    run = miniwdl_run(wdl, "slurm", tmp_path / "run", env={"MINIWDL__SLURM__RUNTIME": "none"})
+    run = miniwdl_run(wdl, "slurm", tmp_path / "run", env=slurm_runtime)
     assert run.returncode == 0, run.stderr[-2000:]
     check_hold_and_burn(tmp_path / "run")
+    source = "process_group" if slurm_runtime["MINIWDL__SLURM__RUNTIME"] == "none" else "cgroup"
+    assert _usage(tmp_path / "run" / "call-hold")["source"] == source
 
 
 def test_peak_memory_and_cpu_time_of_real_tasks(tmp_path, backend):

@@ -38,6 +38,7 @@ from ..backends import container_cli
 from ..backends.cluster import ClusterJobContainer, Job, JobWatcher
 from ..errors import BackendError, ConfigError
 from ..backends.task_dir import run_dir_of
+from ..backends.task_usage import drop_if_empty, host_usage_path
 from . import script
 from .arrays import ArraySubmitter, Attempt
 from .jobs import (
@@ -178,6 +179,8 @@ class SlurmContainer(ClusterJobContainer, SubprocessBase):
     def submit(self, logger: logging.Logger, terminating: Callable[[], bool], cleanup: ExitStack, command: str) -> str:
         settings = self.settings()
         sbatch = self.prepare_submission(logger, settings, command)
+        # a container that never ran its command leaves its mounted usage file empty: no usage, no file
+        cleanup.callback(drop_if_empty, host_usage_path(self.host_dir, self.try_counter))
         logger.info(_("slurm sbatch", args=" ".join(shlex.quote(a) for a in sbatch)))
         if self._arrays is None:
             return submit_job(sbatch, self.container_name, logger)
