@@ -87,6 +87,41 @@ def test_usage_on_slurm_with_each_node_runtime(tmp_path, slurm_runtime):
     assert _usage(tmp_path / "run" / "call-hold")["source"] == source
 
 
+def test_slurm_accounting_confirms_the_sampler_and_fills_in_for_it(tmp_path, slurm_cluster):  # noqa: F811
+    """Where the cluster keeps accounting (.ci/provision runs slurmdbd), sacct's figures join each
+    attempt's usage file: beside the sampler's, and in place of a sampler that could not start."""
+    from miniwdl_jupyter.slurm.jobs import accounting_enabled
+
+    require("SLURM accounting", accounting_enabled(), "the cluster keeps no accounting (.ci/provision configures slurmdbd)")
+    # SLURM samples the job every JobAcctGatherFrequency seconds (1 s here): dd's 300 MiB, held a
+    # fraction of a second, slips between its samples; these 300 MiB are held for 4 s
+    wdl = write_wdl(tmp_path, "work.wdl", HOLD_AND_BURN_WDL.replace(
+        "dd if=/dev/zero of=/dev/null bs=300M count=3 2>/dev/null; sleep 2",
+        "python3 -c 'import time; held = b\"x\" * (300 << 20); time.sleep(4)'").replace(
+        'runtime { docker: "IMAGE" }', 'runtime { docker: "IMAGE"  memory: "512 MiB" }', 1))
+    none = {"MINIWDL__SLURM__RUNTIME": "none"}
+    sampled = miniwdl_run(wdl, "slurm", tmp_path / "sampled", env=none)
+    assert sampled.returncode == 0, sampled.stderr[-2000:]
+    check_hold_and_burn(tmp_path / "sampled")
+    hold = _usage(tmp_path / "sampled" / "call-hold")
+    assert hold["source"] == "process_group" and "accounting_fields" not in hold, hold
+    # SLURM counts the whole job (its shell and the sampler too): within 20% of the 300 MiB
+    assert 0.8 * 300 * MIB <= hold["slurm_accounting"]["max_rss_bytes"] <= 1.2 * 300 * MIB, hold
+    burn = _usage(tmp_path / "sampled" / "call-burn")
+    assert abs(burn["slurm_accounting"]["cpu_seconds"] - burn["cpu_seconds"]) <= 0.1 * burn["cpu_seconds"] + 0.5, burn
+
+    unsampled = miniwdl_run(wdl, "slurm", tmp_path / "unsampled", env={**none, "MINIWDL__USAGE__PYTHON": str(tmp_path / "no-python3")})
+    assert unsampled.returncode == 0, unsampled.stderr[-2000:]
+    hold = _usage(tmp_path / "unsampled" / "call-hold")
+    assert hold["source"] == "slurm_accounting" and "peak_memory_bytes" in hold["accounting_fields"], hold
+    assert 0.8 * 300 * MIB <= hold["peak_memory_bytes"] <= 1.2 * 300 * MIB, hold
+    assert hold["wall_seconds"] >= 4 and hold["requested_memory_bytes"] == 512 * MIB, hold
+    burn = _usage(tmp_path / "unsampled" / "call-burn")
+    own = _own_cpu_seconds(tmp_path / "unsampled" / "call-burn")
+    assert own - 0.1 <= burn["cpu_seconds"] <= 1.1 * own + 0.5 and burn["wall_seconds"] >= 4.9, burn
+    assert burn["requested_cpu"] == 1
+
+
 def test_peak_memory_and_cpu_time_of_real_tasks(tmp_path, backend):
     wdl = write_wdl(tmp_path, "work.wdl", HOLD_AND_BURN_WDL)
     run = miniwdl_run(wdl, backend, tmp_path / "run")
@@ -102,10 +137,15 @@ def check_hold_and_burn(run_dir: Path) -> None:
     # one core for 5 s: CPU time close to wall time, where the machine has a core to spare; on a
     # busy shared machine the loop gets less, so the figure is checked against the task's own account
     assert 4.9 <= burn["wall_seconds"] < 10, burn
-    children = (run_dir / "call-burn" / "stdout.txt").read_text().splitlines()[1]
-    own = sum(int(m) * 60 + float(sec) for m, sec in re.findall(r"(\d+)m([\d.]+)s", children))
-    assert own - 0.1 <= burn["cpu_seconds"] <= 1.1 * own + 0.2, (burn, children)
+    own = _own_cpu_seconds(run_dir / "call-burn")
+    assert own - 0.1 <= burn["cpu_seconds"] <= 1.1 * own + 0.2, (burn, own)
     assert burn["cpu_seconds"] <= 1.05 * burn["wall_seconds"]
+
+
+def _own_cpu_seconds(call_dir: Path) -> float:
+    """The CPU time of the burn task's children, as its shell's `times` printed it."""
+    children = (call_dir / "stdout.txt").read_text().splitlines()[1]
+    return sum(int(m) * 60 + float(sec) for m, sec in re.findall(r"(\d+)m([\d.]+)s", children))
 
 
 def test_a_retried_call_has_the_usage_of_each_attempt(tmp_path, backend):
