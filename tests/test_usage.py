@@ -6,6 +6,7 @@ is checked loosely against wall time."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -198,3 +199,56 @@ task nap {
   command <<< sleep 4.5 >>>
 }
 """
+
+
+# A stand-in nvidia-smi (no GPU on these machines; as tests/test_gpu_scheduling.py's, plus the usage
+# query): four devices, each using the memory (MiB) and utilisation (%) a task wrote into STATE/<index>.
+FAKE_NVIDIA_SMI = """#!/bin/sh
+case "$*" in
+  *--query-gpu=index,uuid,name,memory.total*) for i in 0 1 2 3; do echo "$i, GPU-000$i, Tesla T4, 15360"; done ;;
+  *--query-gpu=index,uuid,memory.used,utilization.gpu*)
+    for i in 0 1 2 3; do echo "$i, GPU-000$i, $(cat STATE/$i 2>/dev/null || echo '0, 0')"; done ;;
+  *) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+"""
+
+GPU_LOAD_WDL = """
+version 1.1
+workflow loads {
+  input { String state }
+  scatter (load in ["2048, 90", "4096, 40"]) { call use { input: state = state, load = load } }
+  call plain
+}
+task use {
+  input { String state  String load }
+  # what this task's device "uses" while it runs, as the stand-in nvidia-smi reports it
+  command <<< echo '~{load}' > "~{state}/$CUDA_VISIBLE_DEVICES"; sleep 3; rm "~{state}/$CUDA_VISIBLE_DEVICES" >>>
+  runtime { gpu: true }
+}
+task plain {
+  command <<< sleep 2.5 >>>
+}
+"""
+
+
+def test_gpu_memory_and_utilisation_of_the_tasks_own_devices(tmp_path):
+    """On `local`, the sampler asks nvidia-smi about the devices the task was given
+    (CUDA_VISIBLE_DEVICES): two GPU tasks at once each show their own device's figures, and a task
+    given no GPU shows none."""
+    state = tmp_path / "state"
+    state.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "nvidia-smi").write_text(FAKE_NVIDIA_SMI.replace("STATE", str(state)))
+    (bin_dir / "nvidia-smi").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "MINIWDL__JUPYTER__GPU_LOCK_DIR": str(tmp_path / "locks"),
+           "MINIWDL__SCHEDULER__TASK_CONCURRENCY": "8"}
+    wdl = write_wdl(tmp_path, "loads.wdl", GPU_LOAD_WDL)
+    run = miniwdl_run(wdl, "local", tmp_path / "run", {"state": str(state)}, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    for index, (memory_mib, utilization) in enumerate([(2048, 90), (4096, 40)]):
+        usage = _usage(next((tmp_path / "run").glob(f"call-use-{index}-*")))  # named after the scatter's value too
+        assert usage["gpu_memory_peak_bytes"] == memory_mib * MIB, usage
+        assert usage["gpu_utilization_max_percent"] == utilization, usage
+    plain = _usage(tmp_path / "run" / "call-plain")
+    assert plain["samples"] >= 1 and not any(key.startswith("gpu_") for key in plain), plain
