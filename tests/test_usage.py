@@ -84,8 +84,13 @@ def test_usage_on_slurm_with_each_node_runtime(tmp_path, slurm_runtime):
     run = miniwdl_run(wdl, "slurm", tmp_path / "run", env=slurm_runtime)
     assert run.returncode == 0, run.stderr[-2000:]
     check_hold_and_burn(tmp_path / "run")
-    source = "process_group" if slurm_runtime["MINIWDL__SLURM__RUNTIME"] == "none" else "cgroup"
-    assert _usage(tmp_path / "run" / "call-hold")["source"] == source
+    none = slurm_runtime["MINIWDL__SLURM__RUNTIME"] == "none"
+    hold = _usage(tmp_path / "run" / "call-hold")
+    assert hold["source"] == ("process_group" if none else "cgroup")
+    # SLURM's account of a docker/podman job is the CLI's: it joins only where the task runs in the job
+    from miniwdl_jupyter.slurm.jobs import accounting_enabled
+
+    assert ("slurm_accounting" in hold) == (none and accounting_enabled()), hold
 
 
 def test_slurm_accounting_confirms_the_sampler_and_fills_in_for_it(tmp_path, slurm_cluster):  # noqa: F811
