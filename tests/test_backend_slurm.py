@@ -211,7 +211,7 @@ def test_unknown_settings_are_clear_errors(tmp_path: Path) -> None:
 def test_apptainer_runs_the_docker_image_with_miniwdl_mounts(tmp_path: Path) -> None:
     container = _container(tmp_path, {"runtime": "apptainer"})
     container.runtime_values.update(gpu=True)
-    args = script.apptainer_invocation(container, "ubuntu:22.04")
+    args = script.apptainer_invocation(container, "ubuntu:22.04", container.prepare_mounts())
     assert args[:2] == ["apptainer", "exec"] and "--nv" in args and args[-1] == "docker://ubuntu:22.04"
     assert f"{container.host_work_dir()}:/mnt/miniwdl_task_container/work" in args
 

@@ -148,12 +148,12 @@ def container_invocation(
     return apptainer_invocation(container, image, mounts)
 
 
-def apptainer_invocation(container: Any, image: str, mounts: Optional[List[Mount]] = None) -> List[str]:
+def apptainer_invocation(container: Any, image: str, mounts: List[Mount]) -> List[str]:
     """`apptainer exec` (or singularity) with miniwdl's mounts, straight from the docker image."""
     args = container.cli_exe + ["exec", "--containall", "--pwd", os.path.join(container.container_dir, "work")]
     if container.runtime_values.get("gpu", False):
         args.append("--nv")
-    for container_path, host_path, writable in container.prepare_mounts() if mounts is None else mounts:
+    for container_path, host_path, writable in mounts:
         args += ["--bind", f"{host_path}:{container_path}" + ("" if writable else ":ro")]
     source = image if image.startswith(("/", "docker://", "library://", "oras://")) else f"docker://{image}"
     return args + jupyter_config.option(container.cfg, "slurm", "apptainer_args", "list") + [source]
