@@ -7,8 +7,10 @@ one-line reason.
 from __future__ import annotations
 
 import subprocess
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import pytest
 
@@ -24,18 +26,32 @@ class BackendName(str):
         return self
 
 
-def slurm_answers() -> bool:
-    try:
-        proc = subprocess.run(["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return proc.returncode == 0 and any(s.strip(" *") in ("idle", "mixed", "allocated") for s in proc.stdout.split())
+# Node states in which a node takes jobs (sinfo %T, without its flag suffixes such as `*` or `+`).
+_TAKING_JOBS = ("idle", "mixed", "allocated", "completing")
+
+
+def slurm_answers(within: float = 90.0) -> bool:
+    """Does a node take jobs? Asked again for up to `within` seconds: a node another test has set
+    DOWN for a moment (the NODE_FAIL tests) is back soon after."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            proc = subprocess.run(["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True, timeout=20)
+            if proc.returncode == 0 and any(s.rstrip("*~#!%$@^-+") in _TAKING_JOBS for s in proc.stdout.split()):
+                return True
+        except OSError:
+            return False  # no sinfo at all
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
 
 
 @pytest.fixture(scope="session")
 def slurm_cluster() -> None:
     """A SLURM cluster with a node that takes jobs."""
-    require("SLURM", slurm_answers(), "no SLURM node answers `sinfo` as idle (start the cluster with .ci/provision)")
+    require("SLURM", slurm_answers(), "no SLURM node takes jobs according to `sinfo` (start the cluster with .ci/provision)")
 
 
 def slurm_backend(request: pytest.FixtureRequest, runtime: str) -> BackendName:
@@ -52,3 +68,35 @@ def jobs_in_queue(run_dir: Path) -> List[str]:
     from miniwdl_jupyter.slurm.jobs import jobs_of_run
 
     return jobs_of_run(str(run_dir))
+
+
+def _share_of_node_memory_mb() -> int:
+    """60% of the node's memory: two such jobs never fit together, and other tests' jobs (which
+    ask for little) still fit beside one."""
+    sizes = subprocess.run(["sinfo", "--noheader", "--format=%m"], capture_output=True, text=True).stdout.split()
+    return int(max(int(m.rstrip("+")) for m in sizes if m.rstrip("+").isdigit()) * 0.6)
+
+
+def preemptable_task_memory() -> str:
+    """A task's runtime.memory whose job, on the test cluster's `preemptable` partition, leaves too
+    little beside it for urgent_job(), which then preempts it (.ci/provision: partition_prio
+    preemption, and only `preemptable` may be preempted)."""
+    return f"{_share_of_node_memory_mb()} MiB"
+
+
+@contextmanager
+def urgent_job() -> Iterator[str]:
+    """A job of the `urgent` partition that does not fit beside a preemptable_task_memory() job, so
+    SLURM cancels that job (state PREEMPTED) to start it; scancelled on leaving."""
+    partitions = subprocess.run(["sinfo", "--noheader", "--format=%R"], capture_output=True, text=True).stdout.split()
+    require("the test cluster's preemption partitions", {"preemptable", "urgent"} <= set(partitions),
+            "no `preemptable`/`urgent` partitions: run .ci/provision")
+    job_id = subprocess.run(
+        ["sbatch", "--parsable", "--partition=urgent", f"--mem={_share_of_node_memory_mb()}M", "--output=/dev/null",
+         "--wrap", "sleep 600"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    try:
+        yield job_id
+    finally:
+        subprocess.run(["scancel", job_id], capture_output=True)

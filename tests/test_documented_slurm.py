@@ -8,6 +8,7 @@ import json
 import re
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -17,8 +18,8 @@ import miniwdl_jupyter as mj
 from miniwdl_jupyter import launch_record, protocol
 
 from conftest import require
-from backend_fixtures import docker_image, miniwdl_command, miniwdl_env, miniwdl_run, root_cause, wait_until, write_wdl  # noqa: F401
-from slurm_fixtures import slurm_cluster  # noqa: F401 - fixture
+from backend_fixtures import docker_image, json_events, miniwdl_command, miniwdl_env, miniwdl_run, root_cause, wait_until, write_wdl  # noqa: F401
+from slurm_fixtures import preemptable_task_memory, slurm_cluster, urgent_job  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.slow]
 
@@ -156,3 +157,157 @@ def test_podman_exe_is_what_the_node_runs(slurm_cluster, docker_image, tmp_path:
     assert proc.returncode == 0, proc.stderr[-2000:] + (tmp_path / "run" / "call-t" / "slurm.log.txt").read_text()[-2000:]
     assert json.loads((tmp_path / "run" / "outputs.json").read_text()) == {"w.said": "in-podman"}
     assert "run" in calls.read_text().split()
+
+
+# ---- what a slow or stubborn job does to a cancel, and a lost sbatch answer ----------------------
+
+STUBBORN_WDL = """version 1.1
+workflow w { call stubborn }
+task stubborn {
+  # ignores SIGTERM (SIG_IGN is inherited by sleep): only SLURM's SIGKILL, KillWait after the
+  # cancel's SIGTERM, ends the job
+  command <<< trap '' TERM; echo ready; sleep 300 >>>
+}
+"""
+
+
+def _job_state(job_id: str) -> str:
+    return subprocess.run(["squeue", "--noheader", "--states=all", f"--jobs={job_id}", "--format=%T"],
+                          capture_output=True, text=True).stdout.strip()
+
+
+def _stop_while_its_job_ignores_sigterm(tmp_path: Path, name: str, extra: dict) -> str:
+    """SIGTERM to `miniwdl run` while its task job ignores SIGTERM; the job's state the moment
+    miniwdl has exited."""
+    wdl = write_wdl(tmp_path, f"{name}.wdl", STUBBORN_WDL)
+    run_dir = tmp_path / name
+    proc = subprocess.Popen(miniwdl_command(wdl, run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=miniwdl_env("slurm", tmp_path, {**NONE, **extra}), cwd=tmp_path)
+    try:
+        stdout = run_dir / "call-stubborn" / "stdout.txt"
+        wait_until(lambda: stdout.exists() and stdout.read_text().strip() == "ready", 120, "the command running, its trap set")
+        [job_id] = submitted_job_ids(run_dir / "call-stubborn")
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=120)
+        state = _job_state(job_id)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, stderr[-2000:]
+    return state
+
+
+def test_cancel_wait_seconds_is_how_long_a_cancelled_task_waits_for_its_job(slurm_cluster, tmp_path: Path) -> None:
+    """The job of a cancelled task that ignores SIGTERM stays COMPLETING until SLURM kills it
+    (KillWait). With the default cancel_wait_seconds (60) miniwdl exits only once the job has
+    ended; with 0 it exits while the job is still being killed."""
+    assert _stop_while_its_job_ignores_sigterm(tmp_path, "waits", {}) == "CANCELLED"
+    assert _stop_while_its_job_ignores_sigterm(tmp_path, "no_wait", {"MINIWDL__SLURM__CANCEL_WAIT_SECONDS": "0"}) == "COMPLETING"
+
+
+def test_an_sbatch_whose_answer_timed_out_is_found_again_by_its_job_name(slurm_cluster, tmp_path: Path) -> None:
+    """slurmctld stopped (SIGSTOP) while the task's `sbatch` waits for its answer: sbatch gives up
+    ("Socket timed out"), but slurmctld, once resumed, still takes the submission it had received.
+    The backend finds that job by its unique name instead of submitting the task twice."""
+    pid_file = Path("/run/slurmctld.pid")
+    require("a local slurmctld", pid_file.exists(), "no local slurmctld (its pid file /run/slurmctld.pid is missing)")
+    pid = int(pid_file.read_text())
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    calls, answers, go = tmp_path / "sbatch-calls", tmp_path / "sbatch-answers", tmp_path / "go"
+    real = shutil.which("sbatch")
+    # A PATH shim that holds the real sbatch back until the test has stopped slurmctld, then notes
+    # how sbatch ended.
+    (shims / "sbatch").write_text(
+        f'#!/bin/bash\necho "$@" >> {calls}\nwhile [ ! -e {go} ]; do sleep 0.1; done\n'
+        f'{real} "$@" 2> >(tee -a {answers} >&2)\nrc=$?\necho "exit $rc" >> {answers}\nexit $rc\n'
+    )
+    (shims / "sbatch").chmod(0o755)
+    wdl = write_wdl(tmp_path, "w.wdl", "version 1.1\nworkflow w { call t  output { String said = t.said } }\n"
+                    "task t { command <<< echo submitted-once >>> output { String said = read_string(stdout()) } }\n")
+    run_dir = tmp_path / "run"
+    env = {**NONE, "PATH": f"{shims}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(miniwdl_command(wdl, run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=miniwdl_env("slurm", tmp_path, env), cwd=tmp_path)
+    try:
+        wait_until(calls.exists, 120, "the task's sbatch")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            go.touch()
+            wait_until(lambda: answers.exists() and "exit " in answers.read_text(), 120, "sbatch giving up on the stalled slurmctld")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    answer = answers.read_text()
+    assert "Socket timed out" in answer and "exit 0" not in answer, answer
+    assert proc.returncode == 0, stderr[-3000:]
+    assert len(calls.read_text().splitlines()) == 1, "the task was submitted again"
+    assert json.loads((run_dir / "outputs.json").read_text()) == {"w.said": "submitted-once"}
+
+
+def test_a_head_job_that_outlives_its_cancel_grace_is_scancelled(slurm_cluster, workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--submit slurm` cancel: SIGTERM to the head job's miniwdl, which then needs 40 s to stop
+    (its local task ignores SIGTERM until [local] kill_grace_seconds = 40 has passed). With
+    head_cancel_grace_seconds = 3 the head job is scancelled long before that: it ends CANCELLED,
+    with its task, and miniwdl never writes error.json. Had the grace been the default 60 s,
+    miniwdl would have stopped by itself at 40 s, written error.json and ended the job itself."""
+    monkeypatch.setenv("MINIWDL__SLURM__HEAD_CANCEL_GRACE_SECONDS", "3")
+    monkeypatch.setenv("MINIWDL__LOCAL__KILL_GRACE_SECONDS", "40")
+    pid_file = workdir / "stubborn.pid"
+    wdl = f"version 1.1\ntask stubborn {{ command <<< trap '' TERM; echo $$ > {pid_file}; sleep 600 >>> }}\n"
+    run = mj.run(wdl, submit="slurm", backend="local", wait=False, cache=False)
+    job_id = str(launch_record.read(run.run_dir)["job_id"])
+    wait_until(lambda: pid_file.exists() and pid_file.read_text().strip(), 180, "the head job's task running")
+    task_pid = int(pid_file.read_text())
+    run.cancel(timeout=120)
+    assert run.poll().status == "cancelled"
+    assert _job_state(job_id) == "CANCELLED", "the head job was not scancelled: miniwdl ended it"
+    assert not (run.run_dir / "error.json").exists(), "miniwdl stopped on its own: the grace was not what ended it"
+    assert not Path(f"/proc/{task_pid}").exists(), "the head job's task process outlived the cancel"
+
+
+def test_a_preempted_job_interrupts_the_task_and_preemptible_retries_it(slurm_cluster, tmp_path: Path) -> None:
+    """A job of a higher-priority partition needs the memory of the task's running job: SLURM
+    cancels the task's job (PREEMPTED), the backend raises miniwdl's Interrupted, and
+    `preemptible: 1` runs the task again, which completes once the urgent job is gone."""
+    mark = tmp_path / "first-attempt-ran"
+    wdl = write_wdl(tmp_path, "bumped.wdl", f"""version 1.1
+workflow bumped {{
+  call nap
+  output {{ String out = nap.out }}
+}}
+task nap {{
+  command <<< if [ -e {mark} ]; then echo second; else touch {mark}; sleep 300; fi >>>
+  output {{ String out = read_string(stdout()) }}
+  runtime {{ memory: "{preemptable_task_memory()}"  preemptible: 1 }}
+}}
+""")
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(miniwdl_command(wdl, run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=miniwdl_env("slurm", tmp_path, {**NONE, "MINIWDL__SLURM__PARTITION": "preemptable"}), cwd=tmp_path)
+    try:
+        wait_until(mark.exists, 180, "the task's first job running")
+        with urgent_job():
+            wait_until(lambda: "PREEMPTED" in _states(run_dir / "call-nap"), 120, "the task's job preempted")
+        _, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    events = json_events(run_dir / "call-nap" / "task.log.json")
+    retried = [e for e in events if e["message"] == "interrupted task will be retried"]
+    assert len(retried) == 1 and retried[0]["error"] == "Interrupted"
+    assert _states(run_dir / "call-nap") == ["PREEMPTED", "COMPLETED"]
+    assert json.loads((run_dir / "outputs.json").read_text())["bumped.out"] == "second"
+
+
+def _states(call_dir: Path) -> list:
+    """The last SLURM state of each job of the call, in submission order (from `task job` events)."""
+    log = call_dir / "task.log.json"
+    if not log.exists():
+        return []
+    last = {e["job_id"]: e["state"] for e in json_events(log) if e["message"] == protocol.TASK_JOB}
+    return list(last.values())

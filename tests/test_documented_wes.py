@@ -7,10 +7,11 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import sys
+import time
 import threading
 import uuid
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -20,7 +21,9 @@ import yaml
 import miniwdl_jupyter as mj
 from miniwdl_jupyter.errors import BackendError, ConfigError
 
-from wes_fixtures import ONE_TASK, SPEC_FILE, WES, Server, api, server, server_env, wes_base  # noqa: F401 - fixtures
+from backend_fixtures import wait_until
+from slurm_fixtures import slurm_cluster  # noqa: F401 - fixture
+from wes_fixtures import ONE_TASK, SPEC_FILE, TERMINAL, WES, Server, api, server, server_env, wes_base  # noqa: F401 - fixtures
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
@@ -231,3 +234,181 @@ def test_give_up_seconds_ends_a_run_whose_server_is_gone(wes_base: Path, workdir
 def test_task_runs_are_refused(server: Server, workdir: Path):
     with pytest.raises(ConfigError, match="--task runs cannot be sent to a WES server"):
         mj.run(ONE, {"word": "x", "seconds": 0}, wes=server.url, task="echo_it", wait=False)
+
+
+# ---- states before RUNNING, and the client's polling period -------------------------------------
+
+
+class _Gate(ThreadingHTTPServer):
+    """Serves one WDL document over HTTP and holds the answer to each of the first `held`
+    requests until the test opens that request's gate: a fetch the test can stop and resume."""
+
+    def __init__(self, text: str, held: int):
+        self.arrived: list = []
+        self.gates = [threading.Event() for _ in range(held)]
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                n = len(gate.arrived)
+                gate.arrived.append(self.headers.get("User-Agent", ""))
+                if n < len(gate.gates):
+                    gate.gates[n].wait(300)
+                body = text.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/one.wdl"
+
+    def close(self) -> None:
+        for gate in self.gates:
+            gate.set()
+        self.shutdown()
+        self.server_close()
+
+
+# Runs until the test creates the file named by `release` (the server's backend is `local`).
+HELD = """version 1.1
+workflow held {
+  input { String release }
+  call wait_for { input: release = release }
+  output { String said = wait_for.said }
+}
+task wait_for {
+  input { String release }
+  command <<< while [ ! -e ~{release} ]; do sleep 0.1; done; echo released >>>
+  output { String said = read_string(stdout()) }
+}
+"""
+
+
+def test_queued_then_initializing_then_running(api: WES, tmp_path: Path):
+    """QUEUED: accepted, waiting while the server starts another submission (held here in its
+    fetch of an http workflow_url); INITIALIZING: the miniwdl process started and is loading the
+    WDL (held here in its own fetch of the same URL); then RUNNING and COMPLETE."""
+    gate = _Gate(HELD, held=2)
+    release = tmp_path / "release"
+    before = {r["run_id"] for r in api.call("GET", "/runs", params={"page_size": 1000}).json()["runs"]}
+    submitted: dict = {}
+    first = threading.Thread(target=lambda: submitted.update(first=api.submit(None, {"held.release": str(release)}, url=gate.url)))
+    second = threading.Thread(target=lambda: submitted.update(second=api.submit(ONE, {"one.word": "b"}, url="one.wdl")))
+
+    def new_runs() -> dict:
+        listed = api.call("GET", "/runs", params={"page_size": 1000}).json()["runs"]
+        return {r["run_id"]: r["state"] for r in listed if r["run_id"] not in before}
+
+    try:
+        first.start()
+        wait_until(lambda: gate.arrived, 120, "the server fetching the first run's workflow_url")
+        second.start()
+        queued = wait_until(lambda: len(new_runs()) == 2 and new_runs(), 120, "both submissions listed")
+        assert set(queued.values()) == {"QUEUED"}, queued
+        assert {api.state(run_id) for run_id in queued} == {"QUEUED"}
+        gate.gates[0].set()  # the server may start the first run's process now
+        wait_until(lambda: len(gate.arrived) >= 2, 120, "the first run's miniwdl process fetching its WDL")
+        first.join(120)
+        a = submitted["first"].json()["run_id"]
+        assert api.state(a) == "INITIALIZING"
+        gate.gates[1].set()
+        assert api.wait(a, ("RUNNING", *TERMINAL)) == "RUNNING", api.run_log(a)
+        release.touch()
+        assert api.wait(a) == "COMPLETE", api.run_log(a)
+        second.join(120)
+        assert api.wait(submitted["second"].json()["run_id"]) == "COMPLETE"
+    finally:
+        release.touch()  # never leave the held task looping
+        gate.close()
+
+
+class _CountingProxy(ThreadingHTTPServer):
+    """A pass-through HTTP proxy in front of the server that notes when each request came."""
+
+    def __init__(self, target: str):
+        self.seen: list = []
+        proxy = self
+        origin = httpx.URL(target)
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                proxy.seen.append((time.monotonic(), self.command, self.path))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length", "connection")}
+                answer = httpx.request(self.command, str(origin.copy_with(raw_path=self.path.encode())), content=body,
+                                       headers=headers, timeout=120)
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = _forward  # noqa: N815 - http.server's names
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}{origin.path}"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def test_the_client_polls_every_poll_seconds(server: Server, workdir: Path, monkeypatch: pytest.MonkeyPatch):
+    """[wes] poll_seconds: the follower's status requests, counted by a proxy, for a run of about
+    20 s: at the default 1 s there are 20 or more; at 6 s (the period grows to it from 0.25 s)
+    about a dozen, with gaps of 6 s."""
+    monkeypatch.setenv("MINIWDL__WES__POLL_SECONDS", "6")
+    proxy = _CountingProxy(server.url)
+    try:
+        run = mj.run(ONE, {"word": "polled", "seconds": 20}, wes=proxy.url, wait=True)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert run.outputs == {"said": "polled"}
+    polls = [t for t, method, path in proxy.seen if method == "GET" and path.endswith(f"/runs/{_remote_id(run)}/status")]
+    gaps = [b - a for a, b in zip(polls, polls[1:])]
+    assert 4 <= len(polls) <= 15, f"{len(polls)} status requests"
+    assert max(gaps) >= 5, gaps  # the default 1 s period never leaves such a gap
+
+
+def test_a_preempted_task_ends_the_run_preempted(slurm_cluster, wes_base: Path, tmp_path: Path):
+    """PREEMPTED: a server whose backend is `slurm`; the task's job is preempted by a job of a
+    higher-priority partition (.ci/provision's test cluster), miniwdl raises Interrupted, and
+    with no `preemptible` retries left the run (and its task) end PREEMPTED."""
+    from slurm_fixtures import preemptable_task_memory, jobs_in_queue, urgent_job
+
+    env = {**server_env(wes_base), "MINIWDL__SLURM__RUNTIME": "none", "MINIWDL__SLURM__PARTITION": "preemptable",
+           "MINIWDL__SCHEDULER__TASK_CONCURRENCY": "4"}
+    srv = Server(wes_base / "preempted", env, "--backends", "slurm", "--backend", "slurm").start()
+    try:
+        wes = WES(srv.url)
+        mark = tmp_path / "running"
+        wdl = f"""version 1.1
+workflow bumped {{
+  call nap
+}}
+task nap {{
+  command <<< touch {mark}; sleep 300 >>>
+  runtime {{ memory: "{preemptable_task_memory()}" }}
+}}
+"""
+        run_id = wes.submit(wdl, {}, url="bumped.wdl", engine={"backend": "slurm"}).json()["run_id"]
+        wait_until(mark.exists, 180, "the task's job running")
+        with urgent_job():
+            state = wes.wait(run_id, timeout=180)
+        assert state == "PREEMPTED", wes.run_log(run_id)
+        [task] = wes.call("GET", "/runs/{run_id}/tasks", run_id=run_id).json()["task_logs"]
+        assert "state=PREEMPTED" in task["system_logs"], task
+        assert jobs_in_queue(wes_base / "preempted" / run_id / "run") == []
+    finally:
+        srv.stop()

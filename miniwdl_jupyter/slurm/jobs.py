@@ -182,7 +182,8 @@ def submit_job(sbatch: List[str], job_name: str, logger: logging.Logger) -> str:
         if not _TRANSIENT.search(proc.stderr):
             raise BackendError(f"sbatch refused job {job_name}: {proc.stderr.strip() or proc.stdout.strip()}")
         time.sleep(min(2**attempt, 30))
-        found = run_slurm(["squeue", "--noheader", f"--name={job_name}", "--format=%i"]).stdout.split()
+        # --states=all: the job may have been accepted and already ended (a short task)
+        found = run_slurm(["squeue", "--noheader", "--states=all", f"--name={job_name}", "--format=%i"]).stdout.split()
         if found:
             return found[0].split("_")[0]  # an array's id, without its element
         logger.warning("sbatch timed out; submitting %s again: %s", job_name, proc.stderr.strip())
