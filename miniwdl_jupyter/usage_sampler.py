@@ -18,7 +18,8 @@ error while sampling or writing only loses the usage. A field it cannot read is 
 
 The file (one per attempt, in the call directory; its name is protocol.usage_file's: usage.json, usage2.json...):
   peak_memory_bytes  cpu_seconds  wall_seconds  samples  source ("process_group" | "cgroup")
-  started_at (epoch seconds)  and, where nvidia-smi answers: gpu_memory_peak_bytes, gpu_utilization_max_percent;
+  started_at (epoch seconds)  and, where nvidia-smi answers for the task's GPUs (CUDA_VISIBLE_DEVICES),
+  at the samples: gpu_memory_peak_bytes (memory in use on them), gpu_utilization_max_percent;
   from the backend: requested_cpu  requested_memory_bytes
 """
 
@@ -77,20 +78,30 @@ class GroupSampler(object):
             self._sample_gpu()
 
     def _sample_gpu(self):
+        """Memory in use and utilisation of the task's GPUs: those CUDA_VISIBLE_DEVICES names (by
+        index or UUID, as the local backend's reservation sets it), or every GPU where it is unset."""
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        devices = None if visible is None else {device.strip() for device in visible.split(",") if device.strip()}
+        if devices == set():
+            self.nvidia_smi = None  # the task was given no GPU
+            return
         try:
             out = subprocess.check_output(
-                [self.nvidia_smi, "--query-gpu=memory.used,utilization.gpu", "--format=csv,noheader,nounits"],
+                [self.nvidia_smi, "--query-gpu=index,uuid,memory.used,utilization.gpu", "--format=csv,noheader,nounits"],
                 stderr=subprocess.DEVNULL,
                 timeout=5,
             )
-            rows = [line.split(",") for line in out.decode().strip().splitlines()]
-            memory = sum(int(row[0]) for row in rows) * 1024 * 1024
-            utilization = max(int(row[1]) for row in rows)
         except Exception:
             self.nvidia_smi = None  # no GPU here after all: stop asking
             return
-        self.gpu_memory_peak = max(memory, self.gpu_memory_peak or 0)
-        self.gpu_utilization_max = max(utilization, self.gpu_utilization_max or 0)
+        rows = [[field.strip() for field in line.split(",")] for line in out.decode(errors="replace").splitlines()]
+        rows = [row for row in rows if len(row) == 4 and (devices is None or row[0] in devices or row[1] in devices)]
+        memory = [int(row[2]) for row in rows if row[2].isdigit()]  # MiB; "[N/A]" where not supported
+        utilization = [int(row[3]) for row in rows if row[3].isdigit()]
+        if memory:
+            self.gpu_memory_peak = max(sum(memory) * 1024 * 1024, self.gpu_memory_peak or 0)
+        if utilization:
+            self.gpu_utilization_max = max(max(utilization), self.gpu_utilization_max or 0)
 
 
 def _which(program):
@@ -164,6 +175,7 @@ def run_sampled(out_path, interval, command, fields=None):
             usage["peak_memory_bytes"] = max(peaks)
         if sampler.gpu_memory_peak is not None:
             usage["gpu_memory_peak_bytes"] = sampler.gpu_memory_peak
+        if sampler.gpu_utilization_max is not None:
             usage["gpu_utilization_max_percent"] = sampler.gpu_utilization_max
         write_usage(out_path, usage)
     except Exception:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import threading
@@ -186,7 +187,7 @@ def test_unknown_settings_are_clear_errors(tmp_path: Path) -> None:
 def test_apptainer_runs_the_docker_image_with_miniwdl_mounts(tmp_path: Path) -> None:
     container = _container(tmp_path, {"runtime": "apptainer"})
     container.runtime_values.update(gpu=True)
-    args = script.apptainer_invocation(container, "ubuntu:22.04")
+    args = script.apptainer_invocation(container, "ubuntu:22.04", container.prepare_mounts())
     assert args[:2] == ["apptainer", "exec"] and "--nv" in args and args[-1] == "docker://ubuntu:22.04"
     assert f"{container.host_work_dir()}:/mnt/miniwdl_task_container/work" in args
 
@@ -201,8 +202,11 @@ def test_a_stalled_slurmctld_is_waited_out(slurm_cluster, tmp_path: Path) -> Non
     out on send/recv operation"), the watcher retries, and the run still succeeds."""
     from conftest import require
 
-    pid_file = Path("/run/slurmctld.pid")
-    require("a local slurmctld", pid_file.exists(), "no local slurmctld (its pid file /run/slurmctld.pid is missing)")
+    # the controller SLURM_CONF names (not always /run/slurmctld.pid's: stopping another would stall
+    # someone else's cluster)
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+    pid_file = Path(re.search(r"^SlurmctldPidFile\s*=\s*(\S+)", config, re.MULTILINE).group(1))
+    require("a local slurmctld", pid_file.exists(), f"no local slurmctld (its pid file {pid_file} is missing)")
     pid = int(pid_file.read_text())
     wdl = write_wdl(tmp_path, "sleepers.wdl", SLEEP_SCATTER_WDL)
     run_dir = tmp_path / "run"

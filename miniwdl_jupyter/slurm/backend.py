@@ -38,7 +38,8 @@ from ..backends import container_cli
 from ..backends.cluster import ClusterJobContainer, Job, JobWatcher
 from ..errors import BackendError, ConfigError
 from ..backends.task_dir import run_dir_of
-from . import script
+from ..backends.task_usage import drop_if_empty, host_usage_path, requested
+from . import accounting, script
 from .arrays import ArraySubmitter, Attempt
 from .jobs import (
     INTERRUPTED_STATES,
@@ -64,6 +65,7 @@ class SlurmContainer(ClusterJobContainer, SubprocessBase):
     _watcher: Optional[JobWatcher] = None
     _arrays: Optional[ArraySubmitter] = None  # None: one sbatch per attempt ([slurm] array_window_seconds = 0)
     _limits: Dict[str, int] = {}
+    _accounting = False  # the cluster keeps accounting: sacct adds to each attempt's usage file
 
     @classmethod
     def global_init(cls, cfg: config.Loader, logger: logging.Logger) -> None:
@@ -86,7 +88,7 @@ class SlurmContainer(ClusterJobContainer, SubprocessBase):
                 cpus, mem_mb = max(cpus, int(fields[0])), max(mem_mb, int(fields[1]))
         # A task may ask for up to the largest node, not for this (submit) host's resources.
         cls._limits = {"cpu": cpus, "mem_bytes": mem_mb * 1024 * 1024}
-        accounting = accounting_enabled()
+        accounting = cls._accounting = accounting_enabled()
         period = jupyter_config.option(cfg, "slurm", "poll_seconds", "float")
         cls._watcher = JobWatcher("slurm", period, JobQuery(accounting), lost_after=_LOST_AFTER_POLLS)
         window = jupyter_config.option(cfg, "slurm", "array_window_seconds", "float")
@@ -178,6 +180,8 @@ class SlurmContainer(ClusterJobContainer, SubprocessBase):
     def submit(self, logger: logging.Logger, terminating: Callable[[], bool], cleanup: ExitStack, command: str) -> str:
         settings = self.settings()
         sbatch = self.prepare_submission(logger, settings, command)
+        # a container that never ran its command leaves its mounted usage file empty: no usage, no file
+        cleanup.callback(drop_if_empty, host_usage_path(self.host_dir, self.try_counter))
         logger.info(_("slurm sbatch", args=" ".join(shlex.quote(a) for a in sbatch)))
         if self._arrays is None:
             return submit_job(sbatch, self.container_name, logger)
@@ -204,6 +208,7 @@ class SlurmContainer(ClusterJobContainer, SubprocessBase):
 
     def outcome(self, logger: logging.Logger, job: Job) -> int:
         """The task's exit status, or the exception its job's final state calls for."""
+        self._add_accounting(logger, job)
         exit_code = self.recorded_exit_status()
         node = job.facts.get("node", "")
         where = f"job {job.job_id}" + (f" on {node}" if node else "")
@@ -247,6 +252,18 @@ class SlurmContainer(ClusterJobContainer, SubprocessBase):
                 details=[f"job output: {self.job_log}"],
             )
         return exit_code
+
+    def _add_accounting(self, logger: logging.Logger, job: Job) -> None:
+        """SLURM's figures for the job into the attempt's usage file (accounting.py), where they
+        describe the task: not for docker/podman, whose containers run outside the job."""
+        if not (self._accounting and self.runtime not in ("docker", "podman")
+                and jupyter_config.option(self.cfg, "usage", "sample", "bool")):
+            return
+        try:
+            figures = accounting.job_figures(job.job_id)
+            accounting.add_to_usage_file(host_usage_path(self.host_dir, self.try_counter), figures, requested(self.runtime_values))
+        except Exception as exn:  # usage is lost, the task's outcome is not
+            logger.warning(_("slurm accounting not added to the usage file", job_id=job.job_id, error=str(exn)))
 
     def _limit_failure(self, job: Job, exit_code: int, message: str) -> CommandFailed:
         """A task failure (retried under maxRetries) whose error.json and log line say what

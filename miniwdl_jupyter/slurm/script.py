@@ -13,12 +13,13 @@ import logging
 import math
 import os
 import shlex
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from .. import config as jupyter_config
 from ..backends import container_cli, host_task
 from ..backends.task_dir import run_dir_of, task_image, write_command_file
-from ..backends.task_usage import node_sampled_command, requested
+from ..backends.container_cli import Mount
+from ..backends.task_usage import container_usage_mount, node_sampled_command, requested, sampled_container_command
 from .jobs import run_comment
 
 
@@ -95,7 +96,17 @@ def job_script(container: Any, logger: logging.Logger, settings: Dict[str, Any],
     else:
         write_command_file(container.host_dir, command, container.runtime_values.get("env", {}))
         image = task_image(container.runtime_values)
-        invocation = container_invocation(container, logger, runtime, image) + container_cli.container_command(container)
+        mounts = container.prepare_mounts()
+        task = container_cli.container_command(container)
+        # docker and podman put the container in a cgroup of its own, outside the job's: the
+        # sampler reads it from inside, as docker_run and aws_batch do (task_usage.py)
+        usage = runtime in ("docker", "podman") and container_usage_mount(
+            container.cfg, container.host_dir, container.container_dir, container.try_counter
+        )
+        if usage:
+            mounts.append(usage)
+            task = sampled_container_command(task[-1], requested(container.runtime_values))
+        invocation = container_invocation(container, logger, runtime, image, mounts) + task
         exe = " ".join(q(a) for a in container.cli_exe)
         if runtime in ("docker", "podman"):
             pull = f"{exe} image inspect {q(image)} >/dev/null 2>&1 || {exe} pull {q(image)} >/dev/null || exit 125"
@@ -126,19 +137,23 @@ exit $status
 """
 
 
-def container_invocation(container: Any, logger: logging.Logger, runtime: str, image: str) -> List[str]:
-    """The node runtime's command line up to the command run inside the image."""
+def container_invocation(
+    container: Any, logger: logging.Logger, runtime: str, image: str, mounts: Optional[List[Mount]] = None
+) -> List[str]:
+    """The node runtime's command line up to the command run inside the image; `mounts`:
+    miniwdl's (prepare_mounts) unless given."""
+    mounts = container.prepare_mounts() if mounts is None else mounts
     if runtime in ("docker", "podman"):
-        return container_cli.invocation(container, logger, container.cli_exe, image, container.prepare_mounts())
-    return apptainer_invocation(container, image)
+        return container_cli.invocation(container, logger, container.cli_exe, image, mounts)
+    return apptainer_invocation(container, image, mounts)
 
 
-def apptainer_invocation(container: Any, image: str) -> List[str]:
+def apptainer_invocation(container: Any, image: str, mounts: List[Mount]) -> List[str]:
     """`apptainer exec` (or singularity) with miniwdl's mounts, straight from the docker image."""
     args = container.cli_exe + ["exec", "--containall", "--pwd", os.path.join(container.container_dir, "work")]
     if container.runtime_values.get("gpu", False):
         args.append("--nv")
-    for container_path, host_path, writable in container.prepare_mounts():
+    for container_path, host_path, writable in mounts:
         args += ["--bind", f"{host_path}:{container_path}" + ("" if writable else ":ro")]
     source = image if image.startswith(("/", "docker://", "library://", "oras://")) else f"docker://{image}"
     return args + jupyter_config.option(container.cfg, "slurm", "apptainer_args", "list") + [source]
