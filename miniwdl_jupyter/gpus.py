@@ -34,6 +34,9 @@ _logger = logging.getLogger("miniwdl_jupyter.gpus")
 COUNT_KEYS = ("gpuCount", "acceleratorCount")
 # What the CUDA driver and runtime may need that the local backend's minimal environment lacks.
 DRIVER_ENVIRONMENT = ("LD_LIBRARY_PATH", "CUDA_HOME", "CUDA_PATH", "CUDA_CACHE_PATH")
+# The devices a scheduler gave a job (SLURM's gres sets these): a task run in the job's own
+# environment must keep them, or it sees every GPU of the node.
+SCHEDULER_DEVICE_ENVIRONMENT = ("CUDA_VISIBLE_DEVICES", "GPU_DEVICE_ORDINAL", "ROCR_VISIBLE_DEVICES")
 NVIDIA_SMI_QUERY = ["--query-gpu=index,uuid,name,memory.total", "--format=csv,noheader,nounits"]
 
 

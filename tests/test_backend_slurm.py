@@ -125,6 +125,30 @@ task eat {
 """
 
 
+ENV_WDL = """
+version 1.1
+workflow seen {
+  call show
+  output { String env = show.env }
+}
+task show {
+  command <<< echo "gpus=${CUDA_VISIBLE_DEVICES-unset} other=${NOT_FOR_TASKS-unset}" >>>
+  output { String env = read_string(stdout()) }
+}
+"""
+
+
+def test_runtime_none_keeps_the_gpus_slurm_gave_the_job(slurm_cluster, tmp_path: Path) -> None:
+    """The task runs in a minimal environment, but keeps the devices SLURM's gres names in the job's
+    (the job inherits CUDA_VISIBLE_DEVICES here as gres would set it: the test cluster has no GPUs);
+    anything else of the job's environment stays out."""
+    wdl = write_wdl(tmp_path, "seen.wdl", ENV_WDL)
+    env = {"MINIWDL__SLURM__RUNTIME": "none", "CUDA_VISIBLE_DEVICES": "3", "NOT_FOR_TASKS": "1"}
+    proc = miniwdl_run(wdl, "slurm", tmp_path / "run", {}, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "outputs.json").read_text())["seen.env"] == "gpus=3 other=unset"
+
+
 def test_running_out_of_memory_is_a_task_failure_that_says_so(slurm_cluster, tmp_path: Path) -> None:
     wdl = write_wdl(tmp_path, "hungry.wdl", OOM_WDL)
     run_dir = tmp_path / "run"

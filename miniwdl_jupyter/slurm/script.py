@@ -15,7 +15,7 @@ import os
 import shlex
 from typing import Any, Dict, List, Optional
 
-from .. import config as jupyter_config
+from .. import config as jupyter_config, gpus
 from ..backends import container_cli, host_task
 from ..backends.task_dir import run_dir_of, task_image, write_command_file
 from ..backends.container_cli import Mount
@@ -79,14 +79,14 @@ def job_script(container: Any, logger: logging.Logger, settings: Dict[str, Any],
         host_task.place_inputs(container)
         command_file = write_command_file(container.host_dir, command, host_task.task_env(container))
         # As the local backend: a minimal environment, as an image would give (plus the job's own
-        # SLURM_* variables), not the submitting process's; `ulimit -d` under a memory_limit.
+        # SLURM_* variables and the GPUs its gres gave it), not the submitting process's; `ulimit -d` under a memory_limit.
         # usage sampled beside the command on the node (task_usage.py)
         task = node_sampled_command(container.cfg, logger, container.host_dir, container.try_counter,
                                     host_task.invocation(container, command_file), requested(container.runtime_values))
         invocation = " ".join(q(a) for a in task)
         run = (
             "keep=()\n"
-            f"for name in {' '.join(host_task.BASE_ENVIRONMENT)} $(compgen -e | grep '^SLURM_'); do\n"
+            f"for name in {' '.join(host_task.BASE_ENVIRONMENT + gpus.SCHEDULER_DEVICE_ENVIRONMENT)} $(compgen -e | grep '^SLURM_'); do\n"
             '  [ -n "${!name+x}" ] && keep+=("$name=${!name}")\n'
             "done\n"
             f'cd {q(container.host_work_dir())} && exec env -i "${{keep[@]}}" {invocation}'
