@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from . import launch_record, protocol
+from .json_log import VALUE_EVENTS
+from .json_log import events as json_log_events
 from .files import tail_lines
 from .run_dirs import is_locked, log_files
 from .run_errors import is_cancellation, process_died_message
@@ -47,8 +49,8 @@ _GRACE_SECONDS = 5.0
 # A launch record without the launcher's handle (pid, job id) yet: the launching process is
 # between writing the record and starting the process. Past this, it died doing so.
 _STARTING_SECONDS = 120.0
-_VALUE_EVENTS = ("visit", "input", "output", "eval")
-_VALUE_EVENT_PREFIXES = tuple(f'{{"message": "{m}"'.encode() for m in _VALUE_EVENTS)
+_RUN_STARTS = (protocol.TASK_SETUP, protocol.WORKFLOW_START)
+_UNSEEN = object()
 
 
 def _call_name_and_index(call_id: str) -> tuple[str, Optional[str]]:
@@ -70,6 +72,7 @@ class RunMonitor:
         self._offset = 0
         self._partial = b""
         self._root_logger: Optional[str] = None
+        self._paths: Dict[str, Optional[tuple[bool, str, bool]]] = {}  # logger name -> _call_path()
         self._launch = launch_record.read(self.run_dir)
         if self._launch:
             self.state.name = str(self._launch.get("name") or "")
@@ -104,18 +107,11 @@ class RunMonitor:
             return
         self._offset += len(chunk)
         data = self._partial + chunk
-        lines = data.split(b"\n")
-        self._partial = lines.pop()  # an incomplete last line waits for the next poll
-        for line in lines:
-            # INFO events that carry values (visit/input/output/eval) are most of a verbose log
-            # and change no state: skip them before paying for json.loads.
-            if not line.strip() or line.startswith(_VALUE_EVENT_PREFIXES):
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            self._apply(event)
+        complete = data.rfind(b"\n") + 1
+        self._partial = data[complete:]  # an incomplete last line waits for the next poll
+        apply = self._apply
+        for event in json_log_events(data[:complete]):
+            apply(event)
 
     def _settle(self, plain_log: Path) -> None:
         """The log is not locked here: the run ended, has not started, runs on another host, or its
@@ -189,6 +185,8 @@ class RunMonitor:
 
     # -- events --------------------------------------------------------------------------------
     def _apply(self, event: Dict[str, Any]) -> None:
+        # Runs once per log line (half a million for a 100,000-call run): the common events take
+        # the shortest path, and fields most events lack are looked up only when present.
         state = self.state
         source = event.get("source", "")
         message = event.get("message", "")
@@ -197,37 +195,43 @@ class RunMonitor:
             self._root_logger = source.split(".")[0] + "." + source.split(".")[1]
             state._root_logger = self._root_logger
             state.name = state.name or source.split(":", 1)[-1].split(".")[0]
-        if source == self._root_logger and message in (protocol.WORKFLOW_START, protocol.TASK_SETUP):
+        if message in _RUN_STARTS and source == self._root_logger:
             state.start_time = state.start_time or ts
             if state.status == QUEUED:
                 self._set_status(RUNNING)
-        self._tail(event)
-        call_path = self._call_path(source)
+        if event.get("levelno", 0) >= 15 and message not in VALUE_EVENTS:
+            state.tail_events.append(event)
+        call_path = self._paths.get(source, _UNSEEN)
+        if call_path is _UNSEEN:
+            call_path = self._paths[source] = self._call_path(source)
         if call_path is None:  # the run's own logger
             if message == protocol.READY and "job" in event and source == self._root_logger:
                 self._call(event["job"])
             elif message == protocol.FINISH and "job" in event and source == self._root_logger:
                 self._finish_call(self._call(event["job"]), ts)
             return
-        prefix, is_task, leaf = call_path
+        is_task, leaf, is_stderr = call_path
         if message == protocol.READY and "job" in event and not is_task:
             self._call(f"{leaf}/{event['job']}")
             return
         if message == protocol.FINISH and "job" in event and not is_task:
             self._finish_call(self._call(f"{leaf}/{event['job']}"), ts)
             return
-        if source.endswith(".stderr"):
+        if is_stderr:
             return
-        call = self._call(leaf, kind="task" if is_task else "workflow")
-        fields = protocol.job_facts(event)
-        if fields:
+        kind = "task" if is_task else "workflow"
+        call = state.calls.get(leaf)
+        if call is None or call.kind != kind:
+            call = self._call(leaf, kind=kind)
+        if "job_id" in event:
+            fields = protocol.job_facts(event)
             if fields != {k: call.job.get(k) for k in fields}:
                 call.job.update(fields)
                 state.changed.add(call.id)
                 state.version += 1
-        exit_code = protocol.exit_code(event)
-        if message in (protocol.TASK_SETUP, protocol.WORKFLOW_START):
-            call.dir = Path(event["dir"]) if "dir" in event else self.run_dir / call.id
+        exit_code = protocol.exit_code(event) if "exit_code" in event else None
+        if message in _RUN_STARTS:
+            call.dir = event["dir"] if "dir" in event else self.run_dir / call.id  # text: a Path when read
             call.start_time = call.start_time or ts
             if call.state == QUEUED:
                 self._set_call_state(call, RUNNING)
@@ -251,7 +255,7 @@ class RunMonitor:
             call.exit_code = exit_code
             if call.state == RETRYING:
                 self._set_call_state(call, RUNNING)
-        elif event.get("level") == "ERROR" and "error" in event and event.get("dir"):
+        elif "error" in event and event.get("level") == "ERROR" and event.get("dir"):
             call.error = {k: v for k, v in event.items() if k not in ("source", "timestamp", "levelno", "level")}
             if isinstance(event.get("exit_status"), int):
                 call.exit_code = event["exit_status"]
@@ -260,12 +264,13 @@ class RunMonitor:
         elif call.state == RETRYING and protocol.is_running(event):
             self._set_call_state(call, RUNNING)
 
-    def _call_path(self, source: str) -> Optional[tuple[str, bool, str]]:
-        """Logger name -> (parent path, is_task, call id path), or None for the run's own logger.
-        A single-task run (`--task`) is its own one call, named after the task."""
+    def _call_path(self, source: str) -> Optional[tuple[bool, str, bool]]:
+        """Logger name -> (is_task, call id path, is its stderr), or None for the run's own logger.
+        A single-task run (`--task`) is its own one call, named after the task. The answer never
+        changes once the root logger is known (it is, from the first "wdl." line on)."""
         if self._root_logger and self._root_logger.startswith("wdl.t:"):
             if source == self._root_logger or source == self._root_logger + ".stderr":
-                return "", True, self._root_logger.split(":", 1)[1]
+                return True, self._root_logger.split(":", 1)[1], source.endswith(".stderr")
         if not self._root_logger or not source.startswith(self._root_logger + "."):
             return None
         rest = source[len(self._root_logger) + 1:]
@@ -273,7 +278,7 @@ class RunMonitor:
             rest = rest[: -len(".stderr")]
         segments = rest.split(".")
         ids = [s.split(":", 1)[-1] for s in segments]
-        return "/".join(ids[:-1]), segments[-1].startswith("t:"), "/".join(ids)
+        return segments[-1].startswith("t:"), "/".join(ids), source.endswith(".stderr")
 
     def _call(self, call_id: str, kind: Optional[str] = None) -> CallState:
         # A "ready" job is taken for a task until its own logger says "workflow start".
@@ -332,10 +337,6 @@ class RunMonitor:
         call.state = new_state
         self.state.changed.add(call.id)
         self.state.version += 1
-
-    def _tail(self, event: Dict[str, Any]) -> None:
-        if event.get("levelno", 0) >= 15 and event.get("message") not in _VALUE_EVENTS:
-            self.state.tail_events.append(event)
 
 
 def _launched(record: Dict[str, Any]) -> bool:
