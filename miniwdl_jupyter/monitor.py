@@ -11,6 +11,7 @@ never running forever.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -50,7 +51,9 @@ _GRACE_SECONDS = 5.0
 # between writing the record and starting the process. Past this, it died doing so.
 _STARTING_SECONDS = 120.0
 _RUN_STARTS = (protocol.TASK_SETUP, protocol.WORKFLOW_START)
+_READY, _FINISH, _DONE, _DONE_CACHED, _RETRIED = protocol.READY, protocol.FINISH, protocol.DONE, protocol.DONE_CACHED, protocol.RETRIED
 _UNSEEN = object()
+_GC_PAUSE_BYTES = 1 << 20
 
 
 def _call_name_and_index(call_id: str) -> tuple[str, Optional[str]]:
@@ -109,9 +112,18 @@ class RunMonitor:
         data = self._partial + chunk
         complete = data.rfind(b"\n") + 1
         self._partial = data[complete:]  # an incomplete last line waits for the next poll
-        apply = self._apply
-        for event in json_log_events(data[:complete]):
-            apply(event)
+        # A big first read makes a few objects per call that all live on: the cyclic collector
+        # would walk them over and over while they are made (a sixth of the read) and free none.
+        pause_gc = complete > _GC_PAUSE_BYTES and gc.isenabled()
+        if pause_gc:
+            gc.disable()
+        try:
+            apply = self._apply
+            for event in json_log_events(data[:complete]):
+                apply(event)
+        finally:
+            if pause_gc:
+                gc.enable()
 
     def _settle(self, plain_log: Path) -> None:
         """The log is not locked here: the run ended, has not started, runs on another host, or its
@@ -191,30 +203,26 @@ class RunMonitor:
         source = event.get("source", "")
         message = event.get("message", "")
         ts = event.get("timestamp")
-        if self._root_logger is None and source.startswith("wdl."):
-            self._root_logger = source.split(".")[0] + "." + source.split(".")[1]
-            state._root_logger = self._root_logger
-            state.name = state.name or source.split(":", 1)[-1].split(".")[0]
+        call_path = self._paths.get(source, _UNSEEN)
+        if call_path is _UNSEEN:
+            call_path = self._first_seen(source)
         if message in _RUN_STARTS and source == self._root_logger:
             state.start_time = state.start_time or ts
             if state.status == QUEUED:
                 self._set_status(RUNNING)
         if event.get("levelno", 0) >= 15 and message not in VALUE_EVENTS:
             state.tail_events.append(event)
-        call_path = self._paths.get(source, _UNSEEN)
-        if call_path is _UNSEEN:
-            call_path = self._paths[source] = self._call_path(source)
         if call_path is None:  # the run's own logger
-            if message == protocol.READY and "job" in event and source == self._root_logger:
+            if message == _READY and "job" in event and source == self._root_logger:
                 self._call(event["job"])
-            elif message == protocol.FINISH and "job" in event and source == self._root_logger:
+            elif message == _FINISH and "job" in event and source == self._root_logger:
                 self._finish_call(self._call(event["job"]), ts)
             return
         is_task, leaf, is_stderr = call_path
-        if message == protocol.READY and "job" in event and not is_task:
+        if message == _READY and "job" in event and not is_task:
             self._call(f"{leaf}/{event['job']}")
             return
-        if message == protocol.FINISH and "job" in event and not is_task:
+        if message == _FINISH and "job" in event and not is_task:
             self._finish_call(self._call(f"{leaf}/{event['job']}"), ts)
             return
         if is_stderr:
@@ -235,14 +243,14 @@ class RunMonitor:
             call.start_time = call.start_time or ts
             if call.state == QUEUED:
                 self._set_call_state(call, RUNNING)
-        elif message == protocol.DONE_CACHED:
+        elif message == _DONE_CACHED:
             call.cached = True
             call.end_time = ts
             self._set_call_state(call, CACHED)
-        elif message == protocol.DONE and is_task:
+        elif message == _DONE and is_task:
             call.end_time = ts
             self._set_call_state(call, SUCCEEDED)
-        elif message in protocol.RETRIED:
+        elif message in _RETRIED:
             call.attempt += 1
             call.exit_code = None
             self._set_call_state(call, RETRYING)
@@ -264,10 +272,20 @@ class RunMonitor:
         elif call.state == RETRYING and protocol.is_running(event):
             self._set_call_state(call, RUNNING)
 
+    def _first_seen(self, source: str) -> Optional[tuple[bool, str, bool]]:
+        """A logger not seen before: the run's own logger if none is known yet, and its call path
+        (remembered: it never changes once the root logger is known, from the first "wdl." line)."""
+        state = self.state
+        if self._root_logger is None and source.startswith("wdl."):
+            self._root_logger = source.split(".")[0] + "." + source.split(".")[1]
+            state._root_logger = self._root_logger
+            state.name = state.name or source.split(":", 1)[-1].split(".")[0]
+        call_path = self._paths[source] = self._call_path(source)
+        return call_path
+
     def _call_path(self, source: str) -> Optional[tuple[bool, str, bool]]:
         """Logger name -> (is_task, call id path, is its stderr), or None for the run's own logger.
-        A single-task run (`--task`) is its own one call, named after the task. The answer never
-        changes once the root logger is known (it is, from the first "wdl." line on)."""
+        A single-task run (`--task`) is its own one call, named after the task."""
         if self._root_logger and self._root_logger.startswith("wdl.t:"):
             if source == self._root_logger or source == self._root_logger + ".stderr":
                 return True, self._root_logger.split(":", 1)[1], source.endswith(".stderr")
@@ -284,15 +302,12 @@ class RunMonitor:
         # A "ready" job is taken for a task until its own logger says "workflow start".
         call = self.state.calls.get(call_id)
         if call is None:
-            parts = [_call_name_and_index(p) for p in call_id.split("/")]
-            call = CallState(
-                id=call_id,
-                name=".".join(n for n, _ in parts),
-                scatter_index=parts[-1][1],
-                kind=kind or "task",
-                dir=None,
-            )
-            self.state.calls[call_id] = call
+            if "/" in call_id:  # in a sub-workflow: "call-sub/call-greet-0" -> "sub.greet"
+                parts = [_call_name_and_index(p) for p in call_id.split("/")]
+                name, index = ".".join([n for n, _ in parts]), parts[-1][1]
+            else:
+                name, index = _call_name_and_index(call_id)
+            call = self.state.calls[call_id] = CallState(call_id, name, index, kind or "task")
             if call.kind == "task":
                 self._count(call, +1)
             self.state.changed.add(call_id)
