@@ -11,7 +11,7 @@ line that is not valid UTF-8 is skipped): the same events, in under half the tim
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, Union
 
 # INFO events that carry values (visit/input/output/eval) are most of a verbose log and change no
 # state: their lines are skipped before they are parsed (miniwdl writes "message" first).
@@ -21,13 +21,13 @@ _JSON_SPACE = " \t\n\r"  # what json.loads allows around a document
 _scan = json.JSONDecoder().scan_once
 
 
-def events(complete_lines: bytes) -> Iterator[Dict[str, Any]]:
+def events(complete_lines: Union[bytes, memoryview]) -> Iterator[Dict[str, Any]]:
     """The events of `complete_lines` (whole lines only: the caller keeps a partial last line),
     in order; blank lines, value events and lines that are not a JSON object are skipped."""
     try:
-        text = complete_lines.decode("utf-8", "surrogatepass")  # as json.loads decodes bytes
+        text = str(complete_lines, "utf-8", "surrogatepass")  # as json.loads decodes bytes
     except UnicodeDecodeError:  # a line that is not UTF-8: find it line by line
-        yield from _events_line_by_line(complete_lines)
+        yield from _events_line_by_line(bytes(complete_lines))
         return
     scan, prefixes, space = _scan, _VALUE_PREFIXES, _JSON_SPACE
     for line in text.split("\n"):

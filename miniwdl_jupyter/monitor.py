@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from . import launch_record, protocol
+from .files import tail_lines
 from .json_log import VALUE_EVENTS
 from .json_log import events as json_log_events
-from .files import tail_lines
 from .run_dirs import is_locked, log_files
 from .run_errors import is_cancellation, process_died_message
 from .run_state import (  # noqa: F401 - the run-state names are read from here too
@@ -109,7 +109,7 @@ class RunMonitor:
         if not chunk:
             return
         self._offset += len(chunk)
-        data = self._partial + chunk
+        data = self._partial + chunk if self._partial else chunk  # (a big first read: no copy)
         complete = data.rfind(b"\n") + 1
         self._partial = data[complete:]  # an incomplete last line waits for the next poll
         # A big first read makes a few objects per call that all live on: the cyclic collector
@@ -119,7 +119,7 @@ class RunMonitor:
             gc.disable()
         try:
             apply = self._apply
-            for event in json_log_events(data[:complete]):
+            for event in json_log_events(memoryview(data)[:complete]):
                 apply(event)
         finally:
             if pause_gc:
