@@ -27,7 +27,7 @@ class CallState:
     scatter_index: Optional[str] = None  # e.g. "0-a" (index and tag as in the directory name)
     kind: str = "task"  # "task" or "workflow" (a sub-workflow call)
     state: str = QUEUED
-    dir: Optional[Path] = None  # a Path when read (see _call_dir below)
+    dir: Optional[Path] = None  # a Path when read (see the property after the class)
     start_time: Optional[float] = None
     end_time: Optional[float] = None
     exit_code: Optional[int] = None
