@@ -11,6 +11,7 @@ never running forever.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -19,6 +20,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import launch_record, protocol
 from .files import tail_lines
+from .json_log import VALUE_EVENTS
+from .json_log import events as json_log_events
 from .run_dirs import is_locked, log_files
 from .run_errors import is_cancellation, process_died_message
 from .run_state import (  # noqa: F401 - the run-state names are read from here too
@@ -47,8 +50,10 @@ _GRACE_SECONDS = 5.0
 # A launch record without the launcher's handle (pid, job id) yet: the launching process is
 # between writing the record and starting the process. Past this, it died doing so.
 _STARTING_SECONDS = 120.0
-_VALUE_EVENTS = ("visit", "input", "output", "eval")
-_VALUE_EVENT_PREFIXES = tuple(f'{{"message": "{m}"'.encode() for m in _VALUE_EVENTS)
+_RUN_STARTS = (protocol.TASK_SETUP, protocol.WORKFLOW_START)
+_READY, _FINISH, _DONE, _DONE_CACHED, _RETRIED = protocol.READY, protocol.FINISH, protocol.DONE, protocol.DONE_CACHED, protocol.RETRIED
+_UNSEEN = object()
+_GC_PAUSE_BYTES = 1 << 20
 
 
 def _call_name_and_index(call_id: str) -> tuple[str, Optional[str]]:
@@ -70,6 +75,7 @@ class RunMonitor:
         self._offset = 0
         self._partial = b""
         self._root_logger: Optional[str] = None
+        self._paths: Dict[str, Optional[tuple[bool, str, bool]]] = {}  # logger name -> _call_path()
         self._launch = launch_record.read(self.run_dir)
         if self._launch:
             self.state.name = str(self._launch.get("name") or "")
@@ -103,19 +109,21 @@ class RunMonitor:
         if not chunk:
             return
         self._offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
-        self._partial = lines.pop()  # an incomplete last line waits for the next poll
-        for line in lines:
-            # INFO events that carry values (visit/input/output/eval) are most of a verbose log
-            # and change no state: skip them before paying for json.loads.
-            if not line.strip() or line.startswith(_VALUE_EVENT_PREFIXES):
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            self._apply(event)
+        data = self._partial + chunk if self._partial else chunk  # (a big first read: no copy)
+        complete = data.rfind(b"\n") + 1
+        self._partial = data[complete:]  # an incomplete last line waits for the next poll
+        # A big first read makes a few objects per call that all live on: the cyclic collector
+        # would walk them over and over while they are made (a sixth of the read) and free none.
+        pause_gc = complete > _GC_PAUSE_BYTES and gc.isenabled()
+        if pause_gc:
+            gc.disable()
+        try:
+            apply = self._apply
+            for event in json_log_events(memoryview(data)[:complete]):
+                apply(event)
+        finally:
+            if pause_gc:
+                gc.enable()
 
     def _settle(self, plain_log: Path) -> None:
         """The log is not locked here: the run ended, has not started, runs on another host, or its
@@ -189,56 +197,60 @@ class RunMonitor:
 
     # -- events --------------------------------------------------------------------------------
     def _apply(self, event: Dict[str, Any]) -> None:
+        # Runs once per log line (half a million for a 100,000-call run): the common events take
+        # the shortest path, and fields most events lack are looked up only when present.
         state = self.state
         source = event.get("source", "")
         message = event.get("message", "")
         ts = event.get("timestamp")
-        if self._root_logger is None and source.startswith("wdl."):
-            self._root_logger = source.split(".")[0] + "." + source.split(".")[1]
-            state._root_logger = self._root_logger
-            state.name = state.name or source.split(":", 1)[-1].split(".")[0]
-        if source == self._root_logger and message in (protocol.WORKFLOW_START, protocol.TASK_SETUP):
+        call_path = self._paths.get(source, _UNSEEN)
+        if call_path is _UNSEEN:
+            call_path = self._first_seen(source)
+        if message in _RUN_STARTS and source == self._root_logger:
             state.start_time = state.start_time or ts
             if state.status == QUEUED:
                 self._set_status(RUNNING)
-        self._tail(event)
-        call_path = self._call_path(source)
+        if event.get("levelno", 0) >= 15 and message not in VALUE_EVENTS:
+            state.tail_events.append(event)
         if call_path is None:  # the run's own logger
-            if message == protocol.READY and "job" in event and source == self._root_logger:
+            if message == _READY and "job" in event and source == self._root_logger:
                 self._call(event["job"])
-            elif message == protocol.FINISH and "job" in event and source == self._root_logger:
+            elif message == _FINISH and "job" in event and source == self._root_logger:
                 self._finish_call(self._call(event["job"]), ts)
             return
-        prefix, is_task, leaf = call_path
-        if message == protocol.READY and "job" in event and not is_task:
+        is_task, leaf, is_stderr = call_path
+        if message == _READY and "job" in event and not is_task:
             self._call(f"{leaf}/{event['job']}")
             return
-        if message == protocol.FINISH and "job" in event and not is_task:
+        if message == _FINISH and "job" in event and not is_task:
             self._finish_call(self._call(f"{leaf}/{event['job']}"), ts)
             return
-        if source.endswith(".stderr"):
+        if is_stderr:
             return
-        call = self._call(leaf, kind="task" if is_task else "workflow")
-        fields = protocol.job_facts(event)
-        if fields:
+        kind = "task" if is_task else "workflow"
+        call = state.calls.get(leaf)
+        if call is None or call.kind != kind:
+            call = self._call(leaf, kind=kind)
+        if "job_id" in event:
+            fields = protocol.job_facts(event)
             if fields != {k: call.job.get(k) for k in fields}:
                 call.job.update(fields)
                 state.changed.add(call.id)
                 state.version += 1
-        exit_code = protocol.exit_code(event)
-        if message in (protocol.TASK_SETUP, protocol.WORKFLOW_START):
-            call.dir = Path(event["dir"]) if "dir" in event else self.run_dir / call.id
+        exit_code = protocol.exit_code(event) if "exit_code" in event else None
+        if message in _RUN_STARTS:
+            call.dir = event["dir"] if "dir" in event else self.run_dir / call.id  # text: a Path when read
             call.start_time = call.start_time or ts
             if call.state == QUEUED:
                 self._set_call_state(call, RUNNING)
-        elif message == protocol.DONE_CACHED:
+        elif message == _DONE_CACHED:
             call.cached = True
             call.end_time = ts
             self._set_call_state(call, CACHED)
-        elif message == protocol.DONE and is_task:
+        elif message == _DONE and is_task:
             call.end_time = ts
             self._set_call_state(call, SUCCEEDED)
-        elif message in protocol.RETRIED:
+        elif message in _RETRIED:
             call.attempt += 1
             call.exit_code = None
             self._set_call_state(call, RETRYING)
@@ -251,7 +263,7 @@ class RunMonitor:
             call.exit_code = exit_code
             if call.state == RETRYING:
                 self._set_call_state(call, RUNNING)
-        elif event.get("level") == "ERROR" and "error" in event and event.get("dir"):
+        elif "error" in event and event.get("level") == "ERROR" and event.get("dir"):
             call.error = {k: v for k, v in event.items() if k not in ("source", "timestamp", "levelno", "level")}
             if isinstance(event.get("exit_status"), int):
                 call.exit_code = event["exit_status"]
@@ -260,12 +272,23 @@ class RunMonitor:
         elif call.state == RETRYING and protocol.is_running(event):
             self._set_call_state(call, RUNNING)
 
-    def _call_path(self, source: str) -> Optional[tuple[str, bool, str]]:
-        """Logger name -> (parent path, is_task, call id path), or None for the run's own logger.
+    def _first_seen(self, source: str) -> Optional[tuple[bool, str, bool]]:
+        """A logger not seen before: the run's own logger if none is known yet, and its call path
+        (remembered: it never changes once the root logger is known, from the first "wdl." line)."""
+        state = self.state
+        if self._root_logger is None and source.startswith("wdl."):
+            self._root_logger = source.split(".")[0] + "." + source.split(".")[1]
+            state._root_logger = self._root_logger
+            state.name = state.name or source.split(":", 1)[-1].split(".")[0]
+        call_path = self._paths[source] = self._call_path(source)
+        return call_path
+
+    def _call_path(self, source: str) -> Optional[tuple[bool, str, bool]]:
+        """Logger name -> (is_task, call id path, is its stderr), or None for the run's own logger.
         A single-task run (`--task`) is its own one call, named after the task."""
         if self._root_logger and self._root_logger.startswith("wdl.t:"):
             if source == self._root_logger or source == self._root_logger + ".stderr":
-                return "", True, self._root_logger.split(":", 1)[1]
+                return True, self._root_logger.split(":", 1)[1], source.endswith(".stderr")
         if not self._root_logger or not source.startswith(self._root_logger + "."):
             return None
         rest = source[len(self._root_logger) + 1:]
@@ -273,21 +296,18 @@ class RunMonitor:
             rest = rest[: -len(".stderr")]
         segments = rest.split(".")
         ids = [s.split(":", 1)[-1] for s in segments]
-        return "/".join(ids[:-1]), segments[-1].startswith("t:"), "/".join(ids)
+        return segments[-1].startswith("t:"), "/".join(ids), source.endswith(".stderr")
 
     def _call(self, call_id: str, kind: Optional[str] = None) -> CallState:
         # A "ready" job is taken for a task until its own logger says "workflow start".
         call = self.state.calls.get(call_id)
         if call is None:
-            parts = [_call_name_and_index(p) for p in call_id.split("/")]
-            call = CallState(
-                id=call_id,
-                name=".".join(n for n, _ in parts),
-                scatter_index=parts[-1][1],
-                kind=kind or "task",
-                dir=None,
-            )
-            self.state.calls[call_id] = call
+            if "/" in call_id:  # in a sub-workflow: "call-sub/call-greet-0" -> "sub.greet"
+                parts = [_call_name_and_index(p) for p in call_id.split("/")]
+                name, index = ".".join([n for n, _ in parts]), parts[-1][1]
+            else:
+                name, index = _call_name_and_index(call_id)
+            call = self.state.calls[call_id] = CallState(call_id, name, index, kind or "task")
             if call.kind == "task":
                 self._count(call, +1)
             self.state.changed.add(call_id)
@@ -332,10 +352,6 @@ class RunMonitor:
         call.state = new_state
         self.state.changed.add(call.id)
         self.state.version += 1
-
-    def _tail(self, event: Dict[str, Any]) -> None:
-        if event.get("levelno", 0) >= 15 and event.get("message") not in _VALUE_EVENTS:
-            self.state.tail_events.append(event)
 
 
 def _launched(record: Dict[str, Any]) -> bool:
