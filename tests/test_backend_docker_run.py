@@ -281,6 +281,43 @@ def test_gpu_tasks_fail_when_require_gpu_and_docker_gives_no_gpu(docker_image, t
     assert "require_gpu = false" in cause["message"]
 
 
+def test_gpu_tasks_run_without_a_gpu_docker_cannot_give_warning_once_a_run(docker_image, tmp_path):
+    """The default (require_gpu = false): the first gpu task's refused `docker run` gives one
+    warning for the run, and it and the later gpu task run without GPU flags."""
+    wdl = write_wdl(tmp_path, "two.wdl", """version 1.1
+workflow two {
+  call first
+  call second { input: after = first.out }
+  output { String said = second.out }
+}
+task first { command <<< echo one >>> output { String out = read_string(stdout()) } runtime { docker: "IMAGE"  gpu: true } }
+task second {
+  input { String after }
+  command <<< echo "~{after} two" >>>
+  output { String out = read_string(stdout()) }
+  runtime { docker: "IMAGE"  gpu: true }
+}
+""")
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "docker_run", run_dir, env=NO_GPU_FLAGS)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((run_dir / "outputs.json").read_text()) == {"two.said": "one two"}
+    warned = [call.name for call in sorted(run_dir.glob("call-*")) if "runtime.gpu ignored" in (call / "task.log").read_text()]
+    assert warned == ["call-first"], warned
+
+
+def test_preemptible_has_nothing_to_act_on_only_max_retries_retries(docker_image, tmp_path):
+    """A failing task with `preemptible: 3` and `maxRetries: 1`: docker_run reports no interruption,
+    so the failure is retried once (maxRetries), not more."""
+    wdl = write_wdl(tmp_path, "t.wdl", 'version 1.1\ntask t { command <<< exit 3 >>> runtime { docker: "IMAGE"  preemptible: 3  maxRetries: 1 } }\n')
+    run_dir = tmp_path / "run"
+    proc = miniwdl_run(wdl, "docker_run", run_dir)
+    assert proc.returncode != 0
+    assert root_cause(run_dir)["error"] == "CommandFailed"
+    # one stderr file per attempt (stderr.txt, stderr2.txt...): two attempts
+    assert sorted(f.name for f in run_dir.glob("stderr*.txt")) == ["stderr.txt", "stderr2.txt"]
+
+
 def test_input_files_with_any_name_are_mounted(docker_image, tmp_path):
     """One mount per input file, whatever its name: CR LF (not expressible in --mount) goes
     through -v; quotes, commas, colons through CSV-quoted --mount fields."""
