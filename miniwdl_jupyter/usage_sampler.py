@@ -216,24 +216,48 @@ def shell_sampler_fields(fields):
 
 
 # For images without python3 (docker_run, Batch): run the command, then read the container's own
-# cgroup (v2, else v1). The kernel keeps the peak, so no sampling is needed. $1 = the command line,
-# $2 = where to write the usage, $3 = more fields (shell_sampler_fields). Plain POSIX sh: dash, bash
+# cgroup (v2, else v1). The kernel keeps the peak, so no sampling is needed for memory and CPU. A GPU
+# container has nvidia-smi (the NVIDIA container toolkit mounts it), which answers for the
+# container's own devices only: sampled every $4 seconds beside the command (GPU memory has no kept
+# peak), each sample's lines followed by "--". $1 = the command line, $2 = where to write the usage,
+# $3 = more fields (shell_sampler_fields), $4 = the sampling interval. Plain POSIX sh: dash, bash
 # and busybox run it.
 SHELL_SAMPLER = r"""
 read t0 _ < /proc/uptime 2>/dev/null
+gs=; gp=
+if command -v nvidia-smi >/dev/null 2>&1; then
+  gs=$(mktemp 2>/dev/null) || gs=
+  [ -n "$gs" ] && { while nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits >> "$gs" 2>/dev/null && echo -- >> "$gs"; do sleep "${4:-5}"; done & gp=$!; } 2>/dev/null
+fi
 /bin/sh -c "$1"
 rc=$?
 {
   read t1 _ < /proc/uptime
-  g=/sys/fs/cgroup; m=; c=
+  g=/sys/fs/cgroup; m=; c=; gm=; gu=
   if [ -r $g/memory.peak ]; then read m < $g/memory.peak
   elif [ -r $g/memory/memory.max_usage_in_bytes ]; then read m < $g/memory/memory.max_usage_in_bytes; fi
   if [ -r $g/cpu.stat ]; then while read k v; do [ "$k" = usage_usec ] && c=$v; done < $g/cpu.stat
   elif [ -r $g/cpuacct/cpuacct.usage ]; then read n < $g/cpuacct/cpuacct.usage; c=$((n / 1000)); fi
+  if [ -n "$gp" ]; then
+    kill $gp 2>/dev/null
+    nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits >> "$gs" 2>/dev/null && echo -- >> "$gs"
+    sum=
+    while IFS=', ' read a b; do
+      if [ "$a" = -- ]; then
+        [ -n "$sum" ] && { [ -z "$gm" ] || [ "$sum" -gt "$gm" ]; } && gm=$sum
+        sum=; continue
+      fi
+      case $a in ''|*[!0-9]*) ;; *) sum=$(( ${sum:-0} + a ));; esac
+      case $b in ''|*[!0-9]*) ;; *) { [ -z "$gu" ] || [ "$b" -gt "$gu" ]; } && gu=$b;; esac
+    done < "$gs"
+    rm -f "$gs"
+  fi
   w=$(( ${t1%.*}${t1#*.} - ${t0%.*}${t0#*.} ))
   printf '{"source": "cgroup", "samples": 1, "wall_seconds": %d.%02d' $((w / 100)) $((w % 100))
   [ -n "$m" ] && printf ', "peak_memory_bytes": %s' "$m"
   [ -n "$c" ] && printf ', "cpu_seconds": %d.%06d' $((c / 1000000)) $((c % 1000000))
+  [ -n "$gm" ] && printf ', "gpu_memory_peak_bytes": %s' $((gm * 1048576))
+  [ -n "$gu" ] && printf ', "gpu_utilization_max_percent": %s' "$gu"
   [ -n "$3" ] && printf ', %s' "$3"
   printf '}\n'
 } > "$2" 2>/dev/null

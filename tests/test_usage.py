@@ -130,6 +130,7 @@ def test_peak_memory_and_cpu_time_of_real_tasks(tmp_path, backend):
 def check_hold_and_burn(run_dir: Path) -> None:
     hold = _usage(run_dir / "call-hold")
     assert 0.8 * 300 * MIB <= hold["peak_memory_bytes"] <= 1.2 * 300 * MIB, hold
+    assert not any(key.startswith("gpu_") for key in hold), hold  # no GPU, no nvidia-smi: no GPU fields
     assert hold["wall_seconds"] >= 2 and hold["samples"] >= 1
     burn = _usage(run_dir / "call-burn")
     # one core for 5 s: CPU time close to wall time, where the machine has a core to spare; on a
@@ -249,3 +250,37 @@ def test_gpu_memory_and_utilisation_of_the_tasks_own_devices(tmp_path):
         assert usage["gpu_utilization_max_percent"] == utilization, usage
     plain = _usage(tmp_path / "run" / "call-plain")
     assert plain["samples"] >= 1 and not any(key.startswith("gpu_") for key in plain), plain
+
+
+# In a GPU container the NVIDIA container toolkit mounts nvidia-smi, which lists the container's own
+# devices. This stand-in, mounted the same way, lists two: the first "uses" what the task wrote to
+# /tmp/gpu-load, the second a constant 500 MiB at 10%.
+CONTAINER_NVIDIA_SMI = """#!/bin/sh
+cat /tmp/gpu-load 2>/dev/null || echo '0, 0'
+echo '500, 10'
+"""
+
+CONTAINER_GPU_WDL = """
+version 1.1
+task use {
+  # the load lasts 3 s and is gone at exit: only a sample taken while it ran can see it
+  command <<< echo '3000, 55' > /tmp/gpu-load; sleep 3; rm /tmp/gpu-load >>>
+  runtime { docker: "IMAGE" }
+}
+"""
+
+
+def test_gpu_memory_and_utilisation_in_a_container(tmp_path, docker_image):
+    """docker_run: the shell sampler asks the container's nvidia-smi every [usage] interval_seconds
+    while the command runs; the peak is the largest sum over the container's devices."""
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text(CONTAINER_NVIDIA_SMI)
+    smi.chmod(0o755)
+    wdl = write_wdl(tmp_path, "use.wdl", CONTAINER_GPU_WDL.replace("IMAGE", docker_image))
+    env = {"MINIWDL__USAGE__INTERVAL_SECONDS": "1",
+           "MINIWDL__DOCKER_RUN__EXTRA_ARGS": json.dumps(["-v", f"{smi}:/usr/local/bin/nvidia-smi:ro"])}
+    run = miniwdl_run(wdl, "docker_run", tmp_path / "run", env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    usage = _usage(tmp_path / "run")
+    assert usage["gpu_memory_peak_bytes"] == 3500 * MIB and usage["gpu_utilization_max_percent"] == 55, usage
+    assert usage["source"] == "cgroup", usage

@@ -283,7 +283,7 @@ class DockerRunContainer(ScheduledSubprocessBase):
         logger.info(_("docker_run invocation", args=" ".join(shlex.quote(a) for a in args + [image]), binds=len(mounts)))
         shell = self.cfg.get("task_runtime", "command_shell")
         command_line = f"{shell} ../command >> ../stdout.txt 2>> ../stderr.txt"
-        return args + [image] + (sampled_container_command(command_line, requested(self.runtime_values)) if sampled else ["/bin/sh", "-c", command_line])
+        return args + [image] + (sampled_container_command(self.cfg, command_line, requested(self.runtime_values)) if sampled else ["/bin/sh", "-c", command_line])
 
     def run_arguments(self, logger: logging.Logger, with_gpus: Optional[bool] = None) -> List[str]:
         """`docker run` options for this attempt (see container_cli.run_arguments)."""

@@ -69,7 +69,7 @@ def sampled_job_command(cfg: config.Loader, host_dir: str, attempt: int, command
     the call directory on the shared filesystem (aws_batch); unchanged when sampling is off."""
     if not jupyter_config.option(cfg, "usage", "sample", "bool"):
         return ["/bin/sh", "-c", command_line]
-    return ["/bin/sh", "-c", SHELL_SAMPLER, "sh", command_line, host_usage_path(host_dir, attempt), shell_sampler_fields(asked)]
+    return _shell_sampled(cfg, command_line, host_usage_path(host_dir, attempt), asked)
 
 
 def container_usage_mount(
@@ -85,10 +85,15 @@ def container_usage_mount(
     return (os.path.join(container_dir, CONTAINER_USAGE_FILE), host_path, True)
 
 
-def sampled_container_command(command_line: str, asked: Dict[str, Any]) -> List[str]:
+def sampled_container_command(cfg: config.Loader, command_line: str, asked: Dict[str, Any]) -> List[str]:
     """The container's argv: `command_line` under the shell sampler, writing ../usage.json
     (relative to the work directory the container starts in)."""
-    return ["/bin/sh", "-c", SHELL_SAMPLER, "sh", command_line, "../" + CONTAINER_USAGE_FILE, shell_sampler_fields(asked)]
+    return _shell_sampled(cfg, command_line, "../" + CONTAINER_USAGE_FILE, asked)
+
+
+def _shell_sampled(cfg: config.Loader, command_line: str, usage_path: str, asked: Dict[str, Any]) -> List[str]:
+    interval = jupyter_config.option(cfg, "usage", "interval_seconds", "float")
+    return ["/bin/sh", "-c", SHELL_SAMPLER, "sh", command_line, usage_path, shell_sampler_fields(asked), f"{interval:g}"]
 
 
 def drop_if_empty(host_path: str) -> None:

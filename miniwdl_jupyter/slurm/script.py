@@ -105,7 +105,7 @@ def job_script(container: Any, logger: logging.Logger, settings: Dict[str, Any],
         )
         if usage:
             mounts.append(usage)
-            task = sampled_container_command(task[-1], requested(container.runtime_values))
+            task = sampled_container_command(container.cfg, task[-1], requested(container.runtime_values))
         invocation = container_invocation(container, logger, runtime, image, mounts) + task
         exe = " ".join(q(a) for a in container.cli_exe)
         if runtime in ("docker", "podman"):
