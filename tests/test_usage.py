@@ -270,16 +270,27 @@ task use {
 """
 
 
-def test_gpu_memory_and_utilisation_in_a_container(tmp_path, docker_image):
-    """docker_run: the shell sampler asks the container's nvidia-smi every [usage] interval_seconds
-    while the command runs; the peak is the largest sum over the container's devices."""
+@pytest.fixture(params=["docker_run", "slurm-docker"])
+def container_backend(request) -> tuple:
+    """A backend whose task runs in a container under the shell sampler, and its settings."""
+    if request.param == "docker_run":
+        requires_docker(request, "docker_run")
+        return "docker_run", {}
+    return "slurm", slurm_backend(request, "docker").env
+
+
+def test_gpu_memory_and_utilisation_in_a_container(tmp_path, docker_image, container_backend):
+    """docker_run and slurm's docker runtime: the shell sampler asks the container's nvidia-smi
+    every [usage] interval_seconds while the command runs; the peak is the largest sum over the
+    container's devices."""
     smi = tmp_path / "nvidia-smi"
     smi.write_text(CONTAINER_NVIDIA_SMI)
     smi.chmod(0o755)
     wdl = write_wdl(tmp_path, "use.wdl", CONTAINER_GPU_WDL.replace("IMAGE", docker_image))
-    env = {"MINIWDL__USAGE__INTERVAL_SECONDS": "1",
+    backend, settings = container_backend
+    env = {**settings, "MINIWDL__USAGE__INTERVAL_SECONDS": "1",
            "MINIWDL__DOCKER_RUN__EXTRA_ARGS": json.dumps(["-v", f"{smi}:/usr/local/bin/nvidia-smi:ro"])}
-    run = miniwdl_run(wdl, "docker_run", tmp_path / "run", env=env)
+    run = miniwdl_run(wdl, backend, tmp_path / "run", env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     usage = _usage(tmp_path / "run")
     assert usage["gpu_memory_peak_bytes"] == 3500 * MIB and usage["gpu_utilization_max_percent"] == 55, usage
