@@ -178,6 +178,14 @@ def test_bad_cleanup_arguments_are_short_usage_errors(local_shell):
         assert words in str(result.error_in_exec), (line, str(result.error_in_exec))
 
 
+def deleting(trash: Path, pid: int) -> bool:
+    """Has cleanup process `pid` moved a run into the trash (cleanup.py names it RUN.PID.NS)?"""
+    try:
+        return any(f".{pid}." in name for name in os.listdir(trash))
+    except OSError:
+        return False  # no trash yet, or emptied meanwhile
+
+
 def test_cleanup_killed_halfway_breaks_nothing(workdir, monkeypatch):
     monkeypatch.setenv("MINIWDL__JUPYTER__BACKEND", "local")
     source = COUNT_WDL.replace("head -c 1500000 /dev/urandom > big.bin", "mkdir many; for i in $(seq 400); do echo $i > many/$i; done; echo > big.bin")
@@ -186,10 +194,14 @@ def test_cleanup_killed_halfway_breaks_nothing(workdir, monkeypatch):
     for tag in range(8):
         mj.run("wf.wdl", {"reads": "s.txt", "tag": str(tag)})
     cli = [sys.executable, "-m", "miniwdl_jupyter.cli", "cleanup", "--keep-last", "0", "--all", "--drop-cache", "--yes"]
+    trash = workdir / "wdl_runs" / ".trash"
     halfway, before = 0, len(mj.list_runs())
-    for delay in (0.3, 0.5, 0.7, 0.9, 1.1, 1.4, 1.7, 2.0, 2.5, 3.0):
+    for _ in range(before + 2):
         proc = subprocess.Popen(cli, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(delay)
+        # SIGKILL as soon as this cleanup has renamed a run into the trash (its pid is in the name),
+        # i.e. in the middle of deleting it; whatever the machine's speed
+        while proc.poll() is None and not deleting(trash, proc.pid):
+            time.sleep(0.002)
         killed = proc.poll() is None
         if killed:
             proc.send_signal(signal.SIGKILL)
@@ -203,7 +215,7 @@ def test_cleanup_killed_halfway_breaks_nothing(workdir, monkeypatch):
             break
     subprocess.run(cli, check=True, capture_output=True)
     assert not mj.list_runs() and not (workdir / "wdl_runs" / ".trash").exists(), "the next cleanup empties the trash"
-    assert halfway, "no cleanup was killed halfway (the machine was too fast for these delays)"
+    assert halfway, "no cleanup was killed while it deleted a run"
     again = mj.run("wf.wdl", {"reads": "s.txt", "tag": "0"})
     assert again.status == "succeeded" and again.outputs["n"].read_text() == "5\n0\n"
     cached = mj.run("wf.wdl", {"reads": "s.txt", "tag": "0"})
